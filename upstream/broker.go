@@ -1,0 +1,84 @@
+// Package upstream is pubgate's fan-out engine seam: the Broker interface and
+// its implementations, Redis (standalone, through go-redis) and an in-process
+// memory engine with the same semantics for single nodes and tests.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Kind is the flavour of a subscription or message, as in Redis.
+type Kind uint8
+
+const (
+	KindChannel Kind = iota // SUBSCRIBE / PUBLISH / message
+	KindPattern             // PSUBSCRIBE / pmessage
+	KindShard               // SSUBSCRIBE / SPUBLISH / smessage
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindChannel:
+		return "channel"
+	case KindPattern:
+		return "pattern"
+	case KindShard:
+		return "shard"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Message is one delivery from the engine. For KindPattern, Pattern is the
+// subscribed pattern that matched Channel; a message matching several
+// subscriptions is delivered once per subscription, as Redis does.
+type Message struct {
+	Kind    Kind
+	Pattern string
+	Channel string
+	Payload []byte
+}
+
+// Publication is one PUBLISH (KindChannel) or SPUBLISH (KindShard) in a batch.
+// Publish fills in Receivers or Err.
+type Publication struct {
+	Kind      Kind
+	Channel   string
+	Payload   []byte
+	Receivers int64 // subscriptions that matched at the engine, as Redis counts them
+	Err       error
+}
+
+// ErrClosed is returned by a broker after Close.
+var ErrClosed = errors.New("upstream: broker closed")
+
+// Broker is a pub/sub engine shared by every session of a pubgate node.
+//
+// Guarantees every implementation gives:
+//   - Subscribe returns only once the engine confirmed every name, so a
+//     message published after it returns is delivered; subscribing to a name
+//     that is already subscribed is a no-op.
+//   - Subscribe and Unsubscribe calls take effect in the order they are made.
+//   - Messages of one subscription are delivered in publish order, on the one
+//     channel returned by Messages, which is closed by Close. The broker never
+//     drops a message because the reader is slow; it applies back-pressure.
+//   - Subscriptions survive reconnects: after an engine restart they are
+//     restored without the caller's help.
+//   - Close is safe to call more than once.
+type Broker interface {
+	// Publish sends every publication of the batch, in order, as one round
+	// trip where the engine allows it, and fills in Receivers or Err. The
+	// returned error reports a failure of the whole batch.
+	Publish(ctx context.Context, batch []Publication) error
+	Subscribe(ctx context.Context, kind Kind, names ...string) error
+	Unsubscribe(ctx context.Context, kind Kind, names ...string) error
+	Messages() <-chan Message
+	// Channels lists active channels (KindChannel) or shard channels
+	// (KindShard) matching pattern ("" for all), across every node using
+	// the engine.
+	Channels(ctx context.Context, kind Kind, pattern string) ([]string, error)
+	// NumSub reports, per channel, how many subscriptions the engine has.
+	NumSub(ctx context.Context, kind Kind, channels ...string) ([]int64, error)
+	Close() error
+}

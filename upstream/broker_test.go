@@ -1,0 +1,191 @@
+package upstream
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pubgate/pubgate/internal/testutil"
+)
+
+// engines runs a test against every Broker implementation.
+func engines(t *testing.T, test func(t *testing.T, b Broker)) {
+	t.Run("memory", func(t *testing.T) {
+		b := NewMemory()
+		defer b.Close()
+		test(t, b)
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := testutil.StartRedis(t)
+		b, err := NewRedis(RedisOptions{URL: srv.URL(), Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		test(t, b)
+	})
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func publish(t *testing.T, b Broker, kind Kind, channel, payload string) int64 {
+	t.Helper()
+	batch := []Publication{{Kind: kind, Channel: channel, Payload: []byte(payload)}}
+	if err := b.Publish(ctx(t), batch); err != nil {
+		t.Fatal(err)
+	}
+	if batch[0].Err != nil {
+		t.Fatal(batch[0].Err)
+	}
+	return batch[0].Receivers
+}
+
+func receive(t *testing.T, b Broker) Message {
+	t.Helper()
+	select {
+	case m := <-b.Messages():
+		return m
+	case <-time.After(20 * time.Second):
+		t.Fatal("no message received")
+	}
+	return Message{}
+}
+
+func expectNoMessage(t *testing.T, b Broker) {
+	t.Helper()
+	// A sentinel published after the unwanted message must arrive first.
+	if err := b.Subscribe(ctx(t), KindChannel, "sentinel"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, KindChannel, "sentinel", "s")
+	if m := receive(t, b); m.Channel != "sentinel" {
+		t.Fatalf("unexpected message %+v", m)
+	}
+	if err := b.Unsubscribe(ctx(t), KindChannel, "sentinel"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBrokerChannelsPatternsShards(t *testing.T) {
+	engines(t, func(t *testing.T, b Broker) {
+		c := ctx(t)
+		if err := b.Subscribe(c, KindChannel, "acme:orders", "acme:other"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Subscribe(c, KindPattern, `acme:o*`); err != nil {
+			t.Fatal(err)
+		}
+		if n := publish(t, b, KindChannel, "acme:orders", "hello"); n != 2 {
+			t.Fatalf("PUBLISH receivers = %d, want 2 (channel + pattern)", n)
+		}
+		got := []Message{receive(t, b), receive(t, b)}
+		want := []Message{
+			{Kind: KindChannel, Channel: "acme:orders", Payload: []byte("hello")},
+			{Kind: KindPattern, Pattern: "acme:o*", Channel: "acme:orders", Payload: []byte("hello")},
+		}
+		for i := range want {
+			if got[i].Kind != want[i].Kind || got[i].Pattern != want[i].Pattern ||
+				got[i].Channel != want[i].Channel || string(got[i].Payload) != string(want[i].Payload) {
+				t.Errorf("message %d = %+v, want %+v", i, got[i], want[i])
+			}
+		}
+
+		if err := b.Subscribe(c, KindShard, "acme:s1"); err != nil {
+			t.Fatal(err)
+		}
+		if n := publish(t, b, KindShard, "acme:s1", "sharded"); n != 1 {
+			t.Fatalf("SPUBLISH receivers = %d, want 1", n)
+		}
+		if m := receive(t, b); m.Kind != KindShard || m.Channel != "acme:s1" {
+			t.Fatalf("shard message = %+v", m)
+		}
+
+		chans, err := b.Channels(c, KindChannel, "acme:*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(chans)
+		if !slices.Equal(chans, []string{"acme:orders", "acme:other"}) {
+			t.Errorf("Channels = %q", chans)
+		}
+		counts, err := b.NumSub(c, KindChannel, "acme:orders", "nobody")
+		if err != nil || !slices.Equal(counts, []int64{1, 0}) {
+			t.Errorf("NumSub = %v, %v", counts, err)
+		}
+		shards, err := b.Channels(c, KindShard, "")
+		if err != nil || !slices.Equal(shards, []string{"acme:s1"}) {
+			t.Errorf("shard Channels = %q, %v", shards, err)
+		}
+
+		if err := b.Unsubscribe(c, KindChannel, "acme:orders"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Unsubscribe(c, KindPattern, "acme:o*"); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, b, KindChannel, "acme:orders", "after unsubscribe")
+		expectNoMessage(t, b)
+	})
+}
+
+func TestBrokerOrderPerChannel(t *testing.T) {
+	engines(t, func(t *testing.T, b Broker) {
+		if err := b.Subscribe(ctx(t), KindChannel, "seq"); err != nil {
+			t.Fatal(err)
+		}
+		const n = 500
+		batch := make([]Publication, n)
+		for i := range batch {
+			batch[i] = Publication{Kind: KindChannel, Channel: "seq", Payload: []byte{byte(i), byte(i >> 8)}}
+		}
+		go func() { _ = b.Publish(context.Background(), batch) }()
+		for i := 0; i < n; i++ {
+			m := receive(t, b)
+			if got := int(m.Payload[0]) | int(m.Payload[1])<<8; got != i {
+				t.Fatalf("message %d arrived as %d", i, got)
+			}
+		}
+	})
+}
+
+// TestRedisRestartResubscribes restarts redis-server under a live
+// subscription: delivery resumes without the caller subscribing again, and
+// publishes during the outage fail rather than report success.
+func TestRedisRestartResubscribes(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	b, err := NewRedis(RedisOptions{URL: srv.URL(), Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Subscribe(ctx(t), KindChannel, "live"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Subscribe(ctx(t), KindPattern, "li*"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	batch := []Publication{{Kind: KindChannel, Channel: "live", Payload: []byte("lost")}}
+	_ = b.Publish(ctx(t), batch)
+	if batch[0].Err == nil {
+		t.Fatal("publish during outage reported success")
+	}
+	srv.Start()
+	testutil.Eventually(t, "subscriptions restored upstream", func() bool {
+		n, err := b.NumSub(ctx(t), KindChannel, "live")
+		return err == nil && n[0] == 1
+	})
+	if n := publish(t, b, KindChannel, "live", "back"); n != 2 {
+		t.Fatalf("receivers after restart = %d, want 2", n)
+	}
+	for range 2 {
+		if m := receive(t, b); string(m.Payload) != "back" {
+			t.Fatalf("after restart got %+v", m)
+		}
+	}
+}
