@@ -1,0 +1,96 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// hash is bcrypt("alice-secret") at the minimum cost, to keep tests fast.
+const hash = "$2a$04$kgPboL45J2J/V0s/3IbxXOQLOzAP1.yhtoWFpVWOR4gnrF79My9lG"
+
+const valid = `
+listen:
+  address: 127.0.0.1:7000
+upstream:
+  url: redis://:secret@127.0.0.1:6379/
+  timeout: 2s
+tenants:
+  acme: {}
+  globex:
+    prefix: "gx/"
+users:
+  alice:
+    tenant: acme
+    password_hash: "` + hash + `"
+    roles: [publisher]
+limits:
+  max_payload_bytes: 64KiB
+  client_output_buffer:
+    hard_limit: 1MiB
+    soft_limit: 512KiB
+    soft_seconds: 5
+`
+
+func TestParseValid(t *testing.T) {
+	c, err := Parse([]byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.Address != "127.0.0.1:7000" || c.Upstream.Timeout != 2*time.Second {
+		t.Errorf("listen/upstream not decoded: %+v %+v", c.Listen, c.Upstream)
+	}
+	if c.Tenants["acme"].Prefix != "acme:" || c.Tenants["globex"].Prefix != "gx/" {
+		t.Errorf("prefixes: acme %q globex %q", c.Tenants["acme"].Prefix, c.Tenants["globex"].Prefix)
+	}
+	if c.Limits.MaxPayloadBytes != 64<<10 || c.Limits.ClientOutputBuffer.HardLimit != 1<<20 {
+		t.Errorf("sizes: %+v", c.Limits)
+	}
+	if c.Limits.MaxClients != Default().Limits.MaxClients {
+		t.Errorf("default max_clients not kept: %d", c.Limits.MaxClients)
+	}
+	if s := c.Summary(); strings.Contains(s, "secret") || !strings.Contains(s, "alice") {
+		t.Errorf("summary leaks the password or misses users:\n%s", s)
+	}
+}
+
+func TestParseErrorsNameTheKey(t *testing.T) {
+	base := "tenants: {acme: {}}\n"
+	cases := []struct{ name, yaml, want string }{
+		{"unknown top key", base + "listn: {}\n", "listn: unknown key (line 2)"},
+		{"unknown nested key", base + "limits:\n  client_output_buffer:\n    hardlimit: 1\n", "limits.client_output_buffer.hardlimit: unknown key (line 4)"},
+		{"unknown key in map entry", "tenants:\n  acme: {prefx: a}\n", "tenants.acme.prefx: unknown key"},
+		{"unknown key in user", base + "users:\n  al:\n    tenant: acme\n    password: x\n", "users.al.password: unknown key"},
+		{"no tenants", "listen: {address: 127.0.0.1:1}\n", "tenants: at least one tenant is required"},
+		{"bad address", base + "listen: {address: nowhere}\n", "listen.address: must be host:port"},
+		{"bad scheme", base + "upstream: {url: 'http://x'}\n", `upstream.url: scheme must be memory, redis or rediss, not "http"`},
+		{"overlapping prefixes", "tenants:\n  a: {prefix: 'x:'}\n  b: {prefix: 'x:y'}\n", `tenants.b.prefix: "x:y" overlaps tenants.a.prefix "x:"`},
+		{"prefix with space", "tenants:\n  a: {prefix: 'x y'}\n", "tenants.a.prefix: must not contain spaces"},
+		{"bad tenant name", "tenants:\n  'a b': {}\n", "tenants.a b: tenant names may contain"},
+		{"unknown tenant", base + "users:\n  u: {tenant: nope, password_hash: '" + hash + "'}\n", `users.u.tenant: unknown tenant "nope"`},
+		{"missing hash", base + "users:\n  u: {tenant: acme}\n", "users.u.password_hash: is required"},
+		{"bad hash", base + "users:\n  u: {tenant: acme, password_hash: plain}\n", "users.u.password_hash: not a bcrypt hash"},
+		{"bad role", base + "users:\n  u: {tenant: acme, password_hash: '" + hash + "', roles: ['a b']}\n", "users.u.roles[0]: role names"},
+		{"unknown default user", base + "auth: {default_user: ghost}\n", `auth.default_user: unknown user "ghost"`},
+		{"soft above hard", base + "limits: {client_output_buffer: {hard_limit: 1KiB, soft_limit: 2KiB}}\n", "limits.client_output_buffer.soft_limit: must be positive and at most hard_limit"},
+		{"bad size", base + "limits: {max_payload_bytes: lots}\n", `"lots" is not a size`},
+		{"zero clients", base + "limits: {max_clients: 0}\n", "limits.max_clients: must be positive"},
+		{"bad log level", base + "log: {level: loud}\n", `log.level: must be debug, info, warn or error, not "loud"`},
+		{"bad duration", base + "upstream: {timeout: soon}\n", "soon"},
+		{"not yaml", "tenants: [\n", "yaml"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseEmptyDocumentNeedsTenants(t *testing.T) {
+	if _, err := Parse(nil); err == nil || !strings.Contains(err.Error(), "tenants") {
+		t.Fatalf("empty config: %v", err)
+	}
+}

@@ -1,0 +1,39 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Summary describes the configuration for `pubgate check`, without secrets.
+func (c *Config) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen:   %s\n", c.Listen.Address)
+	fmt.Fprintf(&b, "upstream: %s (timeout %s)\n", redactURL(c.Upstream.URL), c.Upstream.Timeout)
+	fmt.Fprintf(&b, "tenants:  %d\n", len(c.Tenants))
+	for _, name := range sortedKeys(c.Tenants) {
+		fmt.Fprintf(&b, "  %-16s prefix %q\n", name, c.Tenants[name].Prefix)
+	}
+	fmt.Fprintf(&b, "users:    %d\n", len(c.Users))
+	for _, name := range sortedKeys(c.Users) {
+		u := c.Users[name]
+		fmt.Fprintf(&b, "  %-16s tenant %s, roles [%s]\n", name, u.Tenant, strings.Join(u.Roles, ", "))
+	}
+	if c.Auth.DefaultUser != "" {
+		fmt.Fprintf(&b, "WARNING: connections without AUTH act as user %q (auth.default_user)\n", c.Auth.DefaultUser)
+	}
+	l := c.Limits
+	fmt.Fprintf(&b, "limits:   %d clients, %d subscriptions per client, %s payload, output buffer hard %s / soft %s for %ds\n",
+		l.MaxClients, l.MaxSubscriptionsPerClient, l.MaxPayloadBytes,
+		l.ClientOutputBuffer.HardLimit, l.ClientOutputBuffer.SoftLimit, l.ClientOutputBuffer.SoftSeconds)
+	return b.String()
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,160 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// namePattern is what tenant and user names may contain: they appear in
+// logs, policies and audit records, so keep them plain.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$`)
+
+// Validate checks the configuration; every error names its key.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen.Address); err != nil {
+		add("listen.address", "must be host:port: %v", err)
+	}
+	if c.Listen.ShutdownTimeout < 0 {
+		add("listen.shutdown_timeout", "must not be negative")
+	}
+	c.validateUpstream(add)
+	c.validateTenants(add)
+	c.validateUsers(add)
+	c.validateLimits(add)
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "console", "json":
+	default:
+		add("log.format", "must be console or json, not %q", c.Log.Format)
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}
+
+type addFunc func(key, format string, args ...any)
+
+func (c *Config) validateUpstream(add addFunc) {
+	u, err := url.Parse(c.Upstream.URL)
+	switch {
+	case err != nil:
+		add("upstream.url", "%v", err)
+	case u.Scheme == "memory":
+	case u.Scheme == "redis" || u.Scheme == "rediss":
+		if u.Host == "" {
+			add("upstream.url", "%s URL needs a host: %s://host:port/", u.Scheme, u.Scheme)
+		}
+	default:
+		add("upstream.url", "scheme must be memory, redis or rediss, not %q", u.Scheme)
+	}
+	if c.Upstream.Timeout <= 0 {
+		add("upstream.timeout", "must be positive")
+	}
+	if c.Upstream.PoolSize < 0 {
+		add("upstream.pool_size", "must not be negative")
+	}
+}
+
+func (c *Config) validateTenants(add addFunc) {
+	if len(c.Tenants) == 0 {
+		add("tenants", "at least one tenant is required")
+	}
+	names := sortedKeys(c.Tenants)
+	for _, name := range names {
+		key := "tenants." + name
+		if !namePattern.MatchString(name) {
+			add(key, "tenant names may contain letters, digits and _.@- only")
+		}
+		if p := c.Tenants[name].Prefix; strings.IndexFunc(p, isUnsafePrefixRune) >= 0 {
+			add(key+".prefix", "must not contain spaces or control characters")
+		}
+	}
+	// One prefix starting another would let a tenant name the other's
+	// channels ("a:" + "b:x" == "a:b:" + "x").
+	for i, a := range names {
+		for _, b := range names[i+1:] {
+			pa, pb := c.Tenants[a].Prefix, c.Tenants[b].Prefix
+			if strings.HasPrefix(pa, pb) || strings.HasPrefix(pb, pa) {
+				add("tenants."+b+".prefix", "%q overlaps tenants.%s.prefix %q", pb, a, pa)
+			}
+		}
+	}
+}
+
+func isUnsafePrefixRune(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
+
+func (c *Config) validateUsers(add addFunc) {
+	for _, name := range sortedKeys(c.Users) {
+		u, key := c.Users[name], "users."+name
+		if !namePattern.MatchString(name) {
+			add(key, "user names may contain letters, digits and _.@- only")
+		}
+		if u.Tenant == "" {
+			add(key+".tenant", "is required")
+		} else if _, ok := c.Tenants[u.Tenant]; !ok {
+			add(key+".tenant", "unknown tenant %q", u.Tenant)
+		}
+		if u.PasswordHash == "" {
+			add(key+".password_hash", "is required (generate one with `pubgate passwd`)")
+		} else if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+			add(key+".password_hash", "not a bcrypt hash (generate one with `pubgate passwd`): %v", err)
+		}
+		for i, r := range u.Roles {
+			if !namePattern.MatchString(r) {
+				add(fmt.Sprintf("%s.roles[%d]", key, i), "role names may contain letters, digits and _.@- only")
+			}
+		}
+	}
+	if d := c.Auth.DefaultUser; d != "" {
+		if _, ok := c.Users[d]; !ok {
+			add("auth.default_user", "unknown user %q", d)
+		}
+	}
+}
+
+func (c *Config) validateLimits(add addFunc) {
+	l := c.Limits
+	if l.MaxClients <= 0 {
+		add("limits.max_clients", "must be positive")
+	}
+	if l.MaxSubscriptionsPerClient <= 0 {
+		add("limits.max_subscriptions_per_client", "must be positive")
+	}
+	if l.MaxPayloadBytes <= 0 {
+		add("limits.max_payload_bytes", "must be positive")
+	}
+	ob := l.ClientOutputBuffer
+	if ob.HardLimit <= 0 {
+		add("limits.client_output_buffer.hard_limit", "must be positive")
+	}
+	if ob.SoftLimit <= 0 || ob.SoftLimit > ob.HardLimit {
+		add("limits.client_output_buffer.soft_limit", "must be positive and at most hard_limit")
+	}
+	if ob.SoftSeconds < 0 {
+		add("limits.client_output_buffer.soft_seconds", "must not be negative")
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
