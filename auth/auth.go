@@ -1,0 +1,37 @@
+// Package auth turns client credentials into an Identity bound to one tenant.
+// Authenticators never see the proxy; the proxy sees only this package's
+// small interface.
+package auth
+
+import (
+	"context"
+	"errors"
+)
+
+// Identity is who a connection acts as. Policies and the audit log see it.
+type Identity struct {
+	Tenant string
+	User   string
+	Roles  []string
+	Method string         // "password", later "mtls" | "jwt"
+	Claims map[string]any // verified token claims, if any
+}
+
+// Credentials is what a client presented with AUTH or HELLO … AUTH.
+type Credentials struct {
+	Username string
+	Password string
+}
+
+// ErrInvalidCredentials is returned for an unknown user or a wrong secret,
+// deliberately without saying which.
+var ErrInvalidCredentials = errors.New("auth: invalid username-password pair or user is disabled")
+
+// Authenticator checks credentials.
+//
+// Implementations return ErrInvalidCredentials (possibly wrapped) when the
+// credentials are wrong, and another error when they could not be checked.
+// They are safe for concurrent use.
+type Authenticator interface {
+	Authenticate(ctx context.Context, c Credentials) (Identity, error)
+}
