@@ -1,0 +1,282 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pubgate/pubgate/auth"
+	"go.uber.org/zap"
+)
+
+// redisVersion is the Redis release whose pub/sub behaviour pubgate
+// implements (sharded pub/sub arrived in 7.0); clients read it from HELLO and
+// INFO to pick features.
+const redisVersion = "7.0.0"
+
+func (s *session) cmdAuth(args [][]byte) {
+	switch len(args) {
+	case 2: // AUTH password: Redis's default user
+		if s.authenticate("default", string(args[1])) {
+			s.writeOK()
+		}
+	case 3:
+		if s.authenticate(string(args[1]), string(args[2])) {
+			s.writeOK()
+		}
+	default:
+		s.writeError("ERR syntax error")
+	}
+}
+
+// authenticate binds the session to the user's identity, or writes the
+// error reply and keeps the previous identity.
+func (s *session) authenticate(user, password string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := s.srv.auth.Authenticate(ctx, auth.Credentials{Username: user, Password: password})
+	switch {
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		s.log.Info("authentication failed", zap.String("user", user))
+		s.writeError("WRONGPASS invalid username-password pair or user is disabled.")
+		return false
+	case err != nil:
+		s.log.Error("authentication unavailable", zap.String("user", user), zap.Error(err))
+		s.writeError("ERR pubgate: authentication is unavailable, try again later")
+		return false
+	}
+	ns := s.srv.namespaces[id.Tenant]
+	if ns == nil {
+		s.log.Error("authenticated user has no tenant namespace", zap.String("user", id.User), zap.String("tenant", id.Tenant))
+		s.writeError("ERR pubgate: user has no tenant")
+		return false
+	}
+	if s.subscriptionCount() > 0 && ns != s.ns {
+		s.writeError("ERR pubgate: cannot switch to another tenant while subscribed; UNSUBSCRIBE or RESET first")
+		return false
+	}
+	s.bind(id)
+	s.log.Info("authenticated", zap.String("user", id.User), zap.String("tenant", id.Tenant))
+	return true
+}
+
+// cmdHello is HELLO [protover [AUTH username password] [SETNAME clientname]].
+func (s *session) cmdHello(args [][]byte) {
+	proto := s.proto.Load()
+	if len(args) > 1 {
+		v, err := strconv.Atoi(string(args[1]))
+		if err != nil {
+			s.writeError("ERR Protocol version is not an integer or out of range")
+			return
+		}
+		if v != resp2 && v != resp3 {
+			s.writeError("NOPROTO unsupported protocol version")
+			return
+		}
+		proto = int32(v)
+	}
+	var user, password, name string
+	var hasAuth, hasName bool
+	for i := 2; i < len(args); i++ {
+		more := len(args) - i - 1
+		switch opt := strings.ToLower(string(args[i])); {
+		case opt == "auth" && more >= 2:
+			user, password, hasAuth = string(args[i+1]), string(args[i+2]), true
+			i += 2
+		case opt == "setname" && more >= 1:
+			name, hasName = string(args[i+1]), true
+			i++
+		default:
+			s.writeErrorf("ERR Syntax error in HELLO option '%s'", printable(args[i]))
+			return
+		}
+	}
+	if !hasAuth && s.ident == nil {
+		s.writeError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		return
+	}
+	if hasAuth && !s.authenticate(user, password) {
+		return
+	}
+	if hasName {
+		if !validClientName(name) {
+			s.writeError("ERR Client names cannot contain spaces, newlines or special characters.")
+			return
+		}
+		s.name = name
+	}
+	s.proto.Store(proto)
+	s.writeMap(7)
+	s.writeBulk("server")
+	s.writeBulk("redis")
+	s.writeBulk("version")
+	s.writeBulk(redisVersion)
+	s.writeBulk("proto")
+	s.writeInt(int64(proto))
+	s.writeBulk("id")
+	s.writeInt(s.id)
+	s.writeBulk("mode")
+	s.writeBulk("standalone")
+	s.writeBulk("role")
+	s.writeBulk("master")
+	s.writeBulk("modules")
+	s.writeArray(0)
+}
+
+func (s *session) cmdPing(args [][]byte) {
+	if len(args) > 2 {
+		s.writeError("ERR wrong number of arguments for 'ping' command")
+		return
+	}
+	msg := ""
+	if len(args) == 2 {
+		msg = string(args[1])
+	}
+	switch {
+	case s.inRESP2SubscribeMode(): // Redis answers in the shape of a message
+		s.writeArray(2)
+		s.writeBulk("pong")
+		s.writeBulk(msg)
+	case len(args) == 2:
+		s.writeBulk(msg)
+	default:
+		s.writeSimple("PONG")
+	}
+}
+
+func (s *session) cmdQuit([][]byte) {
+	s.writeOK()
+	s.quit = true
+}
+
+// cmdReset returns the connection to its state right after connecting.
+func (s *session) cmdReset([][]byte) {
+	s.unsubscribeAll()
+	s.proto.Store(resp2)
+	s.name, s.libName, s.libVer = "", "", ""
+	s.replyOff, s.skipNext, s.mute = false, false, false
+	s.bindDefaultUser()
+	s.writeSimple("RESET")
+}
+
+func (s *session) cmdEcho(args [][]byte) { s.writeBulk(string(args[1])) }
+
+func (s *session) cmdSelect(args [][]byte) {
+	db, err := strconv.Atoi(string(args[1]))
+	switch {
+	case err != nil:
+		s.writeError("ERR value is not an integer or out of range")
+	case db != 0:
+		s.writeError("ERR pubgate is a pub/sub proxy: only database 0 exists (pub/sub does not depend on the database)")
+	default:
+		s.writeOK()
+	}
+}
+
+// cmdClient answers CLIENT subcommands about the client's own connection.
+func (s *session) cmdClient(args [][]byte) {
+	sub := strings.ToLower(string(args[1]))
+	n := len(args)
+	switch {
+	case sub == "id" && n == 2:
+		s.writeInt(s.id)
+	case sub == "getname" && n == 2:
+		if s.name == "" {
+			s.writeNull()
+		} else {
+			s.writeBulk(s.name)
+		}
+	case sub == "setname" && n == 3:
+		if !validClientName(string(args[2])) {
+			s.writeError("ERR Client names cannot contain spaces, newlines or special characters.")
+			return
+		}
+		s.name = string(args[2])
+		s.writeOK()
+	case sub == "setinfo" && n == 4:
+		s.clientSetInfo(strings.ToLower(string(args[2])), string(args[3]))
+	case (sub == "info" || sub == "list") && n == 2:
+		s.writeBulk(s.clientInfo())
+	case sub == "reply" && n == 3:
+		s.clientReply(strings.ToLower(string(args[2])))
+	case sub == "help" && n == 2:
+		s.writeStrings(clientHelp)
+	case clientUnsupported[sub]:
+		s.writeErrorf("ERR pubgate is a pub/sub proxy: CLIENT %s is not supported", strings.ToUpper(sub))
+	case clientKnown[sub]:
+		s.writeErrorf("ERR wrong number of arguments for 'client|%s' command", sub)
+	default:
+		s.writeErrorf("ERR unknown subcommand '%s'. Try CLIENT HELP.", printable(args[1]))
+	}
+}
+
+var clientHelp = []string{
+	"CLIENT <subcommand> [<arg> ...]. pubgate answers about your own connection only:",
+	"ID", "GETNAME", "SETNAME <name>", "SETINFO <LIB-NAME|LIB-VER> <value>",
+	"INFO", "LIST", "REPLY <ON|OFF|SKIP>", "HELP",
+}
+
+var clientKnown = map[string]bool{"id": true, "getname": true, "setname": true, "setinfo": true, "info": true, "list": true, "reply": true, "help": true}
+
+var clientUnsupported = map[string]bool{
+	"kill": true, "pause": true, "unpause": true, "tracking": true, "trackinginfo": true, "caching": true,
+	"getredir": true, "no-evict": true, "no-touch": true, "unblock": true,
+}
+
+func (s *session) clientSetInfo(attr, value string) {
+	if attr != "lib-name" && attr != "lib-ver" {
+		s.writeErrorf("ERR Unrecognized option '%s'", attr)
+		return
+	}
+	if strings.ContainsAny(value, " \r\n") {
+		s.writeErrorf("ERR %s cannot contain spaces, newlines or special characters.", strings.ToUpper(attr))
+		return
+	}
+	if attr == "lib-name" {
+		s.libName = value
+	} else {
+		s.libVer = value
+	}
+	s.writeOK()
+}
+
+func (s *session) clientReply(mode string) {
+	switch mode {
+	case "on":
+		s.replyOff, s.mute = false, false
+		s.writeOK()
+	case "off":
+		s.replyOff, s.mute = true, true
+	case "skip":
+		s.skipNext, s.mute = true, true
+	default:
+		s.writeError("ERR syntax error")
+	}
+}
+
+func (s *session) clientInfo() string {
+	flags := "N"
+	if s.subscriptionCount() > 0 {
+		flags = "P"
+	}
+	user := "default"
+	if s.ident != nil {
+		user = s.ident.User
+	}
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=0 flags=%s db=0 sub=%d psub=%d ssub=%d multi=-1 cmd=%s user=%s redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
+		s.id, s.addr, s.conn.LocalAddr(), s.name, int(time.Since(s.created).Seconds()), flags,
+		len(s.subs[0]), len(s.subs[1]), len(s.subs[2]), "client|info", user, s.proto.Load(), s.libName, s.libVer)
+}
+
+// validClientName follows Redis: printable ASCII without spaces.
+func validClientName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i] < '!' || name[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,308 @@
+package proxy
+
+import (
+	"strings"
+
+	"github.com/pubgate/pubgate/upstream"
+	"go.uber.org/zap"
+)
+
+const errUpstream = "ERR pubgate: upstream unavailable, try again later"
+
+// maxPublishPipeline bounds how many PUBLISHes one upstream pipeline carries.
+const maxPublishPipeline = 512
+
+var (
+	subscribeVerb   = [3]string{"subscribe", "psubscribe", "ssubscribe"}
+	unsubscribeVerb = [3]string{"unsubscribe", "punsubscribe", "sunsubscribe"}
+)
+
+func (s *session) cmdSubscribe(args [][]byte)    { s.subscribe(upstream.KindChannel, args[1:]) }
+func (s *session) cmdPSubscribe(args [][]byte)   { s.subscribe(upstream.KindPattern, args[1:]) }
+func (s *session) cmdSSubscribe(args [][]byte)   { s.subscribe(upstream.KindShard, args[1:]) }
+func (s *session) cmdUnsubscribe(args [][]byte)  { s.unsubscribe(upstream.KindChannel, args[1:]) }
+func (s *session) cmdPUnsubscribe(args [][]byte) { s.unsubscribe(upstream.KindPattern, args[1:]) }
+func (s *session) cmdSUnsubscribe(args [][]byte) { s.unsubscribe(upstream.KindShard, args[1:]) }
+
+// countFor is the count Redis puts in (un)subscribe replies: shard
+// subscriptions for the shard verbs, channels plus patterns otherwise.
+func (s *session) countFor(kind upstream.Kind) int64 {
+	if kind == upstream.KindShard {
+		return int64(len(s.subs[upstream.KindShard]))
+	}
+	return int64(len(s.subs[upstream.KindChannel]) + len(s.subs[upstream.KindPattern]))
+}
+
+// writeSubReply writes a (un)subscribe confirmation; a nil name is written
+// as null (UNSUBSCRIBE with nothing subscribed).
+func (s *session) writeSubReply(verb string, name *string, count int64) {
+	if s.mute {
+		return
+	}
+	s.reply = appendPushHeader(s.reply, s.proto.Load(), 3)
+	s.writeBulk(verb)
+	if name == nil {
+		s.writeNull()
+	} else {
+		s.writeBulk(*name)
+	}
+	s.writeInt(count)
+}
+
+// subscribe is all or nothing, as Redis is with ACLs: the whole command is
+// refused before any name is subscribed.
+func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
+	fresh := s.newSubscriptions(kind, names)
+	if limit := s.srv.limits.MaxSubscriptionsPerClient; s.subscriptionCount()+len(fresh) > limit {
+		s.writeErrorf("ERR pubgate: a client may hold at most %d subscriptions (limits.max_subscriptions_per_client)", limit)
+		return
+	}
+	entries := make(map[string]*entry, len(fresh))
+	if len(fresh) > 0 {
+		ctx, cancel := s.upstreamCtx()
+		got, err := s.srv.hub.acquire(ctx, fresh)
+		cancel()
+		if err != nil {
+			s.log.Warn("upstream subscribe failed", zap.Stringer("kind", kind), zap.Error(err))
+			s.writeError(errUpstream)
+			return
+		}
+		for i, e := range got {
+			entries[fresh[i].clientName] = e
+		}
+	}
+	verb := subscribeVerb[kind]
+	for _, n := range names {
+		name := string(n)
+		e, isNew := entries[name]
+		if !isNew {
+			s.writeSubReply(verb, &name, s.countFor(kind))
+			continue
+		}
+		delete(entries, name)
+		count := s.countFor(kind) + 1
+		s.subs[kind][name] = e.attach(s, func() {
+			s.writeSubReply(verb, &name, count)
+			s.flushReplies()
+		})
+	}
+}
+
+// newSubscriptions lists, once each and in order, the names the session does
+// not hold yet.
+func (s *session) newSubscriptions(kind upstream.Kind, names [][]byte) []subscription {
+	var fresh []subscription
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		name := string(n)
+		if _, held := s.subs[kind][name]; held || seen[name] {
+			continue
+		}
+		seen[name] = true
+		fresh = append(fresh, subscription{kind: kind, clientName: name, ns: s.ns})
+	}
+	return fresh
+}
+
+func (s *session) unsubscribe(kind upstream.Kind, names [][]byte) {
+	verb := unsubscribeVerb[kind]
+	if len(names) == 0 {
+		if len(s.subs[kind]) == 0 {
+			s.writeSubReply(verb, nil, s.countFor(kind))
+			return
+		}
+		for name := range s.subs[kind] {
+			names = append(names, []byte(name))
+		}
+	}
+	var released []*entry
+	for _, n := range names {
+		name := string(n)
+		mb, held := s.subs[kind][name]
+		if !held {
+			s.writeSubReply(verb, &name, s.countFor(kind))
+			continue
+		}
+		delete(s.subs[kind], name)
+		count := s.countFor(kind)
+		mb.detach(func() {
+			s.writeSubReply(verb, &name, count)
+			s.flushReplies()
+		})
+		released = append(released, mb.e)
+	}
+	if len(released) > 0 {
+		s.srv.hub.release(released)
+	}
+}
+
+// unsubscribeAll drops every subscription without confirmations (RESET,
+// disconnect).
+func (s *session) unsubscribeAll() {
+	var released []*entry
+	for kind := range s.subs {
+		for name, mb := range s.subs[kind] {
+			mb.detach(nil)
+			released = append(released, mb.e)
+			delete(s.subs[kind], name)
+		}
+	}
+	if len(released) > 0 {
+		s.srv.hub.release(released)
+	}
+}
+
+// deferPublish queues a well-formed PUBLISH or SPUBLISH so that a run of
+// them read together goes upstream as one pipeline. Anything it declines is
+// handled (and refused with the right error) by the command table.
+func (s *session) deferPublish(args [][]byte) bool {
+	if len(args) != 3 || s.ident == nil || int64(len(args[2])) > int64(s.srv.limits.MaxPayloadBytes) {
+		return false
+	}
+	kind := upstream.KindChannel
+	switch {
+	case sameCommand(args[0], "publish"):
+	case sameCommand(args[0], "spublish"):
+		kind = upstream.KindShard
+	default:
+		return false
+	}
+	if s.inRESP2SubscribeMode() {
+		return false
+	}
+	s.pending = append(s.pending, pendingPublish{
+		Publication: upstream.Publication{Kind: kind, Channel: s.ns.Channel(string(args[1])), Payload: args[2]},
+		mute:        s.replyOff || s.skipNext,
+	})
+	s.skipNext = false
+	if len(s.pending) >= maxPublishPipeline {
+		s.flushPublishes()
+	}
+	return true
+}
+
+// cmdPublish sees only what deferPublish declined.
+func (s *session) cmdPublish(args [][]byte) {
+	if max := int64(s.srv.limits.MaxPayloadBytes); int64(len(args[2])) > max {
+		s.writeErrorf("ERR pubgate: message of %d bytes exceeds limits.max_payload_bytes (%d)", len(args[2]), max)
+		return
+	}
+	s.writeError("ERR pubgate: PUBLISH refused")
+}
+
+// flushPublishes sends the queued publishes as one pipeline and writes their
+// replies in order.
+func (s *session) flushPublishes() {
+	if len(s.pending) == 0 {
+		return
+	}
+	batch := make([]upstream.Publication, len(s.pending))
+	for i := range s.pending {
+		batch[i] = s.pending[i].Publication
+	}
+	ctx, cancel := s.upstreamCtx()
+	err := s.srv.broker.Publish(ctx, batch)
+	cancel()
+	failed := 0
+	for i, p := range batch {
+		s.mute = s.pending[i].mute
+		if err != nil || p.Err != nil {
+			failed++
+			s.writeError(errUpstream)
+			continue
+		}
+		s.writeInt(s.srv.hub.receivers(p.Kind, p.Channel, p.Receivers))
+	}
+	if failed > 0 {
+		s.log.Warn("upstream publish failed", zap.Int("messages", failed), zap.Error(firstError(err, batch)))
+	}
+	s.mute = false
+	clear(s.pending)
+	s.pending = s.pending[:0]
+}
+
+func firstError(err error, batch []upstream.Publication) error {
+	if err != nil {
+		return err
+	}
+	for _, p := range batch {
+		if p.Err != nil {
+			return p.Err
+		}
+	}
+	return nil
+}
+
+// cmdPubsub answers PUBSUB introspection about the caller's tenant only.
+func (s *session) cmdPubsub(args [][]byte) {
+	sub := strings.ToLower(string(args[1]))
+	n := len(args)
+	switch {
+	case sub == "channels" && n <= 3:
+		s.pubsubChannels(upstream.KindChannel, args[2:])
+	case sub == "shardchannels" && n <= 3:
+		s.pubsubChannels(upstream.KindShard, args[2:])
+	case sub == "numsub":
+		s.pubsubNumSub(upstream.KindChannel, args[2:])
+	case sub == "shardnumsub":
+		s.pubsubNumSub(upstream.KindShard, args[2:])
+	case sub == "numpat" && n == 2:
+		s.writeInt(s.srv.hub.numPat(s.ns))
+	case sub == "help" && n == 2:
+		s.writeStrings(pubsubHelp)
+	case sub == "channels" || sub == "shardchannels" || sub == "numpat" || sub == "help":
+		s.writeErrorf("ERR wrong number of arguments for 'pubsub|%s' command", sub)
+	default:
+		s.writeErrorf("ERR unknown subcommand '%s'. Try PUBSUB HELP.", printable(args[1]))
+	}
+}
+
+var pubsubHelp = []string{
+	"PUBSUB <subcommand> [<arg> ...]. pubgate answers about your tenant's channels only:",
+	"CHANNELS [<pattern>]", "NUMPAT", "NUMSUB [<channel> ...]",
+	"SHARDCHANNELS [<pattern>]", "SHARDNUMSUB [<shardchannel> ...]", "HELP",
+}
+
+func (s *session) pubsubChannels(kind upstream.Kind, pattern [][]byte) {
+	p := "*"
+	if len(pattern) == 1 {
+		p = string(pattern[0])
+	}
+	ctx, cancel := s.upstreamCtx()
+	list, err := s.srv.broker.Channels(ctx, kind, s.ns.Pattern(p))
+	cancel()
+	if err != nil {
+		s.writeError(errUpstream)
+		return
+	}
+	names := list[:0]
+	for _, ch := range list {
+		if name, ok := s.ns.Strip(ch); ok {
+			names = append(names, name)
+		}
+	}
+	s.writeStrings(names)
+}
+
+func (s *session) pubsubNumSub(kind upstream.Kind, channels [][]byte) {
+	names := make([]string, len(channels))
+	for i, c := range channels {
+		names[i] = s.ns.Channel(string(c))
+	}
+	counts := make([]int64, len(names))
+	if len(names) > 0 {
+		ctx, cancel := s.upstreamCtx()
+		var err error
+		counts, err = s.srv.broker.NumSub(ctx, kind, names...)
+		cancel()
+		if err != nil {
+			s.writeError(errUpstream)
+			return
+		}
+	}
+	s.writeArray(2 * len(names))
+	for i, c := range channels {
+		s.writeBulk(string(c))
+		s.writeInt(s.srv.hub.numSub(kind, names[i], counts[i]))
+	}
+}

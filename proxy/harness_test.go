@@ -1,0 +1,80 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pubgate/pubgate/auth"
+	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/internal/testutil"
+	"github.com/pubgate/pubgate/upstream"
+	"go.uber.org/zap/zaptest"
+)
+
+// Cost-4 bcrypt hashes keep the tests fast.
+var testUsers = map[string]auth.PasswordUser{
+	"alice":   {Tenant: "acme", PasswordHash: "$2a$04$kgPboL45J2J/V0s/3IbxXOQLOzAP1.yhtoWFpVWOR4gnrF79My9lG", Roles: []string{"publisher", "subscriber"}}, // alice-secret
+	"default": {Tenant: "acme", PasswordHash: "$2a$04$kgPboL45J2J/V0s/3IbxXOQLOzAP1.yhtoWFpVWOR4gnrF79My9lG"},                                             // alice-secret
+	"bob":     {Tenant: "globex", PasswordHash: "$2a$04$SnBykhZXFtBBv0sP4wu3vet/r4e2npKyQGCzaO2sc/O8V/Ye366de"},                                           // bob-secret
+}
+
+var testTenants = map[string]*config.Tenant{"acme": {Prefix: "acme:"}, "globex": {Prefix: "globex:"}}
+
+type testEnv struct {
+	srv    *Server
+	addr   string
+	broker upstream.Broker
+}
+
+// startProxy serves pubgate on a free loopback port over broker (the memory
+// engine when nil); adjust may change the options.
+func startProxy(t *testing.T, broker upstream.Broker, adjust func(*Options)) *testEnv {
+	t.Helper()
+	if broker == nil {
+		broker = upstream.NewMemory()
+	}
+	pw, err := auth.NewPasswords(testUsers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{
+		Limits: config.Default().Limits, Tenants: testTenants, Broker: broker, Auth: pw,
+		UpstreamTimeout: 5 * time.Second, Version: "test", Logger: zaptest.NewLogger(t),
+	}
+	if adjust != nil {
+		adjust(&o)
+	}
+	srv, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		_ = broker.Close()
+		<-srv.hub.Done()
+	})
+	return &testEnv{srv: srv, addr: ln.Addr().String(), broker: broker}
+}
+
+// login connects and authenticates as user (password "<user>-secret").
+func (e *testEnv) login(t *testing.T, user string) *testutil.RESPConn {
+	t.Helper()
+	c := testutil.DialRESP(t, e.addr)
+	pass := user + "-secret"
+	if user == "default" {
+		pass = "alice-secret"
+	}
+	if r := c.Do("AUTH", user, pass); r != "OK" {
+		t.Fatalf("AUTH %s: %s", user, r)
+	}
+	return c
+}

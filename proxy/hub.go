@@ -1,0 +1,336 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/pubgate/pubgate/upstream"
+	"go.uber.org/zap"
+)
+
+// Hub shares upstream subscriptions between the sessions of one node: one
+// engine subscription per (kind, upstream name), however many local clients
+// hold it, and one goroutine that fans each engine message out to the
+// outboxes of the sessions attached to it.
+type Hub struct {
+	broker  upstream.Broker
+	timeout time.Duration
+	log     *zap.Logger
+
+	mu       sync.RWMutex
+	entries  map[subKey]*entry
+	patterns map[*entry]struct{} // KindPattern entries, for receiver counting
+
+	done chan struct{}
+}
+
+type subKey struct {
+	kind upstream.Kind
+	name string // upstream name
+}
+
+// entry is one upstream subscription.
+type entry struct {
+	key        subKey
+	clientName string // the name as the tenant's clients write it
+	ns         *Namespace
+
+	// mu orders fan-out against attach and detach: fan-out holds it for
+	// reading while it pushes to every member, so a member sees its
+	// subscribe confirmation before any message and no message after its
+	// unsubscribe confirmation.
+	mu      sync.RWMutex
+	members []*membership
+
+	// Guarded by Hub.mu.
+	refs    int
+	closing chan struct{} // set when the last reference is gone
+
+	ready chan struct{} // closed once the engine answered the subscribe
+	err   error         // the engine's answer; written before ready closes
+}
+
+// membership is one session's place in an entry.
+type membership struct {
+	s   *session
+	e   *entry
+	idx int // position in e.members, guarded by e.mu
+}
+
+// NewHub starts fanning out the broker's messages.
+func NewHub(b upstream.Broker, timeout time.Duration, log *zap.Logger) *Hub {
+	h := &Hub{
+		broker: b, timeout: timeout, log: log,
+		entries:  make(map[subKey]*entry),
+		patterns: make(map[*entry]struct{}),
+		done:     make(chan struct{}),
+	}
+	go h.run()
+	return h
+}
+
+// Done is closed when the broker's message stream ends.
+func (h *Hub) Done() <-chan struct{} { return h.done }
+
+func (h *Hub) run() {
+	defer close(h.done)
+	for m := range h.broker.Messages() {
+		h.dispatch(m)
+	}
+}
+
+func (h *Hub) dispatch(m upstream.Message) {
+	name := m.Channel
+	if m.Kind == upstream.KindPattern {
+		name = m.Pattern
+	}
+	h.mu.RLock()
+	e := h.entries[subKey{m.Kind, name}]
+	h.mu.RUnlock()
+	if e == nil {
+		return // unsubscribed while the message was in flight
+	}
+	channel, ok := e.ns.Strip(m.Channel)
+	if !ok {
+		h.log.Error("engine delivered a channel outside the subscription's namespace; dropped",
+			zap.String("tenant", e.ns.Tenant), zap.String("channel", m.Channel))
+		return
+	}
+	var frames [2][]byte // by protocol: index 0 RESP2, 1 RESP3
+	e.mu.RLock()
+	for _, mb := range e.members {
+		proto := mb.s.proto.Load()
+		f := frames[proto-resp2]
+		if f == nil {
+			f = encodeMessage(proto, m.Kind, e.clientName, channel, m.Payload)
+			frames[proto-resp2] = f
+		}
+		mb.s.out.push(f)
+	}
+	e.mu.RUnlock()
+}
+
+// subscription names one entry a session wants.
+type subscription struct {
+	kind       upstream.Kind
+	clientName string
+	ns         *Namespace
+}
+
+func (r subscription) key() subKey {
+	return subKey{r.kind, r.ns.Upstream(r.kind, r.clientName)}
+}
+
+// acquire takes one reference on the entry of every request, subscribing
+// upstream where none exists yet, and returns once the engine confirmed all
+// of them. All requests share one kind. On error no reference is kept.
+func (h *Hub) acquire(ctx context.Context, reqs []subscription) ([]*entry, error) {
+	got, created, err := h.reserve(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	if len(created) > 0 {
+		names := make([]string, len(created))
+		for i, e := range created {
+			names[i] = e.key.name
+		}
+		sctx, cancel := context.WithTimeout(ctx, h.timeout)
+		err := h.broker.Subscribe(sctx, created[0].key.kind, names...)
+		cancel()
+		for _, e := range created {
+			e.err = err
+			close(e.ready)
+		}
+	}
+	for _, e := range got {
+		select {
+		case <-e.ready:
+			err = e.err
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			h.release(got)
+			return nil, err
+		}
+	}
+	return got, nil
+}
+
+// reserve takes the references under the hub lock, waiting out entries whose
+// upstream unsubscribe is still in flight so that the engine sees subscribe
+// and unsubscribe of one name in the order they were decided.
+func (h *Hub) reserve(ctx context.Context, reqs []subscription) (got, created []*entry, err error) {
+	for {
+		h.mu.Lock()
+		if closing := h.closingEntry(reqs); closing != nil {
+			h.mu.Unlock()
+			select {
+			case <-closing:
+				continue
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+		}
+		got = make([]*entry, len(reqs))
+		for i, r := range reqs {
+			k := r.key()
+			e := h.entries[k]
+			if e == nil {
+				e = &entry{key: k, clientName: r.clientName, ns: r.ns, ready: make(chan struct{})}
+				h.entries[k] = e
+				if k.kind == upstream.KindPattern {
+					h.patterns[e] = struct{}{}
+				}
+				created = append(created, e)
+			}
+			e.refs++
+			got[i] = e
+		}
+		h.mu.Unlock()
+		return got, created, nil
+	}
+}
+
+func (h *Hub) closingEntry(reqs []subscription) chan struct{} {
+	for _, r := range reqs {
+		if e := h.entries[r.key()]; e != nil && e.closing != nil {
+			return e.closing
+		}
+	}
+	return nil
+}
+
+// release drops one reference on each entry; entries left without any are
+// unsubscribed upstream and forgotten.
+func (h *Hub) release(entries []*entry) {
+	var drop []*entry
+	h.mu.Lock()
+	for _, e := range entries {
+		e.refs--
+		if e.refs == 0 {
+			e.closing = make(chan struct{})
+			drop = append(drop, e)
+		}
+	}
+	h.mu.Unlock()
+	if len(drop) == 0 {
+		return
+	}
+	byKind := make(map[upstream.Kind][]string)
+	for _, e := range drop {
+		byKind[e.key.kind] = append(byKind[e.key.kind], e.key.name)
+	}
+	for kind, names := range byKind {
+		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+		if err := h.broker.Unsubscribe(ctx, kind, names...); err != nil {
+			h.log.Warn("upstream unsubscribe failed", zap.Stringer("kind", kind), zap.Strings("names", names), zap.Error(err))
+		}
+		cancel()
+	}
+	h.mu.Lock()
+	for _, e := range drop {
+		delete(h.entries, e.key)
+		delete(h.patterns, e)
+		close(e.closing)
+	}
+	h.mu.Unlock()
+}
+
+// attach adds a session to an entry's fan-out. before runs under the entry
+// lock first, so that what it queues (the subscribe confirmation) precedes
+// every message the session receives from the entry.
+func (e *entry) attach(s *session, before func()) *membership {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	before()
+	mb := &membership{s: s, e: e, idx: len(e.members)}
+	e.members = append(e.members, mb)
+	return mb
+}
+
+// detach removes a session from the fan-out; after runs under the entry lock
+// once no message can be queued for the session any more.
+func (mb *membership) detach(after func()) {
+	e := mb.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	last := len(e.members) - 1
+	moved := e.members[last]
+	e.members[mb.idx] = moved
+	moved.idx = mb.idx
+	e.members[last] = nil
+	e.members = e.members[:last]
+	if after != nil {
+		after()
+	}
+}
+
+// receivers converts the engine's count for a publish into the count Redis
+// would report if every local client were subscribed to Redis directly:
+// this node's engine subscriptions are replaced by the clients behind them.
+func (h *Hub) receivers(kind upstream.Kind, channel string, engine int64) int64 {
+	var mine, clients int64
+	count := func(e *entry) {
+		if e == nil || !e.confirmed() {
+			return
+		}
+		mine++
+		e.mu.RLock()
+		clients += int64(len(e.members))
+		e.mu.RUnlock()
+	}
+	h.mu.RLock()
+	count(h.entries[subKey{kind, channel}])
+	if kind == upstream.KindChannel {
+		for e := range h.patterns {
+			if upstream.Match(e.key.name, channel) {
+				count(e)
+			}
+		}
+	}
+	h.mu.RUnlock()
+	return max(engine-mine, 0) + clients
+}
+
+// numSub is receivers for one channel without patterns (PUBSUB NUMSUB).
+func (h *Hub) numSub(kind upstream.Kind, channel string, engine int64) int64 {
+	h.mu.RLock()
+	e := h.entries[subKey{kind, channel}]
+	h.mu.RUnlock()
+	if e == nil || !e.confirmed() {
+		return engine
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return max(engine-1, 0) + int64(len(e.members))
+}
+
+// numPat counts the distinct patterns this node's clients of one namespace
+// hold (PUBSUB NUMPAT). Patterns of other nodes are not visible: Redis has no
+// per-prefix pattern count.
+func (h *Hub) numPat(ns *Namespace) int64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var n int64
+	for e := range h.patterns {
+		if e.ns == ns && e.confirmed() {
+			e.mu.RLock()
+			if len(e.members) > 0 {
+				n++
+			}
+			e.mu.RUnlock()
+		}
+	}
+	return n
+}
+
+func (e *entry) confirmed() bool {
+	select {
+	case <-e.ready:
+		return e.err == nil
+	default:
+		return false
+	}
+}

@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"io"
+	"sync"
+	"time"
+)
+
+// outbox is a session's bounded queue of encoded frames, drained by the
+// session's writer goroutine. push never blocks: the hub fans out to many
+// outboxes from one goroutine, so a client that stops reading must cost the
+// others nothing. Frames are shared between outboxes and never modified.
+//
+// The limits follow Redis's client-output-buffer-limit: over the hard limit,
+// or over the soft limit for longer than softFor, the outbox refuses further
+// frames and calls onLimit once (which disconnects the client).
+type outbox struct {
+	mu        sync.Mutex
+	frames    [][]byte
+	spare     [][]byte // the writer's last batch, reused to avoid allocation
+	queued    int      // bytes pushed and not yet written
+	softSince time.Time
+	closed    bool
+	wake      chan struct{}
+
+	hard, soft int
+	softFor    time.Duration
+	onLimit    func(reason string)
+}
+
+func newOutbox(hard, soft int, softFor time.Duration, onLimit func(string)) *outbox {
+	return &outbox{hard: hard, soft: soft, softFor: softFor, onLimit: onLimit, wake: make(chan struct{}, 1)}
+}
+
+// push queues a frame. It reports false when the outbox no longer accepts
+// frames (closed, or just closed for exceeding a limit).
+func (o *outbox) push(frame []byte) bool {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return false
+	}
+	o.frames = append(o.frames, frame)
+	o.queued += len(frame)
+	reason := o.overLimit()
+	if reason != "" {
+		o.closed = true
+		clear(o.frames)
+		o.frames = o.frames[:0]
+	}
+	o.mu.Unlock()
+	if reason != "" {
+		o.onLimit(reason)
+		return false
+	}
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// overLimit is called with o.mu held after growing the queue.
+func (o *outbox) overLimit() string {
+	if o.queued > o.hard {
+		return "output buffer over the hard limit"
+	}
+	if o.queued <= o.soft {
+		o.softSince = time.Time{}
+		return ""
+	}
+	now := time.Now()
+	if o.softSince.IsZero() {
+		o.softSince = now
+		return ""
+	}
+	if now.Sub(o.softSince) > o.softFor {
+		return "output buffer over the soft limit for too long"
+	}
+	return ""
+}
+
+// close stops accepting frames; the writer still writes what is queued.
+func (o *outbox) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes queued frames to w until the outbox is closed and empty,
+// or a write fails. Small frames are copied into one buffer so that a burst
+// of messages costs a few large writes instead of one syscall (and one TLS
+// record) each.
+func (o *outbox) writeLoop(w io.Writer) error {
+	buf := make([]byte, 0, coalesceBytes)
+	for {
+		batch, ok := o.next()
+		if !ok {
+			return nil
+		}
+		written, err := writeCoalesced(w, batch, &buf)
+		o.done(batch, written)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// next waits for frames and takes them all; ok is false once the outbox is
+// closed and drained.
+func (o *outbox) next() (batch [][]byte, ok bool) {
+	for {
+		o.mu.Lock()
+		if len(o.frames) > 0 {
+			batch, o.frames, o.spare = o.frames, o.spare, nil
+			o.mu.Unlock()
+			return batch, true
+		}
+		closed := o.closed
+		o.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		<-o.wake
+	}
+}
+
+// done accounts for a written batch and keeps its slice for reuse.
+func (o *outbox) done(batch [][]byte, written int) {
+	clear(batch) // let the shared frames be collected
+	o.mu.Lock()
+	o.queued -= written
+	if o.queued <= o.soft {
+		o.softSince = time.Time{}
+	}
+	o.spare = batch[:0]
+	o.mu.Unlock()
+}
+
+// coalesceBytes is the size of the writer's copy buffer; larger frames are
+// written directly.
+const coalesceBytes = 64 << 10
+
+func writeCoalesced(w io.Writer, frames [][]byte, buf *[]byte) (int, error) {
+	written := 0
+	flush := func() error {
+		if len(*buf) == 0 {
+			return nil
+		}
+		n, err := w.Write(*buf)
+		written += n
+		*buf = (*buf)[:0]
+		return err
+	}
+	for _, f := range frames {
+		if len(*buf)+len(f) > coalesceBytes {
+			if err := flush(); err != nil {
+				return written, err
+			}
+		}
+		if len(f) >= coalesceBytes {
+			n, err := w.Write(f)
+			written += n
+			if err != nil {
+				return written, err
+			}
+			continue
+		}
+		*buf = append(*buf, f...)
+	}
+	return written, flush()
+}

@@ -1,0 +1,207 @@
+// Package proxy is pubgate's client side: the listener, one session per
+// connection speaking RESP2/RESP3, the command table, and the hub that
+// shares upstream subscriptions between sessions.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pubgate/pubgate/auth"
+	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/upstream"
+	"go.uber.org/zap"
+)
+
+// Options wires a Server to its collaborators.
+type Options struct {
+	Limits          config.Limits
+	Tenants         map[string]*config.Tenant
+	Broker          upstream.Broker
+	Auth            auth.Authenticator
+	DefaultUser     *auth.Identity // bound to connections before AUTH; nil: AUTH required
+	UpstreamTimeout time.Duration
+	DrainTimeout    time.Duration // how long a closing session may take to flush
+	Version         string
+	Logger          *zap.Logger
+}
+
+// Server accepts client connections and runs their sessions.
+type Server struct {
+	limits          config.Limits
+	namespaces      map[string]*Namespace
+	broker          upstream.Broker
+	hub             *Hub
+	auth            auth.Authenticator
+	defaultUser     *auth.Identity
+	upstreamTimeout time.Duration
+	drainTimeout    time.Duration
+	maxQueryBytes   int
+	version         string
+	log             *zap.Logger
+	started         time.Time
+
+	nextID          atomic.Int64
+	slowDisconnects atomic.Int64
+
+	mu       sync.Mutex
+	ln       net.Listener
+	sessions map[*session]struct{}
+	closing  bool
+	wg       sync.WaitGroup
+}
+
+// New builds a server; Serve starts it.
+func New(o Options) (*Server, error) {
+	if o.Broker == nil || o.Auth == nil {
+		return nil, errors.New("proxy: a broker and an authenticator are required")
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.UpstreamTimeout <= 0 {
+		o.UpstreamTimeout = 5 * time.Second
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 5 * time.Second
+	}
+	s := &Server{
+		limits: o.Limits, broker: o.Broker, auth: o.Auth, defaultUser: o.DefaultUser,
+		upstreamTimeout: o.UpstreamTimeout, drainTimeout: o.DrainTimeout,
+		// One command may hold a payload plus a channel name and framing.
+		maxQueryBytes: int(o.Limits.MaxPayloadBytes) + 64<<10,
+		version:       o.Version, log: o.Logger, started: time.Now(),
+		namespaces: make(map[string]*Namespace, len(o.Tenants)),
+		sessions:   make(map[*session]struct{}),
+	}
+	for name, t := range o.Tenants {
+		s.namespaces[name] = NewNamespace(name, t.Prefix)
+	}
+	if d := o.DefaultUser; d != nil && s.namespaces[d.Tenant] == nil {
+		return nil, fmt.Errorf("proxy: default user %q has unknown tenant %q", d.User, d.Tenant)
+	}
+	s.hub = NewHub(o.Broker, o.UpstreamTimeout, o.Logger)
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.ln = ln
+	s.mu.Unlock()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("proxy: accept: %w", err)
+		}
+		s.accept(conn)
+	}
+}
+
+func (s *Server) accept(conn net.Conn) {
+	s.mu.Lock()
+	if s.closing || len(s.sessions) >= s.limits.MaxClients {
+		full := !s.closing
+		s.mu.Unlock()
+		if full {
+			s.log.Warn("refusing client: limits.max_clients reached", zap.String("addr", conn.RemoteAddr().String()))
+			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = conn.Write([]byte("-ERR max number of clients reached\r\n"))
+		}
+		_ = conn.Close()
+		return
+	}
+	sess := newSession(s, s.nextID.Add(1), conn)
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		sess.serve()
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+	}()
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// Addr is the listening address, once Serve has started.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+func (s *Server) port() int {
+	if a, ok := s.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
+// Clients is the number of connected clients.
+func (s *Server) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// SlowDisconnects counts clients disconnected for exceeding the output
+// buffer limits.
+func (s *Server) SlowDisconnects() int64 { return s.slowDisconnects.Load() }
+
+// Shutdown stops accepting, ends every session after it flushed what it was
+// already sent, and waits for them until ctx is done, then closes the rest.
+// It does not close the broker. Safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	for sess := range s.sessions {
+		// Unblock the reader; the session drains its outbox and closes.
+		_ = sess.conn.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for sess := range s.sessions {
+			_ = sess.conn.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}

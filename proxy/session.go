@@ -1,0 +1,271 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/pubgate/pubgate/auth"
+	"github.com/pubgate/pubgate/upstream"
+	"github.com/tidwall/redcon"
+	"go.uber.org/zap"
+)
+
+// session is one client connection. Its reader goroutine owns every field
+// except proto (read by the hub's fan-out) and the outbox.
+type session struct {
+	srv     *Server
+	id      int64
+	conn    net.Conn
+	addr    string
+	created time.Time
+	log     *zap.Logger
+
+	in    *limitedReader
+	rd    *redcon.Reader
+	out   *outbox
+	proto atomic.Int32
+
+	ident *auth.Identity // nil until authenticated
+	ns    *Namespace     // the identity's tenant namespace
+
+	name, libName, libVer string
+	replyOff, skipNext    bool
+	mute                  bool // replies of the current command are dropped
+	quit                  bool
+
+	reply   []byte // replies not yet handed to the outbox
+	subs    [3]map[string]*membership
+	pending []pendingPublish // PUBLISHes read together, sent as one pipeline
+	lastCmd string
+}
+
+// pendingPublish is a PUBLISH whose reply is owed once its pipeline returns.
+type pendingPublish struct {
+	upstream.Publication
+	mute bool
+}
+
+func newSession(srv *Server, id int64, conn net.Conn) *session {
+	s := &session{
+		srv: srv, id: id, conn: conn, addr: conn.RemoteAddr().String(), created: time.Now(),
+		log: srv.log.With(zap.Int64("client_id", id), zap.String("addr", conn.RemoteAddr().String())),
+	}
+	s.in = &limitedReader{r: conn, max: srv.maxQueryBytes}
+	s.rd = redcon.NewReader(s.in)
+	ob := srv.limits.ClientOutputBuffer
+	s.out = newOutbox(int(ob.HardLimit), int(ob.SoftLimit), time.Duration(ob.SoftSeconds)*time.Second, s.overflow)
+	s.proto.Store(resp2)
+	for i := range s.subs {
+		s.subs[i] = make(map[string]*membership)
+	}
+	s.bindDefaultUser()
+	return s
+}
+
+func (s *session) bindDefaultUser() {
+	s.ident, s.ns = nil, nil
+	if d := s.srv.defaultUser; d != nil {
+		s.bind(*d)
+	}
+}
+
+func (s *session) bind(id auth.Identity) {
+	s.ident, s.ns = &id, s.srv.namespaces[id.Tenant]
+}
+
+// overflow is the outbox's limit callback: it may run on the hub goroutine,
+// so it only closes the connection; the reader then tears the session down.
+func (s *session) overflow(reason string) {
+	s.log.Warn("disconnecting slow client", zap.String("reason", reason), zap.String("user", s.userName()))
+	s.srv.slowDisconnects.Add(1)
+	_ = s.conn.Close()
+}
+
+func (s *session) userName() string {
+	if s.ident == nil {
+		return ""
+	}
+	return s.ident.User
+}
+
+// serve runs the session until the client leaves or the server stops.
+func (s *session) serve() {
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- s.out.writeLoop(s.conn) }()
+
+	err := s.readLoop()
+	if err != nil && !isDisconnect(err) {
+		s.log.Debug("closing connection", zap.Error(err))
+	}
+	s.unsubscribeAll()
+	s.out.close()
+	// Let the writer deliver what the client was already sent (QUIT's +OK,
+	// a protocol error), but never wait on a client that does not read.
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.drainTimeout))
+	<-writerDone
+	_ = s.conn.Close()
+}
+
+func (s *session) readLoop() error {
+	for !s.quit {
+		cmds, err := s.readCommands()
+		if err != nil {
+			if perr := protocolError(err); perr != "" {
+				s.flushPublishes()
+				s.mute = false
+				s.writeError(perr)
+				s.flushReplies()
+			}
+			return err
+		}
+		for _, c := range cmds {
+			s.handle(c.Args)
+			if s.quit {
+				break
+			}
+		}
+		s.flushPublishes()
+		s.flushReplies()
+	}
+	return nil
+}
+
+// readCommands reads the next pipeline of commands. redcon's reader grows
+// without bound and can panic on absurd bulk lengths, so reads are bounded by
+// limitedReader and a panic becomes a protocol error.
+func (s *session) readCommands() (cmds []redcon.Command, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cmds, err = nil, errMalformed
+		}
+	}()
+	s.in.reset()
+	return s.rd.ReadCommands()
+}
+
+var (
+	errMalformed    = errors.New("Protocol error: malformed request")
+	errQueryTooLong = errors.New("Protocol error: request exceeds the maximum size (limits.max_payload_bytes)")
+)
+
+// protocolError returns the error text owed to the client for a read error,
+// or "" when the connection just ended.
+func protocolError(err error) string {
+	if errors.Is(err, errMalformed) || errors.Is(err, errQueryTooLong) {
+		return "ERR " + err.Error()
+	}
+	if strings.HasPrefix(err.Error(), "Protocol error") { // redcon's parse errors
+		return "ERR " + err.Error()
+	}
+	return ""
+}
+
+func isDisconnect(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errQueryTooLong) ||
+		errors.Is(err, errMalformed) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// limitedReader bounds what one ReadCommands call may read (the size of one
+// incomplete command) and how many reads it may take, since redcon's parser
+// recurses once per read.
+type limitedReader struct {
+	r        io.Reader
+	max      int
+	n, reads int
+}
+
+const maxReadsPerCommand = 1 << 14
+
+func (l *limitedReader) reset() { l.n, l.reads = 0, 0 }
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n > l.max || l.reads > maxReadsPerCommand {
+		return 0, errQueryTooLong
+	}
+	n, err := l.r.Read(p)
+	l.n += n
+	l.reads++
+	return n, err
+}
+
+// flushReplies hands the replies accumulated so far to the outbox.
+func (s *session) flushReplies() {
+	if len(s.reply) == 0 {
+		return
+	}
+	s.out.push(s.reply)
+	s.reply = nil
+}
+
+// Reply helpers: every reply goes through them so that CLIENT REPLY OFF|SKIP
+// can drop it.
+
+func (s *session) writeRaw(b []byte) {
+	if !s.mute {
+		s.reply = append(s.reply, b...)
+	}
+}
+
+func (s *session) writeOK() { s.writeSimple("OK") }
+
+func (s *session) writeSimple(msg string) {
+	if !s.mute {
+		s.reply = redcon.AppendString(s.reply, msg)
+	}
+}
+
+func (s *session) writeError(msg string) {
+	if !s.mute {
+		s.reply = redcon.AppendError(s.reply, msg)
+	}
+}
+
+func (s *session) writeErrorf(format string, args ...any) { s.writeError(fmt.Sprintf(format, args...)) }
+
+func (s *session) writeInt(n int64) {
+	if !s.mute {
+		s.reply = redcon.AppendInt(s.reply, n)
+	}
+}
+
+func (s *session) writeBulk(b string) {
+	if !s.mute {
+		s.reply = redcon.AppendBulkString(s.reply, b)
+	}
+}
+
+func (s *session) writeArray(n int) {
+	if !s.mute {
+		s.reply = redcon.AppendArray(s.reply, n)
+	}
+}
+
+func (s *session) writeMap(n int) {
+	if !s.mute {
+		s.reply = appendMapHeader(s.reply, s.proto.Load(), n)
+	}
+}
+
+func (s *session) writeNull() {
+	if !s.mute {
+		s.reply = appendNull(s.reply, s.proto.Load())
+	}
+}
+
+func (s *session) writeStrings(list []string) {
+	s.writeArray(len(list))
+	for _, v := range list {
+		s.writeBulk(v)
+	}
+}
+
+// upstreamCtx bounds one upstream operation made for this client.
+func (s *session) upstreamCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.srv.upstreamTimeout)
+}
