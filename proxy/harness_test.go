@@ -78,3 +78,5 @@ func (e *testEnv) login(t *testing.T, user string) *testutil.RESPConn {
 	}
 	return c
 }
+
+var authIdentityAlice = auth.Identity{Tenant: "acme", User: "alice", Method: "password"}

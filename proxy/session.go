@@ -81,9 +81,14 @@ func (s *session) bind(id auth.Identity) {
 
 // overflow is the outbox's limit callback: it may run on the hub goroutine,
 // so it only closes the connection; the reader then tears the session down.
+// The close is abortive: what the kernel still holds for a client that does
+// not read would be lost anyway, and may be megabytes.
 func (s *session) overflow(reason string) {
 	s.log.Warn("disconnecting slow client", zap.String("reason", reason), zap.String("user", s.userName()))
 	s.srv.slowDisconnects.Add(1)
+	if tc, ok := s.conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
 	_ = s.conn.Close()
 }
 

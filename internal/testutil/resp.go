@@ -2,11 +2,13 @@ package testutil
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -74,12 +76,13 @@ func (c *RESPConn) TryRead(timeout time.Duration) (string, error) {
 	return readFrame(c.r)
 }
 
-// Closed reports whether the server closed the connection (after any
-// pending replies were read).
+// Closed reports whether the server closed the connection, discarding
+// whatever was still unread. A reset counts as closed: a server closing with
+// unsent data may reset the connection.
 func (c *RESPConn) Closed() bool {
 	_ = c.Conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	_, err := c.r.ReadByte()
-	return err == io.EOF
+	_, err := io.Copy(io.Discard, c.r)
+	return err == nil || errors.Is(err, syscall.ECONNRESET)
 }
 
 func readFrame(r *bufio.Reader) (string, error) {

@@ -1,0 +1,183 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pubgate/pubgate/internal/testutil"
+	"github.com/pubgate/pubgate/upstream"
+)
+
+// TestMalformedInput: each bad request gets an error and a closed
+// connection; the server keeps serving everyone else.
+func TestMalformedInput(t *testing.T) {
+	env := startProxy(t, nil, func(o *Options) { o.Limits.MaxPayloadBytes = 1024 })
+	cases := map[string]struct{ raw, want string }{
+		"bad multibulk length": {"*x\r\n", "-ERR Protocol error: invalid multibulk length"},
+		"bad bulk length":      {"*1\r\n$x\r\n", "-ERR Protocol error: invalid bulk length"},
+		"not a bulk":           {"*1\r\n+PING\r\n", "-ERR Protocol error: expected '$', got '+'"},
+		"overflowing length":   {"*1\r\n$9223372036854775806\r\nab\r\n", "-ERR Protocol error: malformed request"},
+		"unbalanced quotes":    {"ECHO \"abc\r\n", "-ERR Protocol error: unbalanced quotes in request"},
+		"oversized bulk":       {"*2\r\n$4\r\nECHO\r\n$999999\r\n" + strings.Repeat("x", 200<<10), "-ERR Protocol error: request exceeds the maximum size (limits.max_payload_bytes)"},
+		"endless inline line":  {strings.Repeat("y", 200<<10), "-ERR Protocol error: request exceeds the maximum size (limits.max_payload_bytes)"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			conn := testutil.DialRESP(t, env.addr)
+			conn.SendRaw(c.raw)
+			if got := conn.Read(); got != c.want {
+				t.Fatalf("got %s, want %s", got, c.want)
+			}
+			if !conn.Closed() {
+				t.Fatal("connection left open after a protocol error")
+			}
+		})
+	}
+	if got := env.login(t, "alice").Do("PING"); got != "PONG" {
+		t.Fatalf("server unhealthy after bad input: %s", got)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	env := startProxy(t, nil, func(o *Options) {
+		o.Limits.MaxClients = 3
+		o.Limits.MaxSubscriptionsPerClient = 2
+		o.Limits.MaxPayloadBytes = 10
+	})
+	c := env.login(t, "alice")
+	if got := c.Do("PUBLISH", "ch", strings.Repeat("z", 11)); got != "-ERR pubgate: message of 11 bytes exceeds limits.max_payload_bytes (10)" {
+		t.Fatalf("oversized publish: %s", got)
+	}
+	if got := c.Do("PUBLISH", "ch", strings.Repeat("z", 10)); got != ":0" {
+		t.Fatalf("publish at the limit: %s", got)
+	}
+	if got := c.Do("SUBSCRIBE", "a", "b", "c"); got != "-ERR pubgate: a client may hold at most 2 subscriptions (limits.max_subscriptions_per_client)" {
+		t.Fatalf("over subscription limit: %s", got)
+	}
+	c.Send("SUBSCRIBE", "a", "b")
+	expect(t, c, `["subscribe" "a" :1]`, `["subscribe" "b" :2]`)
+	if got := c.Do("SUBSCRIBE", "a"); got != `["subscribe" "a" :2]` {
+		t.Fatalf("re-subscribing a held channel: %s", got)
+	}
+
+	testutil.DialRESP(t, env.addr)
+	testutil.DialRESP(t, env.addr)
+	testutil.Eventually(t, "3 clients connected", func() bool { return env.srv.Clients() == 3 })
+	over := testutil.DialRESP(t, env.addr)
+	if got := over.Read(); got != "-ERR max number of clients reached" {
+		t.Fatalf("client over max_clients: %s", got)
+	}
+	if !over.Closed() {
+		t.Fatal("client over max_clients left connected")
+	}
+}
+
+func TestCannotSwitchTenantWhileSubscribed(t *testing.T) {
+	env := startProxy(t, nil, nil)
+	c := env.login(t, "alice")
+	c.Send("HELLO", "3")
+	c.Read()
+	if got := c.Do("SUBSCRIBE", "a"); got != `>["subscribe" "a" :1]` {
+		t.Fatal(got)
+	}
+	if got := c.Do("AUTH", "bob", "bob-secret"); got != "-ERR pubgate: cannot switch to another tenant while subscribed; UNSUBSCRIBE or RESET first" {
+		t.Fatalf("tenant switch: %s", got)
+	}
+	if got := c.Do("AUTH", "default", "alice-secret"); got != "OK" {
+		t.Fatalf("same-tenant re-AUTH: %s", got)
+	}
+}
+
+func TestDefaultUserBindsUnauthenticatedClients(t *testing.T) {
+	env := startProxy(t, nil, func(o *Options) {
+		o.DefaultUser = &authIdentityAlice
+	})
+	c := testutil.DialRESP(t, env.addr)
+	if got := c.Do("SUBSCRIBE", "open"); got != `["subscribe" "open" :1]` {
+		t.Fatalf("default user subscribe: %s", got)
+	}
+	c.Send("RESET")
+	if got := c.Read(); got != "RESET" {
+		t.Fatal(got)
+	}
+	if got := c.Do("ECHO", "still bound"); got != `"still bound"` {
+		t.Fatalf("after RESET the default user applies again: %s", got)
+	}
+}
+
+// TestRedisRestartUnderSubscribers: subscribers connected to pubgate keep
+// their connections while Redis restarts; publishes during the outage fail
+// with an error; delivery resumes when Redis is back.
+func TestRedisRestartUnderSubscribers(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	b, err := upstream.NewRedis(upstream.RedisOptions{URL: srv.URL(), Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := startProxy(t, b, func(o *Options) { o.UpstreamTimeout = 2 * time.Second })
+	sub := env.login(t, "alice")
+	sub.Send("SUBSCRIBE", "live")
+	sub.Send("PSUBSCRIBE", "li*")
+	expect(t, sub, `["subscribe" "live" :1]`, `["psubscribe" "li*" :2]`)
+	pub := env.login(t, "alice")
+
+	srv.Stop()
+	if got := pub.Do("PUBLISH", "live", "lost"); got != "-"+errUpstream {
+		t.Fatalf("publish during outage: %s", got)
+	}
+	srv.Start()
+	testutil.Eventually(t, "subscriptions restored in Redis", func() bool {
+		n, err := b.NumSub(context.Background(), upstream.KindChannel, "acme:live")
+		return err == nil && n[0] == 1
+	})
+	if got := pub.Do("PUBLISH", "live", "back"); got != ":2" {
+		t.Fatalf("publish after restart: %s", got)
+	}
+	expect(t, sub, `["message" "live" "back"]`, `["pmessage" "li*" "live" "back"]`)
+	expectQuiet(t, sub)
+}
+
+// TestManySessionsChurn subscribes and unsubscribes one channel from many
+// sessions at once while messages flow: the shared upstream subscription
+// must end exactly when the last session leaves.
+func TestManySessionsChurn(t *testing.T) {
+	onEngines(t, func(t *testing.T, env *testEnv) {
+		const sessions, rounds = 8, 20
+		errs := make(chan error, sessions)
+		for range sessions {
+			c := env.login(t, "alice")
+			go func() {
+				for r := range rounds {
+					c.Send("SUBSCRIBE", "churn")
+					c.Send("UNSUBSCRIBE", "churn")
+					c.Send("ECHO", fmt.Sprint(r))
+					for {
+						got, err := c.TryRead(30 * time.Second)
+						if err != nil {
+							errs <- err
+							return
+						}
+						if got == fmt.Sprintf(`"%d"`, r) {
+							break
+						}
+					}
+				}
+				errs <- nil
+			}()
+		}
+		pub := env.login(t, "alice")
+		for range sessions {
+			pub.Do("PUBLISH", "churn", "x")
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		testutil.Eventually(t, "engine subscription released", func() bool {
+			n, err := env.broker.NumSub(context.Background(), upstream.KindChannel, "acme:churn")
+			return err == nil && n[0] == 0
+		})
+	})
+}
