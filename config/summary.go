@@ -10,7 +10,7 @@ import (
 func (c *Config) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen:   %s\n", c.Listen.Address)
-	fmt.Fprintf(&b, "upstream: %s (timeout %s)\n", redactURL(c.Upstream.URL), c.Upstream.Timeout)
+	fmt.Fprintf(&b, "upstream: %s (timeout %s)\n", RedactURL(c.Upstream.URL), c.Upstream.Timeout)
 	fmt.Fprintf(&b, "tenants:  %d\n", len(c.Tenants))
 	for _, name := range sortedKeys(c.Tenants) {
 		fmt.Fprintf(&b, "  %-16s prefix %q\n", name, c.Tenants[name].Prefix)
@@ -30,10 +30,14 @@ func (c *Config) Summary() string {
 	return b.String()
 }
 
-func redactURL(raw string) string {
+// RedactURL hides the password of a URL for logs and summaries.
+func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(invalid)"
+	}
+	if _, hasPassword := u.User.Password(); !hasPassword {
+		return raw
 	}
 	return u.Redacted()
 }

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/pubgate/pubgate/config"
+	"github.com/spf13/cobra"
+)
+
+func newCheckCommand() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "check --config FILE",
+		Short: "Validate a configuration file and print what it sets up",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), cfg.Summary())
+			fmt.Fprintf(cmd.OutOrStdout(), "configuration %s is valid\n", path)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML)")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pubgate/pubgate/internal/testutil"
+	"github.com/redis/go-redis/v9"
+)
+
+// Cost-4 hashes of alice-secret and bob-secret keep logins fast in tests.
+const e2eConfig = `
+listen: {address: "%s"}
+upstream: {url: "%s"}
+tenants: {acme: {}, globex: {}}
+users:
+  alice: {tenant: acme, roles: [publisher], password_hash: "$2a$04$kgPboL45J2J/V0s/3IbxXOQLOzAP1.yhtoWFpVWOR4gnrF79My9lG"}
+  bob: {tenant: globex, password_hash: "$2a$04$SnBykhZXFtBBv0sP4wu3vet/r4e2npKyQGCzaO2sc/O8V/Ye366de"}
+`
+
+type gateway struct {
+	host string
+	port int
+}
+
+func (g gateway) addr() string { return net.JoinHostPort(g.host, strconv.Itoa(g.port)) }
+
+// startGateway runs `pubgate serve` in-process on a free port and stops it,
+// checking for a clean exit, when the test ends.
+func startGateway(t *testing.T, upstreamURL string) gateway {
+	t.Helper()
+	g := gateway{host: "127.0.0.1", port: testutil.FreePort(t)}
+	path := writeFile(t, fmt.Sprintf(e2eConfig, g.addr(), upstreamURL))
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", path}, nil, io.Discard, logs) }()
+	testutil.Eventually(t, "pubgate listening", func() bool {
+		c, err := net.Dial("tcp", g.addr())
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 || t.Failed() {
+			t.Logf("pubgate exited %d; log:\n%s", code, logs)
+			if code != 0 {
+				t.Fail()
+			}
+		}
+	})
+	return g
+}
+
+// onEngines runs a scenario against pubgate on its embedded engine and on a
+// real redis-server.
+func onEngines(t *testing.T, scenario func(t *testing.T, g gateway)) {
+	t.Run("memory", func(t *testing.T) { scenario(t, startGateway(t, "memory://")) })
+	t.Run("redis", func(t *testing.T) { scenario(t, startGateway(t, testutil.StartRedis(t).URL())) })
+}
+
+func TestGoRedisClient(t *testing.T) {
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("RESP%d", proto), func(t *testing.T) {
+			onEngines(t, func(t *testing.T, g gateway) { goRedisScenario(t, g, proto) })
+		})
+	}
+}
+
+func goRedisScenario(t *testing.T, g gateway, proto int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := func(user string) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: g.addr(), Username: user, Password: user + "-secret", Protocol: proto})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	alice, bob := client("alice"), client("bob")
+
+	sub := alice.Subscribe(ctx, "orders")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // the confirmation
+		t.Fatal(err)
+	}
+	if err := sub.PSubscribe(ctx, "orders.*"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spy := bob.PSubscribe(ctx, "*") // another tenant, listening to everything
+	defer spy.Close()
+	if _, err := spy.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if n, err := alice.Publish(ctx, "orders", "hello").Result(); err != nil || n != 1 {
+		t.Fatalf("PUBLISH orders = %d, %v", n, err)
+	}
+	if n, err := alice.Publish(ctx, "orders.created", "o-1").Result(); err != nil || n != 1 {
+		t.Fatalf("PUBLISH orders.created = %d, %v", n, err)
+	}
+	for _, want := range []redis.Message{
+		{Channel: "orders", Payload: "hello"},
+		{Channel: "orders.created", Pattern: "orders.*", Payload: "o-1"},
+	} {
+		m, err := sub.ReceiveMessage(ctx)
+		if err != nil || m.Channel != want.Channel || m.Pattern != want.Pattern || m.Payload != want.Payload {
+			t.Fatalf("received %+v, %v; want %+v", m, err, want)
+		}
+	}
+	if counts, err := alice.PubSubNumSub(ctx, "orders").Result(); err != nil || counts["orders"] != 1 {
+		t.Fatalf("NUMSUB = %v, %v", counts, err)
+	}
+	if chans, err := bob.PubSubChannels(ctx, "*").Result(); err != nil || len(chans) != 0 {
+		t.Fatalf("globex sees channels %q, %v", chans, err)
+	}
+	if err := sub.Unsubscribe(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "unsubscribed", func() bool {
+		n, err := alice.Publish(ctx, "orders", "gone").Result()
+		return err == nil && n == 0
+	})
+	// globex's own traffic reaches globex's spy; acme's never did.
+	if err := bob.Publish(ctx, "orders", "globex-only").Err(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := spy.ReceiveMessage(ctx)
+	if err != nil || m.Channel != "orders" || m.Payload != "globex-only" {
+		t.Fatalf("globex spy received %+v, %v; acme's messages must never reach it", m, err)
+	}
+}
+
+func TestRedisCLI(t *testing.T) {
+	cli := testutil.RequireBinary(t, "redis-cli")
+	for _, proto := range []string{"-2", "-3"} {
+		t.Run(proto, func(t *testing.T) {
+			onEngines(t, func(t *testing.T, g gateway) {
+				args := func(user string, extra ...string) []string {
+					return append([]string{"-h", g.host, "-p", strconv.Itoa(g.port), "--user", user,
+						"--pass", user + "-secret", "--no-auth-warning", proto}, extra...)
+				}
+				sub := exec.Command(cli, args("alice", "SUBSCRIBE", "orders")...)
+				lines := startLines(t, sub)
+				expectLines(t, lines, "subscribe", "orders", "1")
+				out, err := exec.Command(cli, args("alice", "PUBLISH", "orders", "hello")...).CombinedOutput()
+				if err != nil || strings.TrimSpace(string(out)) != "1" {
+					t.Fatalf("redis-cli PUBLISH: %q, %v", out, err)
+				}
+				expectLines(t, lines, "message", "orders", "hello")
+				out, _ = exec.Command(cli, args("bob", "PUBLISH", "orders", "other tenant")...).CombinedOutput()
+				if strings.TrimSpace(string(out)) != "0" {
+					t.Fatalf("globex PUBLISH orders reached acme's subscriber: %q", out)
+				}
+				out, _ = exec.Command(cli, args("alice", "GET", "k")...).CombinedOutput()
+				if !strings.Contains(string(out), "pubgate is a pub/sub proxy") {
+					t.Fatalf("GET answered %q", out)
+				}
+			})
+		})
+	}
+}
+
+func TestRedisPy(t *testing.T) {
+	python := "/usr/bin/python3" // Debian's python3-redis installs for the system interpreter
+	if err := exec.Command(python, "-c", "import redis").Run(); err != nil {
+		if testutil.InCI() {
+			t.Fatalf("redis-py missing (apt-get install python3-redis): %v", err)
+		}
+		t.Skip("redis-py missing: apt-get install python3-redis")
+	}
+	onEngines(t, func(t *testing.T, g gateway) {
+		runClient(t, exec.Command(python, "../../examples/clients/python/pubsub.py", g.host, strconv.Itoa(g.port), "alice", "alice-secret"))
+	})
+}
+
+func TestIORedis(t *testing.T) {
+	node := testutil.RequireBinary(t, "node")
+	if _, err := os.Stat("../../examples/clients/node/node_modules/ioredis"); err != nil {
+		if testutil.InCI() {
+			t.Fatalf("ioredis missing (npm ci --prefix examples/clients/node): %v", err)
+		}
+		t.Skip("ioredis missing: npm ci --prefix examples/clients/node")
+	}
+	onEngines(t, func(t *testing.T, g gateway) {
+		runClient(t, exec.Command(node, "../../examples/clients/node/pubsub.js", g.host, strconv.Itoa(g.port), "alice", "alice-secret"))
+	})
+}
+
+// runClient runs an example client program, which prints "ok" on success.
+func runClient(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+}
+
+// startLines starts a long-running client and streams its output lines.
+func startLines(t *testing.T, cmd *exec.Cmd) <-chan string {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return lines
+}
+
+func expectLines(t *testing.T, lines <-chan string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		select {
+		case got, ok := <-lines:
+			if !ok || got != w {
+				t.Fatalf("got line %q (open %v), want %q", got, ok, w)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no line %q", w)
+		}
+	}
+}
+
+// syncBuffer collects the gateway's log from its goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/signal"
+	"syscall"
+
+	"github.com/pubgate/pubgate/auth"
+	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/proxy"
+	"github.com/pubgate/pubgate/upstream"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+func newServeCommand() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run the proxy",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg, cmd)
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML)")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+// serve runs pubgate until ctx is done, then shuts down gracefully.
+func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command) error {
+	log, err := newLogger(cfg.Log, cmd)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	redis.SetLogger(redisLogger{log.Named("go-redis").Sugar()})
+
+	broker, err := openBroker(cfg.Upstream)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	srv, err := newProxy(cfg, broker, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen.Address)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("pubgate listening", zap.String("version", buildVersion()), zap.Stringer("addr", ln.Addr()),
+		zap.String("upstream", config.RedactURL(cfg.Upstream.URL)), zap.Int("tenants", len(cfg.Tenants)))
+	if cfg.Auth.DefaultUser != "" {
+		log.Warn("connections without AUTH act as a configured user", zap.String("auth.default_user", cfg.Auth.DefaultUser))
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", zap.Duration("timeout", cfg.Listen.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Listen.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func openBroker(u config.Upstream) (upstream.Broker, error) {
+	if u.URL == "memory://" || u.URL == "memory:" {
+		return upstream.NewMemory(), nil
+	}
+	return upstream.NewRedis(upstream.RedisOptions{URL: u.URL, Timeout: u.Timeout, PoolSize: u.PoolSize})
+}
+
+func newProxy(cfg *config.Config, broker upstream.Broker, log *zap.Logger) (*proxy.Server, error) {
+	users := make(map[string]auth.PasswordUser, len(cfg.Users))
+	for name, u := range cfg.Users {
+		users[name] = auth.PasswordUser{Tenant: u.Tenant, PasswordHash: u.PasswordHash, Roles: u.Roles}
+	}
+	passwords, err := auth.NewPasswords(users)
+	if err != nil {
+		return nil, err
+	}
+	var defaultUser *auth.Identity
+	if cfg.Auth.DefaultUser != "" {
+		id, _ := passwords.Lookup(cfg.Auth.DefaultUser)
+		defaultUser = &id
+	}
+	return proxy.New(proxy.Options{
+		Limits: cfg.Limits, Tenants: cfg.Tenants, Broker: broker, Auth: passwords,
+		DefaultUser: defaultUser, UpstreamTimeout: cfg.Upstream.Timeout,
+		DrainTimeout: cfg.Listen.ShutdownTimeout, Version: buildVersion(), Logger: log,
+	})
+}
+
+func newLogger(c config.Log, cmd *cobra.Command) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	encCfg.EncodeDuration = zapcore.StringDurationEncoder
+	enc := zapcore.NewJSONEncoder(encCfg)
+	if c.Format == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	}
+	core := zapcore.NewCore(enc, zapcore.AddSync(cmd.ErrOrStderr()), level)
+	return zap.New(core), nil
+}
+
+// redisLogger sends go-redis's internal messages (reconnects) to zap.
+type redisLogger struct{ s *zap.SugaredLogger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) { l.s.Warnf(format, v...) }
