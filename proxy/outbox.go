@@ -40,6 +40,9 @@ func (o *outbox) push(frame []byte) bool {
 		o.mu.Unlock()
 		return false
 	}
+	// The writer parks only after finding the queue empty, so only the push
+	// that makes it non-empty needs to wake it.
+	wake := len(o.frames) == 0
 	o.frames = append(o.frames, frame)
 	o.queued += len(frame)
 	reason := o.overLimit()
@@ -53,9 +56,11 @@ func (o *outbox) push(frame []byte) bool {
 		o.onLimit(reason)
 		return false
 	}
-	select {
-	case o.wake <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
 	}
 	return true
 }

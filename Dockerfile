@@ -1,0 +1,19 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: a static pubgate binary on a distroless, non-root base.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/pubgate ./cmd/pubgate
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/pubgate /usr/local/bin/pubgate
+# Mount your configuration here; it must listen on 0.0.0.0:6380 (or [::]) to
+# be reachable from outside the container:
+#   docker run -v $PWD/pubgate.yaml:/etc/pubgate/pubgate.yaml:ro -p 6380:6380 pubgate
+USER nonroot:nonroot
+EXPOSE 6380
+ENTRYPOINT ["/usr/local/bin/pubgate"]
+CMD ["serve", "--config", "/etc/pubgate/pubgate.yaml"]

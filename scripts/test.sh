@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs pubgate's whole test suite, first installing what the tests need when
+# it is missing: gcc (for -race), redis-server and redis-cli, Debian's
+# python3-redis, Node.js with npm, and the ioredis example's packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+/usr/bin/python3 -c 'import redis' 2>/dev/null || missing+=(python3-redis)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if ((${#missing[@]})); then
+	echo "installing test dependencies: ${missing[*]}"
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+npm ci --prefix examples/clients/node --no-audit --no-fund --loglevel=error
+
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed on:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+go test -race -count=1 ./...
