@@ -4,6 +4,7 @@
 package config
 
 import (
+	"strings"
 	"time"
 )
 
@@ -34,6 +35,9 @@ type Upstream struct {
 	Timeout  time.Duration `yaml:"timeout"`
 	PoolSize int           `yaml:"pool_size"`
 }
+
+// IsMemory reports whether the URL selects the embedded engine.
+func (u Upstream) IsMemory() bool { return strings.HasPrefix(u.URL, "memory:") }
 
 // Tenant is an isolated channel namespace.
 type Tenant struct {

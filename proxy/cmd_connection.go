@@ -59,7 +59,7 @@ func (s *session) authenticate(user, password string) bool {
 		return false
 	}
 	s.bind(id)
-	s.log.Info("authenticated", zap.String("user", id.User), zap.String("tenant", id.Tenant))
+	s.log.Debug("authenticated", zap.String("user", id.User), zap.String("tenant", id.Tenant))
 	return true
 }
 

@@ -159,10 +159,13 @@ func (s *session) deferPublish(args [][]byte) bool {
 	if len(args) != 3 || s.ident == nil || int64(len(args[2])) > int64(s.srv.limits.MaxPayloadBytes) {
 		return false
 	}
-	kind := upstream.KindChannel
-	switch {
-	case sameCommand(args[0], "publish"):
-	case sameCommand(args[0], "spublish"):
+	var kind upstream.Kind
+	switch cmd := lookup(args[0]); {
+	case cmd == nil:
+		return false
+	case cmd.name == "publish":
+		kind = upstream.KindChannel
+	case cmd.name == "spublish":
 		kind = upstream.KindShard
 	default:
 		return false

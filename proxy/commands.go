@@ -96,7 +96,6 @@ func (s *session) handle(args [][]byte) {
 	case s.inRESP2SubscribeMode() && !cmd.inSubscribe:
 		s.writeErrorf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", cmd.name)
 	default:
-		s.lastCmd = cmd.name
 		cmd.run(s, args)
 	}
 }
@@ -128,9 +127,4 @@ func printable(b []byte) string {
 		}
 		return r
 	}, string(b))
-}
-
-// sameCommand reports whether args[0] names cmd, case-insensitively.
-func sameCommand(arg []byte, cmd string) bool {
-	return strings.EqualFold(string(arg), cmd)
 }

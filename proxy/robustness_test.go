@@ -41,6 +41,20 @@ func TestMalformedInput(t *testing.T) {
 	}
 }
 
+// TestCommandsBeforeMalformedOneAreAnswered: as in Redis, what a client sent
+// before a malformed request in the same packet is still executed.
+func TestCommandsBeforeMalformedOneAreAnswered(t *testing.T) {
+	env := startProxy(t, nil, nil)
+	sub := env.login(t, "alice")
+	if got := sub.Do("SUBSCRIBE", "ch"); got != `["subscribe" "ch" :1]` {
+		t.Fatal(got)
+	}
+	c := env.login(t, "alice")
+	c.SendRaw("PING\r\n*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$4\r\nkept\r\n*x\r\n")
+	expect(t, c, "PONG", ":1", "-ERR Protocol error: invalid multibulk length")
+	expect(t, sub, `["message" "ch" "kept"]`)
+}
+
 func TestLimits(t *testing.T) {
 	env := startProxy(t, nil, func(o *Options) {
 		o.Limits.MaxClients = 3

@@ -26,8 +26,7 @@ type session struct {
 	created time.Time
 	log     *zap.Logger
 
-	in    *limitedReader
-	rd    *redcon.Reader
+	in    *requestReader
 	out   *outbox
 	proto atomic.Int32
 
@@ -42,7 +41,6 @@ type session struct {
 	reply   []byte // replies not yet handed to the outbox
 	subs    [3]map[string]*membership
 	pending []pendingPublish // PUBLISHes read together, sent as one pipeline
-	lastCmd string
 }
 
 // pendingPublish is a PUBLISH whose reply is owed once its pipeline returns.
@@ -56,8 +54,7 @@ func newSession(srv *Server, id int64, conn net.Conn) *session {
 		srv: srv, id: id, conn: conn, addr: conn.RemoteAddr().String(), created: time.Now(),
 		log: srv.log.With(zap.Int64("client_id", id), zap.String("addr", conn.RemoteAddr().String())),
 	}
-	s.in = &limitedReader{r: conn, max: srv.maxQueryBytes}
-	s.rd = redcon.NewReader(s.in)
+	s.in = newRequestReader(conn, srv.maxQueryBytes)
 	ob := srv.limits.ClientOutputBuffer
 	s.out = newOutbox(int(ob.HardLimit), int(ob.SoftLimit), time.Duration(ob.SoftSeconds)*time.Second, s.overflow)
 	s.proto.Store(resp2)
@@ -117,86 +114,45 @@ func (s *session) serve() {
 	_ = s.conn.Close()
 }
 
+// readLoop runs the client's commands until it quits or the connection
+// ends. Replies are handed to the outbox whenever the input is exhausted, so
+// a pipeline is answered with few writes.
 func (s *session) readLoop() error {
 	for !s.quit {
-		cmds, err := s.readCommands()
-		if err != nil {
-			if perr := protocolError(err); perr != "" {
-				s.flushPublishes()
-				s.mute = false
-				s.writeError(perr)
-				s.flushReplies()
-			}
-			return err
-		}
-		for _, c := range cmds {
-			s.handle(c.Args)
-			if s.quit {
-				break
-			}
+		args, ok, err := s.in.next()
+		if ok {
+			s.handle(args)
+			continue
 		}
 		s.flushPublishes()
-		s.flushReplies()
+		if err == nil {
+			s.flushReplies()
+			err = s.in.fill()
+			if err == nil {
+				continue
+			}
+		}
+		if isProtocolError(err) {
+			s.mute = false
+			s.writeError("ERR " + err.Error())
+			s.flushReplies()
+		}
+		return err
 	}
+	s.flushPublishes()
+	s.flushReplies()
 	return nil
 }
 
-// readCommands reads the next pipeline of commands. redcon's reader grows
-// without bound and can panic on absurd bulk lengths, so reads are bounded by
-// limitedReader and a panic becomes a protocol error.
-func (s *session) readCommands() (cmds []redcon.Command, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			cmds, err = nil, errMalformed
-		}
-	}()
-	s.in.reset()
-	return s.rd.ReadCommands()
-}
-
-var (
-	errMalformed    = errors.New("Protocol error: malformed request")
-	errQueryTooLong = errors.New("Protocol error: request exceeds the maximum size (limits.max_payload_bytes)")
-)
-
-// protocolError returns the error text owed to the client for a read error,
-// or "" when the connection just ended.
-func protocolError(err error) string {
-	if errors.Is(err, errMalformed) || errors.Is(err, errQueryTooLong) {
-		return "ERR " + err.Error()
-	}
-	if strings.HasPrefix(err.Error(), "Protocol error") { // redcon's parse errors
-		return "ERR " + err.Error()
-	}
-	return ""
+// isProtocolError tells a request the client got wrong (owed an error reply)
+// from the connection ending.
+func isProtocolError(err error) bool {
+	return errors.Is(err, errMalformed) || errors.Is(err, errQueryTooLong) ||
+		strings.HasPrefix(err.Error(), "Protocol error") // redcon's parse errors
 }
 
 func isDisconnect(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errQueryTooLong) ||
-		errors.Is(err, errMalformed) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-// limitedReader bounds what one ReadCommands call may read (the size of one
-// incomplete command) and how many reads it may take, since redcon's parser
-// recurses once per read.
-type limitedReader struct {
-	r        io.Reader
-	max      int
-	n, reads int
-}
-
-const maxReadsPerCommand = 1 << 14
-
-func (l *limitedReader) reset() { l.n, l.reads = 0, 0 }
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.n > l.max || l.reads > maxReadsPerCommand {
-		return 0, errQueryTooLong
-	}
-	n, err := l.r.Read(p)
-	l.n += n
-	l.reads++
-	return n, err
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isProtocolError(err)
 }
 
 // flushReplies hands the replies accumulated so far to the outbox.

@@ -69,7 +69,8 @@ var ErrClosed = errors.New("upstream: broker closed")
 type Broker interface {
 	// Publish sends every publication of the batch, in order, as one round
 	// trip where the engine allows it, and fills in Receivers or Err. The
-	// returned error reports a failure of the whole batch.
+	// returned error reports a failure of the whole batch. Publish keeps no
+	// reference to a payload after it returns: callers reuse their buffers.
 	Publish(ctx context.Context, batch []Publication) error
 	Subscribe(ctx context.Context, kind Kind, names ...string) error
 	Unsubscribe(ctx context.Context, kind Kind, names ...string) error

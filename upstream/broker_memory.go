@@ -45,6 +45,9 @@ func (m *Memory) Publish(ctx context.Context, batch []Publication) error {
 }
 
 func (m *Memory) publish(ctx context.Context, p *Publication) (int64, error) {
+	// The hub reads the payload after Publish returned: copy it once for all
+	// of its deliveries.
+	p.Payload = append([]byte(nil), p.Payload...)
 	out, ok := m.deliveries(p)
 	if !ok {
 		return 0, ErrClosed

@@ -189,3 +189,21 @@ func TestRedisRestartResubscribes(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerDoesNotRetainPayload: callers reuse their buffers once Publish
+// returned, and subscribers must still get what was published.
+func TestBrokerDoesNotRetainPayload(t *testing.T) {
+	engines(t, func(t *testing.T, b Broker) {
+		if err := b.Subscribe(ctx(t), KindChannel, "reuse"); err != nil {
+			t.Fatal(err)
+		}
+		buf := []byte("first")
+		if err := b.Publish(ctx(t), []Publication{{Kind: KindChannel, Channel: "reuse", Payload: buf}}); err != nil {
+			t.Fatal(err)
+		}
+		copy(buf, "XXXXX")
+		if m := receive(t, b); string(m.Payload) != "first" {
+			t.Fatalf("delivered %q after the caller reused its buffer", m.Payload)
+		}
+	})
+}

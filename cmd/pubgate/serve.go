@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/pubgate/pubgate/auth"
@@ -46,7 +47,7 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	redis.SetLogger(redisLogger{log.Named("go-redis").Sugar()})
+	setRedisLogger.Do(func() { redis.SetLogger(redisLogger{log.Named("go-redis").Sugar()}) })
 
 	broker, err := openBroker(cfg.Upstream)
 	if err != nil {
@@ -85,7 +86,7 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command) error {
 }
 
 func openBroker(u config.Upstream) (upstream.Broker, error) {
-	if u.URL == "memory://" || u.URL == "memory:" {
+	if u.IsMemory() {
 		return upstream.NewMemory(), nil
 	}
 	return upstream.NewRedis(upstream.RedisOptions{URL: u.URL, Timeout: u.Timeout, PoolSize: u.PoolSize})
@@ -128,6 +129,10 @@ func newLogger(c config.Log, cmd *cobra.Command) (*zap.Logger, error) {
 	core := zapcore.NewCore(enc, zapcore.AddSync(cmd.ErrOrStderr()), level)
 	return zap.New(core), nil
 }
+
+// setRedisLogger guards go-redis's process-wide logger, which its goroutines
+// read at any time: it is set once, by the first serve.
+var setRedisLogger sync.Once
 
 // redisLogger sends go-redis's internal messages (reconnects) to zap.
 type redisLogger struct{ s *zap.SugaredLogger }
