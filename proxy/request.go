@@ -1,15 +1,20 @@
 package proxy
 
 import (
-	"errors"
 	"io"
 
 	"github.com/tidwall/redcon"
 )
 
-var (
-	errMalformed    = errors.New("Protocol error: malformed request")
-	errQueryTooLong = errors.New("Protocol error: request exceeds the maximum size (limits.max_payload_bytes)")
+// protocolError is a request the client got wrong; like redcon's parse
+// errors, its text is what Redis sends: "Protocol error: …".
+type protocolError string
+
+func (e protocolError) Error() string { return "Protocol error: " + string(e) }
+
+const (
+	errMalformed    = protocolError("malformed request")
+	errQueryTooLong = protocolError("request exceeds the maximum size (limits.max_payload_bytes)")
 )
 
 // requestReader frames client commands, RESP or inline, out of a buffer it

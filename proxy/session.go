@@ -147,8 +147,8 @@ func (s *session) readLoop() error {
 // isProtocolError tells a request the client got wrong (owed an error reply)
 // from the connection ending.
 func isProtocolError(err error) bool {
-	return errors.Is(err, errMalformed) || errors.Is(err, errQueryTooLong) ||
-		strings.HasPrefix(err.Error(), "Protocol error") // redcon's parse errors
+	var ours protocolError
+	return errors.As(err, &ours) || strings.HasPrefix(err.Error(), "Protocol error") // redcon's parse errors
 }
 
 func isDisconnect(err error) bool {
@@ -166,12 +166,6 @@ func (s *session) flushReplies() {
 
 // Reply helpers: every reply goes through them so that CLIENT REPLY OFF|SKIP
 // can drop it.
-
-func (s *session) writeRaw(b []byte) {
-	if !s.mute {
-		s.reply = append(s.reply, b...)
-	}
-}
 
 func (s *session) writeOK() { s.writeSimple("OK") }
 

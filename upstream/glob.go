@@ -99,9 +99,6 @@ func matchBracket(p string, c byte) (rest string, ok bool) {
 	return p, match != negate
 }
 
-// globMeta are the bytes that carry meaning in a Redis glob pattern.
-const globMeta = `*?[]\`
-
 // EscapeGlob returns s with every glob metacharacter escaped, so that the
 // result, used as a pattern, matches exactly s and nothing else.
 func EscapeGlob(s string) string {
