@@ -29,6 +29,8 @@ type requestReader struct {
 	buf        []byte
 	start, end int // unparsed data is buf[start:end]
 	max        int
+	initial    int // size of a new buffer
+	keep       int // a buffer grown past this is given back once empty
 	args       [][]byte
 }
 
@@ -39,7 +41,8 @@ const (
 )
 
 func newRequestReader(r io.Reader, max int) *requestReader {
-	return &requestReader{r: r, buf: make([]byte, initialRequestBuffer), max: max}
+	return &requestReader{r: r, buf: make([]byte, initialRequestBuffer), max: max,
+		initial: initialRequestBuffer, keep: keepRequestBuffer}
 }
 
 // next returns the next buffered command; ok is false when the buffer holds
@@ -76,10 +79,11 @@ func (q *requestReader) fill() error {
 	if pending >= q.max {
 		return errQueryTooLong
 	}
-	if pending == 0 && len(q.buf) > keepRequestBuffer {
-		q.buf = make([]byte, initialRequestBuffer)
+	if pending == 0 && len(q.buf) > q.keep {
+		q.buf = make([]byte, q.initial)
+	} else {
+		copy(q.buf, q.buf[q.start:q.end])
 	}
-	copy(q.buf, q.buf[q.start:q.end])
 	q.start, q.end = 0, pending
 	if q.end == len(q.buf) {
 		grown := make([]byte, min(2*len(q.buf), q.max))

@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -61,14 +63,16 @@ func FuzzRequestReader(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, input []byte) {
+		// Tiny sizes, so that growing and giving back the buffer happen.
 		const max = 256
-		q := newRequestReader(bytes.NewReader(input), max)
+		q := newRequestReader(iotest.HalfReader(bytes.NewReader(input)), max)
+		q.initial, q.keep, q.buf = 8, 32, make([]byte, 8)
 		for range 10000 {
 			_, ok, err := q.next()
 			if err == nil && !ok {
 				err = q.fill()
 			}
-			if len(q.buf) > max && len(q.buf) > initialRequestBuffer {
+			if len(q.buf) > max {
 				t.Fatalf("buffer grew to %d", len(q.buf))
 			}
 			if err != nil {
@@ -77,4 +81,44 @@ func FuzzRequestReader(f *testing.F) {
 		}
 		t.Fatal("reader made no progress")
 	})
+}
+
+// TestRequestReaderShrinksAfterLargeRequest: a request larger than the
+// buffer kept between requests, ending exactly at a read boundary, is
+// followed by ordinary requests (the buffer is given back in between).
+func TestRequestReaderShrinksAfterLargeRequest(t *testing.T) {
+	big := fmt.Sprintf("*2\r\n$4\r\nECHO\r\n$%d\r\n%s\r\n", 100<<10, strings.Repeat("b", 100<<10))
+	input := big + "PING\r\n" + big + "PING\r\n"
+	cmds, err := drain([]byte(input), 1<<20)
+	if !errors.Is(err, io.EOF) || len(cmds) != 4 || cmds[1][0] != "PING" || len(cmds[2][1]) != 100<<10 {
+		t.Fatalf("framed %d commands, err %v", len(cmds), err)
+	}
+	// Whole requests per read, as a client writing each in one go produces.
+	q := newRequestReader(&chunkReader{chunks: []string{big, "PING\r\n"}}, 1<<20)
+	for _, want := range []string{"ECHO", "PING"} {
+		args, ok, err := q.next()
+		for !ok && err == nil {
+			if err = q.fill(); err == nil {
+				args, ok, err = q.next()
+			}
+		}
+		if err != nil || string(args[0]) != want {
+			t.Fatalf("want %s, got %q, %v", want, args, err)
+		}
+	}
+}
+
+// chunkReader returns one chunk per Read.
+type chunkReader struct{ chunks []string }
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.chunks[0])
+	c.chunks[0] = c.chunks[0][n:]
+	if c.chunks[0] == "" {
+		c.chunks = c.chunks[1:]
+	}
+	return n, nil
 }

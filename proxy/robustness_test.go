@@ -195,3 +195,26 @@ func TestManySessionsChurn(t *testing.T) {
 		})
 	})
 }
+
+// TestLargePayloads: payloads up to the limit pass through intact, and the
+// connection keeps working after its request buffer grew and shrank.
+func TestLargePayloads(t *testing.T) {
+	env := startProxy(t, nil, nil)
+	sub := env.login(t, "alice")
+	if got := sub.Do("SUBSCRIBE", "big"); got != `["subscribe" "big" :1]` {
+		t.Fatal(got)
+	}
+	pub := env.login(t, "alice")
+	for _, size := range []int{100 << 10, 1 << 20, 10, 300 << 10} {
+		payload := strings.Repeat("p", size)
+		if got := pub.Do("PUBLISH", "big", payload); got != ":1" {
+			t.Fatalf("PUBLISH of %d bytes: %.80s", size, got)
+		}
+		if got := sub.Read(); got != fmt.Sprintf(`["message" "big" %q]`, payload) {
+			t.Fatalf("message of %d bytes arrived as %d bytes", size, len(got))
+		}
+		if got := pub.Do("PING"); got != "PONG" {
+			t.Fatal(got)
+		}
+	}
+}

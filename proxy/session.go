@@ -101,7 +101,7 @@ func (s *session) serve() {
 	writerDone := make(chan error, 1)
 	go func() { writerDone <- s.out.writeLoop(s.conn) }()
 
-	err := s.readLoop()
+	err := s.readLoopGuarded()
 	if err != nil && !isDisconnect(err) {
 		s.log.Debug("closing connection", zap.Error(err))
 	}
@@ -112,6 +112,18 @@ func (s *session) serve() {
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.drainTimeout))
 	<-writerDone
 	_ = s.conn.Close()
+}
+
+// readLoopGuarded runs readLoop, turning a panic (a bug) into the end of
+// this one connection rather than of the process.
+func (s *session) readLoopGuarded() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("session panicked; connection closed", zap.Any("panic", r), zap.Stack("stack"))
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return s.readLoop()
 }
 
 // readLoop runs the client's commands until it quits or the connection
