@@ -65,6 +65,7 @@ type Limits struct {
 	MaxClients                int          `yaml:"max_clients"`
 	MaxSubscriptionsPerClient int          `yaml:"max_subscriptions_per_client"`
 	MaxPayloadBytes           ByteSize     `yaml:"max_payload_bytes"`
+	MaxChannelBytes           ByteSize     `yaml:"max_channel_bytes"` // channel and pattern names
 	ClientOutputBuffer        OutputBuffer `yaml:"client_output_buffer"`
 }
 
@@ -92,6 +93,7 @@ func Default() *Config {
 			MaxClients:                10000,
 			MaxSubscriptionsPerClient: 10000,
 			MaxPayloadBytes:           1 << 20,
+			MaxChannelBytes:           4 << 10,
 			ClientOutputBuffer:        OutputBuffer{HardLimit: 32 << 20, SoftLimit: 8 << 20, SoftSeconds: 60},
 		},
 		Log: Log{Level: "info", Format: "console"},

@@ -138,6 +138,9 @@ func (c *Config) validateLimits(add addFunc) {
 	if l.MaxPayloadBytes <= 0 {
 		add("limits.max_payload_bytes", "must be positive")
 	}
+	if l.MaxChannelBytes <= 0 {
+		add("limits.max_channel_bytes", "must be positive")
+	}
 	ob := l.ClientOutputBuffer
 	if ob.HardLimit <= 0 {
 		add("limits.client_output_buffer.hard_limit", "must be positive")

@@ -65,10 +65,10 @@ func (s *session) authenticate(user, password string) bool {
 
 // cmdHello is HELLO [protover [AUTH username password] [SETNAME clientname]].
 func (s *session) cmdHello(args [][]byte) {
-	proto := s.proto.Load()
+	proto := s.proto
 	if len(args) > 1 {
-		v, err := strconv.Atoi(string(args[1]))
-		if err != nil {
+		v, ok := parseInt(args[1])
+		if !ok {
 			s.writeError("ERR Protocol version is not an integer or out of range")
 			return
 		}
@@ -108,7 +108,7 @@ func (s *session) cmdHello(args [][]byte) {
 		}
 		s.name = name
 	}
-	s.proto.Store(proto)
+	s.proto = proto
 	s.writeMap(7)
 	s.writeBulk("server")
 	s.writeBulk("redis")
@@ -152,12 +152,15 @@ func (s *session) cmdQuit([][]byte) {
 	s.quit = true
 }
 
-// cmdReset returns the connection to its state right after connecting.
+// cmdReset returns the connection to its state right after connecting. As
+// in Redis it ends CLIENT REPLY OFF and answers, unless this very command
+// was skipped.
 func (s *session) cmdReset([][]byte) {
+	skipped := s.mute && !s.replyOff
 	s.unsubscribeAll()
-	s.proto.Store(resp2)
+	s.proto = resp2
 	s.name, s.libName, s.libVer = "", "", ""
-	s.replyOff, s.skipNext, s.mute = false, false, false
+	s.replyOff, s.skipNext, s.mute = false, false, skipped
 	s.bindDefaultUser()
 	s.writeSimple("RESET")
 }
@@ -165,9 +168,9 @@ func (s *session) cmdReset([][]byte) {
 func (s *session) cmdEcho(args [][]byte) { s.writeBulk(string(args[1])) }
 
 func (s *session) cmdSelect(args [][]byte) {
-	db, err := strconv.Atoi(string(args[1]))
+	db, ok := parseInt(args[1])
 	switch {
-	case err != nil:
+	case !ok:
 		s.writeError("ERR value is not an integer or out of range")
 	case db != 0:
 		s.writeError("ERR pubgate is a pub/sub proxy: only database 0 exists (pub/sub does not depend on the database)")
@@ -268,7 +271,18 @@ func (s *session) clientInfo() string {
 	}
 	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=0 flags=%s db=0 sub=%d psub=%d ssub=%d multi=-1 cmd=%s user=%s redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
 		s.id, s.addr, s.conn.LocalAddr(), s.name, int(time.Since(s.created).Seconds()), flags,
-		len(s.subs[0]), len(s.subs[1]), len(s.subs[2]), "client|info", user, s.proto.Load(), s.libName, s.libVer)
+		len(s.subs[0]), len(s.subs[1]), len(s.subs[2]), "client|info", user, s.proto, s.libName, s.libVer)
+}
+
+// parseInt accepts integers as strictly as Redis's string2ll: no sign
+// but '-', no leading zeros, no "-0".
+func parseInt(b []byte) (int64, bool) {
+	s := string(b)
+	if s == "" || s == "-" || s == "-0" || (len(s) > 1 && s[0] == '0') || (len(s) > 2 && s[0] == '-' && s[1] == '0') || s[0] == '+' {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
 // validClientName follows Redis: printable ASCII without spaces.

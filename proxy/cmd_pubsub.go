@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/pubgate/pubgate/upstream"
+	"github.com/tidwall/redcon"
 	"go.uber.org/zap"
 )
 
@@ -34,24 +35,27 @@ func (s *session) countFor(kind upstream.Kind) int64 {
 }
 
 // writeSubReply writes a (un)subscribe confirmation; a nil name is written
-// as null (UNSUBSCRIBE with nothing subscribed).
+// as null (UNSUBSCRIBE with nothing subscribed). Like Redis, it ignores
+// CLIENT REPLY OFF|SKIP: a client needs confirmations to track its state.
 func (s *session) writeSubReply(verb string, name *string, count int64) {
-	if s.mute {
-		return
-	}
-	s.reply = appendPushHeader(s.reply, s.proto.Load(), 3)
-	s.writeBulk(verb)
+	s.reply = appendPushHeader(s.reply, s.proto, 3)
+	s.reply = redcon.AppendBulkString(s.reply, verb)
 	if name == nil {
-		s.writeNull()
+		s.reply = appendNull(s.reply, s.proto)
 	} else {
-		s.writeBulk(*name)
+		s.reply = redcon.AppendBulkString(s.reply, *name)
 	}
-	s.writeInt(count)
+	s.reply = redcon.AppendInt(s.reply, count)
 }
 
 // subscribe is all or nothing, as Redis is with ACLs: the whole command is
 // refused before any name is subscribed.
 func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
+	for _, n := range names {
+		if !s.channelNameOK(n) {
+			return
+		}
+	}
 	fresh := s.newSubscriptions(kind, names)
 	if limit := s.srv.limits.MaxSubscriptionsPerClient; s.subscriptionCount()+len(fresh) > limit {
 		s.writeErrorf("ERR pubgate: a client may hold at most %d subscriptions (limits.max_subscriptions_per_client)", limit)
@@ -81,7 +85,7 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 		}
 		delete(entries, name)
 		count := s.countFor(kind) + 1
-		s.subs[kind][name] = e.attach(s, func() {
+		s.subs[kind][name] = s.srv.hub.attach(e, s, func() {
 			s.writeSubReply(verb, &name, count)
 			s.flushReplies()
 		})
@@ -156,7 +160,8 @@ func (s *session) unsubscribeAll() {
 // them read together goes upstream as one pipeline. Anything it declines is
 // handled (and refused with the right error) by the command table.
 func (s *session) deferPublish(args [][]byte) bool {
-	if len(args) != 3 || s.ident == nil || int64(len(args[2])) > int64(s.srv.limits.MaxPayloadBytes) {
+	if len(args) != 3 || s.ident == nil || int64(len(args[2])) > int64(s.srv.limits.MaxPayloadBytes) ||
+		int64(len(args[1])) > int64(s.srv.limits.MaxChannelBytes) {
 		return false
 	}
 	var kind upstream.Kind
@@ -184,8 +189,22 @@ func (s *session) deferPublish(args [][]byte) bool {
 	return true
 }
 
+// channelNameOK refuses, with an error reply, a channel or pattern name
+// over limits.max_channel_bytes: names are kept per subscription, and a
+// client may hold many.
+func (s *session) channelNameOK(name []byte) bool {
+	if max := int64(s.srv.limits.MaxChannelBytes); int64(len(name)) > max {
+		s.writeErrorf("ERR pubgate: channel name of %d bytes exceeds limits.max_channel_bytes (%d)", len(name), max)
+		return false
+	}
+	return true
+}
+
 // cmdPublish sees only what deferPublish declined.
 func (s *session) cmdPublish(args [][]byte) {
+	if !s.channelNameOK(args[1]) {
+		return
+	}
 	if max := int64(s.srv.limits.MaxPayloadBytes); int64(len(args[2])) > max {
 		s.writeErrorf("ERR pubgate: message of %d bytes exceeds limits.max_payload_bytes (%d)", len(args[2]), max)
 		return

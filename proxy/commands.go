@@ -108,7 +108,7 @@ func arityOK(arity, n int) bool {
 }
 
 func (s *session) inRESP2SubscribeMode() bool {
-	return s.proto.Load() == resp2 && s.subscriptionCount() > 0
+	return s.proto == resp2 && s.subscriptionCount() > 0
 }
 
 func (s *session) subscriptionCount() int {

@@ -139,6 +139,28 @@ func TestCommandSurface(t *testing.T) {
 			{"CLIENT GETNAME", []string{"nil"}},
 			{"PUBLISH a x", []string{":0"}},
 		},
+		"CLIENT REPLY OFF|SKIP still confirms (un)subscriptions, as Redis does": {
+			{"HELLO 3 AUTH alice alice-secret", []string{hello("3")}},
+			{"CLIENT REPLY SKIP", nil},
+			{"SUBSCRIBE a", []string{`>["subscribe" "a" :1]`}},
+			{"CLIENT REPLY OFF", nil},
+			{"SUBSCRIBE b", []string{`>["subscribe" "b" :2]`}},
+			{"UNSUBSCRIBE a", []string{`>["unsubscribe" "a" :1]`}},
+			{"PING", nil},
+			{"RESET", []string{"RESET"}}, // RESET ends OFF, and answers
+			{"CLIENT REPLY SKIP", []string{"-NOAUTH Authentication required."}},
+			{"AUTH alice alice-secret", []string{"OK"}},
+			{"CLIENT REPLY SKIP", nil},
+			{"RESET", nil}, // but a skipped RESET stays silent
+		},
+		"numbers are parsed as strictly as Redis does": {
+			{"HELLO +3", []string{"-ERR Protocol version is not an integer or out of range"}},
+			{"HELLO 03", []string{"-ERR Protocol version is not an integer or out of range"}},
+			{"AUTH alice alice-secret", []string{"OK"}},
+			{"SELECT +0", []string{"-ERR value is not an integer or out of range"}},
+			{"SELECT 00", []string{"-ERR value is not an integer or out of range"}},
+			{"SELECT -0", []string{"-ERR value is not an integer or out of range"}},
+		},
 		"argument errors": {
 			{"AUTH alice alice-secret", []string{"OK"}},
 			{"SUBSCRIBE", []string{"-ERR wrong number of arguments for 'subscribe' command"}},

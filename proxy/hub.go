@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pubgate/pubgate/upstream"
@@ -42,6 +43,7 @@ type entry struct {
 	// unsubscribe confirmation.
 	mu      sync.RWMutex
 	members []*membership
+	count   atomic.Int64 // len(members), readable without mu for counting
 
 	// Guarded by Hub.mu.
 	refs    int
@@ -53,9 +55,10 @@ type entry struct {
 
 // membership is one session's place in an entry.
 type membership struct {
-	s   *session
-	e   *entry
-	idx int // position in e.members, guarded by e.mu
+	s     *session
+	e     *entry
+	idx   int    // position in e.members, guarded by e.mu
+	since uint64 // engine messages up to this sequence predate the subscribe
 }
 
 // NewHub starts fanning out the broker's messages.
@@ -97,16 +100,14 @@ func (h *Hub) dispatch(m upstream.Message) {
 			zap.String("tenant", e.ns.Tenant), zap.String("channel", m.Channel))
 		return
 	}
-	var frames [2][]byte // by protocol: index 0 RESP2, 1 RESP3
+	frames := messageFrames{kind: m.Kind, pattern: e.clientName, channel: channel, payload: m.Payload}
 	e.mu.RLock()
 	for _, mb := range e.members {
-		proto := mb.s.proto.Load()
-		f := frames[proto-resp2]
-		if f == nil {
-			f = encodeMessage(proto, m.Kind, e.clientName, channel, m.Payload)
-			frames[proto-resp2] = f
+		// A shared subscription may still hold messages received before
+		// this member subscribed; Redis would not deliver those to it.
+		if m.Seq > mb.since {
+			mb.s.out.pushMessage(&frames)
 		}
-		mb.s.out.push(f)
 	}
 	e.mu.RUnlock()
 }
@@ -240,13 +241,15 @@ func (h *Hub) release(entries []*entry) {
 
 // attach adds a session to an entry's fan-out. before runs under the entry
 // lock first, so that what it queues (the subscribe confirmation) precedes
-// every message the session receives from the entry.
-func (e *entry) attach(s *session, before func()) *membership {
+// every message the session receives from the entry, and messages the
+// engine received before are not delivered to it.
+func (h *Hub) attach(e *entry, s *session, before func()) *membership {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	before()
-	mb := &membership{s: s, e: e, idx: len(e.members)}
+	mb := &membership{s: s, e: e, idx: len(e.members), since: h.broker.Received()}
 	e.members = append(e.members, mb)
+	e.count.Store(int64(len(e.members)))
 	return mb
 }
 
@@ -262,6 +265,7 @@ func (mb *membership) detach(after func()) {
 	moved.idx = mb.idx
 	e.members[last] = nil
 	e.members = e.members[:last]
+	e.count.Store(int64(last))
 	if after != nil {
 		after()
 	}
@@ -277,9 +281,7 @@ func (h *Hub) receivers(kind upstream.Kind, channel string, engine int64) int64 
 			return
 		}
 		mine++
-		e.mu.RLock()
-		clients += int64(len(e.members))
-		e.mu.RUnlock()
+		clients += e.count.Load()
 	}
 	h.mu.RLock()
 	count(h.entries[subKey{kind, channel}])
@@ -302,9 +304,7 @@ func (h *Hub) numSub(kind upstream.Kind, channel string, engine int64) int64 {
 	if e == nil || !e.confirmed() {
 		return engine
 	}
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return max(engine-1, 0) + int64(len(e.members))
+	return max(engine-1, 0) + e.count.Load()
 }
 
 // numPat counts the distinct patterns this node's clients of one namespace
@@ -315,12 +315,8 @@ func (h *Hub) numPat(ns *Namespace) int64 {
 	defer h.mu.RUnlock()
 	var n int64
 	for e := range h.patterns {
-		if e.ns == ns && e.confirmed() {
-			e.mu.RLock()
-			if len(e.members) > 0 {
-				n++
-			}
-			e.mu.RUnlock()
+		if e.ns == ns && e.confirmed() && e.count.Load() > 0 {
+			n++
 		}
 	}
 	return n

@@ -34,11 +34,10 @@ func benchmarkFanout(b *testing.B, subscribers, payload int) {
 	}
 	for range subscribers {
 		s := &session{}
-		s.proto.Store(resp2)
 		s.out = newOutbox(1<<40, 1<<40, time.Hour, func(string) {})
 		go func() { _ = s.out.writeLoop(io.Discard) }()
 		defer s.out.close()
-		entries[0].attach(s, func() {})
+		h.attach(entries[0], s, func() {})
 	}
 	msg := upstream.Message{Kind: upstream.KindChannel, Channel: "acme:orders", Payload: make([]byte, payload)}
 	b.ReportAllocs()

@@ -22,6 +22,10 @@ type outbox struct {
 	softSince time.Time
 	closed    bool
 	wake      chan struct{}
+	// proto is the protocol the client speaks at the end of the queue: the
+	// session sets it with the reply that switches it (HELLO, RESET), so
+	// every message is encoded as the client expects at its position.
+	proto int32
 
 	hard, soft int
 	softFor    time.Duration
@@ -29,16 +33,40 @@ type outbox struct {
 }
 
 func newOutbox(hard, soft int, softFor time.Duration, onLimit func(string)) *outbox {
-	return &outbox{hard: hard, soft: soft, softFor: softFor, onLimit: onLimit, wake: make(chan struct{}, 1)}
+	return &outbox{hard: hard, soft: soft, softFor: softFor, onLimit: onLimit, wake: make(chan struct{}, 1), proto: resp2}
 }
 
-// push queues a frame. It reports false when the outbox no longer accepts
-// frames (closed, or just closed for exceeding a limit).
-func (o *outbox) push(frame []byte) bool {
+// push queues the session's replies, encoded in proto, which messages
+// queued after them will use too. An empty frame only sets proto. push
+// reports false when the outbox no longer accepts frames (closed, or just
+// closed for exceeding a limit).
+func (o *outbox) push(frame []byte, proto int32) bool {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
 		return false
+	}
+	o.proto = proto
+	return o.enqueue(frame)
+}
+
+// pushMessage queues a message in the protocol the client speaks at this
+// point of its stream.
+func (o *outbox) pushMessage(m *messageFrames) bool {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return false
+	}
+	return o.enqueue(m.frame(o.proto))
+}
+
+// enqueue appends a frame and checks the limits; it is called with o.mu
+// held and releases it.
+func (o *outbox) enqueue(frame []byte) bool {
+	if len(frame) == 0 {
+		o.mu.Unlock()
+		return true
 	}
 	// The writer parks only after finding the queue empty, so only the push
 	// that makes it non-empty needs to wake it.

@@ -44,6 +44,24 @@ func appendHeader(b []byte, kind byte, n int) []byte {
 	return append(b, '\r', '\n')
 }
 
+// messageFrames is one engine message as each protocol encodes it, built on
+// first use and shared by every subscriber. Only the hub's fan-out goroutine
+// touches it.
+type messageFrames struct {
+	kind             upstream.Kind
+	pattern, channel string
+	payload          []byte
+	frames           [2][]byte // RESP2, RESP3
+}
+
+func (m *messageFrames) frame(proto int32) []byte {
+	f := &m.frames[proto-resp2]
+	if *f == nil {
+		*f = encodeMessage(proto, m.kind, m.pattern, m.channel, m.payload)
+	}
+	return *f
+}
+
 // encodeMessage builds one pub/sub delivery frame, sized exactly so that the
 // one allocation is shared by every subscriber that receives it.
 func encodeMessage(proto int32, kind upstream.Kind, pattern, channel string, payload []byte) []byte {

@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +62,7 @@ func TestLimits(t *testing.T) {
 		o.Limits.MaxClients = 3
 		o.Limits.MaxSubscriptionsPerClient = 2
 		o.Limits.MaxPayloadBytes = 10
+		o.Limits.MaxChannelBytes = 8
 	})
 	c := env.login(t, "alice")
 	if got := c.Do("PUBLISH", "ch", strings.Repeat("z", 11)); got != "-ERR pubgate: message of 11 bytes exceeds limits.max_payload_bytes (10)" {
@@ -67,6 +70,12 @@ func TestLimits(t *testing.T) {
 	}
 	if got := c.Do("PUBLISH", "ch", strings.Repeat("z", 10)); got != ":0" {
 		t.Fatalf("publish at the limit: %s", got)
+	}
+	const tooLong = "-ERR pubgate: channel name of 9 bytes exceeds limits.max_channel_bytes (8)"
+	for _, cmd := range [][]string{{"PUBLISH", "123456789", "x"}, {"SUBSCRIBE", "ok", "123456789"}, {"PSUBSCRIBE", "12345678*"}} {
+		if got := c.Do(cmd...); got != tooLong {
+			t.Fatalf("%v: %s", cmd, got)
+		}
 	}
 	if got := c.Do("SUBSCRIBE", "a", "b", "c"); got != "-ERR pubgate: a client may hold at most 2 subscriptions (limits.max_subscriptions_per_client)" {
 		t.Fatalf("over subscription limit: %s", got)
@@ -216,5 +225,120 @@ func TestLargePayloads(t *testing.T) {
 		if got := pub.Do("PING"); got != "PONG" {
 			t.Fatal(got)
 		}
+	}
+}
+
+// TestHelloSwitchesProtocolInOrder: while messages flow, HELLO 2 turns a
+// RESP3 subscriber into a RESP2 one (the other direction is refused in RESP2
+// subscribe mode, as in Redis). Messages queued before the HELLO reply are
+// pushes, those after it arrays: the client can always parse its stream.
+func TestHelloSwitchesProtocolInOrder(t *testing.T) {
+	env := startProxy(t, nil, nil)
+	pub := env.login(t, "alice")
+	stop := make(chan struct{})
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				pub.Do("PUBLISH", "flood", "m")
+			}
+		}
+	}()
+	defer func() { close(stop); <-published }()
+	for round := range 10 {
+		c := env.login(t, "alice")
+		c.Send("HELLO", "3")
+		c.Read()
+		if got := c.Do("SUBSCRIBE", "flood"); got != `>["subscribe" "flood" :1]` {
+			t.Fatal(got)
+		}
+		c.Read() // at least one message in flight
+		c.Send("HELLO", "2")
+		for got := c.Read(); !strings.Contains(got, `"proto"`); got = c.Read() {
+			if got != `>["message" "flood" "m"]` {
+				t.Fatalf("round %d: before the HELLO reply got %s", round, got)
+			}
+		}
+		if got := c.Read(); got != `["message" "flood" "m"]` {
+			t.Fatalf("round %d: after the HELLO reply got %s", round, got)
+		}
+		c.Conn.Close()
+	}
+}
+
+// TestNoMessagesFromBeforeSubscribe: a session joining a shared subscription
+// receives nothing published before its SUBSCRIBE, even while older
+// messages of that channel are still queued for fan-out. The test stalls the
+// hub on another channel so that a backlog certainly exists.
+func TestNoMessagesFromBeforeSubscribe(t *testing.T) {
+	onEngines(t, func(t *testing.T, env *testEnv) {
+		blocker := env.login(t, "alice")
+		first := env.login(t, "alice")
+		for c, ch := range map[*testutil.RESPConn]string{blocker: "blocker", first: "seq"} {
+			if got := c.Do("SUBSCRIBE", ch); got != fmt.Sprintf(`["subscribe" %q :1]`, ch) {
+				t.Fatal(got)
+			}
+		}
+		env.srv.hub.mu.RLock()
+		stall := env.srv.hub.entries[subKey{upstream.KindChannel, "acme:blocker"}]
+		env.srv.hub.mu.RUnlock()
+		stall.mu.Lock() // the fan-out stops at the next "blocker" message
+
+		pub := env.login(t, "alice")
+		pub.Do("PUBLISH", "blocker", "stall")
+		for i := range 500 {
+			pub.Send("PUBLISH", "seq", fmt.Sprint("old-", i))
+		}
+		for range 500 {
+			pub.Read()
+		}
+		late := env.login(t, "alice")
+		if got := late.Do("SUBSCRIBE", "seq"); got != `["subscribe" "seq" :1]` {
+			t.Fatal(got)
+		}
+		stall.mu.Unlock()
+		if got := pub.Do("PUBLISH", "seq", "new"); got != ":2" {
+			t.Fatalf("PUBLISH new = %s", got)
+		}
+		if got := late.Read(); got != `["message" "seq" "new"]` {
+			t.Fatalf("late subscriber first received %s, published before it subscribed", got)
+		}
+	})
+}
+
+// TestRepliesToAClientThatDoesNotReadStayBounded: a client that pipelines
+// commands with large replies and never reads is disconnected once its
+// output passes the hard limit, without pubgate first building every reply.
+// net.Pipe hands the server a whole write per read, the worst case (TCP
+// delivers less per read).
+func TestRepliesToAClientThatDoesNotReadStayBounded(t *testing.T) {
+	env := startProxy(t, nil, func(o *Options) {
+		o.DefaultUser = &authIdentityAlice
+		o.Limits.ClientOutputBuffer.HardLimit = 256 << 10
+		o.Limits.ClientOutputBuffer.SoftLimit = 128 << 10
+	})
+	client, server := net.Pipe()
+	defer client.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	env.srv.accept(server)
+	// A request that fills the request buffer to 4 bytes short of its full
+	// size (max payload + 64 KiB) grows it and gets a small reply (the payload
+	// is over the limit); the flood right behind it keeps the buffer grown, so
+	// the next read brings 1 MiB of COMMAND, whose replies (about 2 KB each)
+	// would take 250 MB.
+	const header = len("*3\r\n$7\r\nPUBLISH\r\n$1\r\nx\r\n$1114072\r\n") + len("\r\n")
+	payload := strings.Repeat("x", env.srv.maxQueryBytes-4-header)
+	flood := fmt.Sprintf("*3\r\n$7\r\nPUBLISH\r\n$1\r\nx\r\n$%d\r\n%s\r\n%s", len(payload), payload, strings.Repeat("COMMAND\n", 1<<17))
+	go func() { _, _ = client.Write([]byte(flood)) }()
+	testutil.Eventually(t, "client disconnected", func() bool { return env.srv.SlowDisconnects() == 1 })
+	runtime.ReadMemStats(&after)
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 64<<20 {
+		t.Fatalf("answering a client that does not read allocated %d MiB", allocated>>20)
 	}
 }

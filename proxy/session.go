@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/pubgate/pubgate/auth"
@@ -16,8 +15,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// session is one client connection. Its reader goroutine owns every field
-// except proto (read by the hub's fan-out) and the outbox.
+// session is one client connection. Its reader goroutine owns every field;
+// the hub touches only the outbox.
 type session struct {
 	srv     *Server
 	id      int64
@@ -26,9 +25,10 @@ type session struct {
 	created time.Time
 	log     *zap.Logger
 
-	in    *requestReader
-	out   *outbox
-	proto atomic.Int32
+	in        *requestReader
+	out       *outbox
+	proto     int32 // RESP version the client speaks
+	sentProto int32 // the version last handed to the outbox
 
 	ident *auth.Identity // nil until authenticated
 	ns    *Namespace     // the identity's tenant namespace
@@ -57,7 +57,7 @@ func newSession(srv *Server, id int64, conn net.Conn) *session {
 	s.in = newRequestReader(conn, srv.maxQueryBytes)
 	ob := srv.limits.ClientOutputBuffer
 	s.out = newOutbox(int(ob.HardLimit), int(ob.SoftLimit), time.Duration(ob.SoftSeconds)*time.Second, s.overflow)
-	s.proto.Store(resp2)
+	s.proto, s.sentProto = resp2, resp2
 	for i := range s.subs {
 		s.subs[i] = make(map[string]*membership)
 	}
@@ -77,23 +77,17 @@ func (s *session) bind(id auth.Identity) {
 }
 
 // overflow is the outbox's limit callback: it may run on the hub goroutine,
-// so it only closes the connection; the reader then tears the session down.
-// The close is abortive: what the kernel still holds for a client that does
-// not read would be lost anyway, and may be megabytes.
+// so it touches no session state and only closes the connection; the reader
+// then tears the session down. The close is abortive: what the kernel still
+// holds for a client that does not read would be lost anyway, and may be
+// megabytes.
 func (s *session) overflow(reason string) {
-	s.log.Warn("disconnecting slow client", zap.String("reason", reason), zap.String("user", s.userName()))
+	s.log.Warn("disconnecting slow client", zap.String("reason", reason))
 	s.srv.slowDisconnects.Add(1)
 	if tc, ok := s.conn.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
 	_ = s.conn.Close()
-}
-
-func (s *session) userName() string {
-	if s.ident == nil {
-		return ""
-	}
-	return s.ident.User
 }
 
 // serve runs the session until the client leaves or the server stops.
@@ -134,18 +128,25 @@ func (s *session) readLoop() error {
 		args, ok, err := s.in.next()
 		if ok {
 			s.handle(args)
+			// Hand over large replies as they grow, so that the output
+			// limits apply before a pipeline of them is built in memory.
+			if len(s.reply) >= replyFlushBytes && !s.flushReplies() {
+				return errOutputClosed
+			}
 			continue
 		}
 		s.flushPublishes()
 		if err == nil {
-			s.flushReplies()
+			if !s.flushReplies() {
+				return errOutputClosed
+			}
 			err = s.in.fill()
 			if err == nil {
 				continue
 			}
 		}
 		if isProtocolError(err) {
-			s.mute = false
+			s.mute = s.replyOff // as in Redis, CLIENT REPLY OFF silences this too
 			s.writeError("ERR " + err.Error())
 			s.flushReplies()
 		}
@@ -163,17 +164,27 @@ func isProtocolError(err error) bool {
 	return errors.As(err, &ours) || strings.HasPrefix(err.Error(), "Protocol error") // redcon's parse errors
 }
 
+// errOutputClosed ends a session whose outbox was closed (output limit).
+var errOutputClosed = errors.New("output closed")
+
+// replyFlushBytes is how many reply bytes a session accumulates before
+// handing them to its outbox in the middle of a pipeline.
+const replyFlushBytes = 64 << 10
+
 func isDisconnect(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isProtocolError(err)
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errOutputClosed) || isProtocolError(err)
 }
 
-// flushReplies hands the replies accumulated so far to the outbox.
-func (s *session) flushReplies() {
-	if len(s.reply) == 0 {
-		return
+// flushReplies hands the replies accumulated so far, and the protocol they
+// were written in, to the outbox. It reports false once the outbox refuses
+// them (the client is being disconnected).
+func (s *session) flushReplies() bool {
+	if len(s.reply) == 0 && s.proto == s.sentProto {
+		return true
 	}
-	s.out.push(s.reply)
-	s.reply = nil
+	ok := s.out.push(s.reply, s.proto)
+	s.reply, s.sentProto = nil, s.proto
+	return ok
 }
 
 // Reply helpers: every reply goes through them so that CLIENT REPLY OFF|SKIP
@@ -215,13 +226,13 @@ func (s *session) writeArray(n int) {
 
 func (s *session) writeMap(n int) {
 	if !s.mute {
-		s.reply = appendMapHeader(s.reply, s.proto.Load(), n)
+		s.reply = appendMapHeader(s.reply, s.proto, n)
 	}
 }
 
 func (s *session) writeNull() {
 	if !s.mute {
-		s.reply = appendNull(s.reply, s.proto.Load())
+		s.reply = appendNull(s.reply, s.proto)
 	}
 }
 

@@ -38,6 +38,9 @@ type Message struct {
 	Pattern string
 	Channel string
 	Payload []byte
+	// Seq numbers messages in the order the engine received them: a message
+	// received after a call to Received has a larger Seq than it returned.
+	Seq uint64
 }
 
 // Publication is one PUBLISH (KindChannel) or SPUBLISH (KindShard) in a batch.
@@ -81,5 +84,8 @@ type Broker interface {
 	Channels(ctx context.Context, kind Kind, pattern string) ([]string, error)
 	// NumSub reports, per channel, how many subscriptions the engine has.
 	NumSub(ctx context.Context, kind Kind, channels ...string) ([]int64, error)
+	// Received is the Seq of the last message received so far, so that the
+	// hub can tell messages that predate a local subscribe.
+	Received() uint64
 	Close() error
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Memory is the embedded in-process engine: a single subscriber (the hub)
@@ -14,6 +15,7 @@ type Memory struct {
 	subs     [3]map[string]struct{} // indexed by Kind
 	closed   bool
 	inflight sync.WaitGroup // publishes that may still send on messages
+	received atomic.Uint64
 	messages chan Message
 	done     chan struct{}
 }
@@ -75,18 +77,19 @@ func (m *Memory) deliveries(p *Publication) (out []Message, ok bool) {
 		return nil, false
 	}
 	m.inflight.Add(1)
+	seq := m.received.Add(1)
 	if p.Kind == KindShard {
 		if _, ok := m.subs[KindShard][p.Channel]; ok {
-			out = append(out, Message{Kind: KindShard, Channel: p.Channel, Payload: p.Payload})
+			out = append(out, Message{Kind: KindShard, Channel: p.Channel, Payload: p.Payload, Seq: seq})
 		}
 		return out, true
 	}
 	if _, ok := m.subs[KindChannel][p.Channel]; ok {
-		out = append(out, Message{Kind: KindChannel, Channel: p.Channel, Payload: p.Payload})
+		out = append(out, Message{Kind: KindChannel, Channel: p.Channel, Payload: p.Payload, Seq: seq})
 	}
 	for pat := range m.subs[KindPattern] {
 		if Match(pat, p.Channel) {
-			out = append(out, Message{Kind: KindPattern, Pattern: pat, Channel: p.Channel, Payload: p.Payload})
+			out = append(out, Message{Kind: KindPattern, Pattern: pat, Channel: p.Channel, Payload: p.Payload, Seq: seq})
 		}
 	}
 	return out, true
@@ -113,6 +116,8 @@ func (m *Memory) update(kind Kind, names []string, op func(map[string]struct{}, 
 }
 
 func (m *Memory) Messages() <-chan Message { return m.messages }
+
+func (m *Memory) Received() uint64 { return m.received.Load() }
 
 func (m *Memory) Channels(_ context.Context, kind Kind, pattern string) ([]string, error) {
 	m.mu.RLock()

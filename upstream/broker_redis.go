@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,6 +26,7 @@ type Redis struct {
 	main     *subscriber // channels and patterns
 	shard    *subscriber // shard channels
 	messages chan Message
+	received atomic.Uint64 // Seq of the last message from either connection
 	wg       sync.WaitGroup
 	close    sync.Once
 }
@@ -51,8 +53,8 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	}
 	r := &Redis{client: redis.NewClient(opt), messages: make(chan Message, messageBuffer)}
 	ctx := context.Background()
-	r.main = newSubscriber(r.client.Subscribe(ctx), KindChannel)
-	r.shard = newSubscriber(r.client.SSubscribe(ctx), KindShard)
+	r.main = newSubscriber(r.client.Subscribe(ctx), KindChannel, &r.received)
+	r.shard = newSubscriber(r.client.SSubscribe(ctx), KindShard, &r.received)
 	for _, s := range []*subscriber{r.main, r.shard} {
 		r.wg.Add(1)
 		go func() {
@@ -98,6 +100,8 @@ func (r *Redis) subscriberFor(kind Kind) *subscriber {
 
 func (r *Redis) Messages() <-chan Message { return r.messages }
 
+func (r *Redis) Received() uint64 { return r.received.Load() }
+
 func (r *Redis) Channels(ctx context.Context, kind Kind, pattern string) ([]string, error) {
 	if pattern == "" {
 		pattern = "*"
@@ -141,14 +145,15 @@ func (r *Redis) Close() error {
 // resubscribes it after a failure and pings it when idle; subscriber adds
 // waiting for Redis's confirmation of each subscribe.
 type subscriber struct {
-	ps      *redis.PubSub
-	kind    Kind // KindChannel (with patterns) or KindShard
-	mu      sync.Mutex
-	waiters map[string][]chan struct{} // "subscribe\x00name" → waiting callers
+	ps       *redis.PubSub
+	kind     Kind // KindChannel (with patterns) or KindShard
+	received *atomic.Uint64
+	mu       sync.Mutex
+	waiters  map[string][]chan struct{} // "subscribe\x00name" → waiting callers
 }
 
-func newSubscriber(ps *redis.PubSub, kind Kind) *subscriber {
-	return &subscriber{ps: ps, kind: kind, waiters: make(map[string][]chan struct{})}
+func newSubscriber(ps *redis.PubSub, kind Kind, received *atomic.Uint64) *subscriber {
+	return &subscriber{ps: ps, kind: kind, received: received, waiters: make(map[string][]chan struct{})}
 }
 
 func confirmKey(redisKind, name string) string { return redisKind + "\x00" + name }
@@ -248,8 +253,10 @@ func (s *subscriber) confirm(verb, name string) {
 const neverDrop = 24 * time.Hour
 
 func (s *subscriber) run(out chan<- Message) {
+	// go-redis's own buffer holds one message: the queue is r.messages,
+	// where messages already carry their Seq (see Broker.Received).
 	in := s.ps.ChannelWithSubscriptions(
-		redis.WithChannelSize(messageBuffer),
+		redis.WithChannelSize(1),
 		redis.WithChannelSendTimeout(neverDrop),
 	)
 	for m := range in {
@@ -263,7 +270,7 @@ func (s *subscriber) run(out chan<- Message) {
 }
 
 func (s *subscriber) message(m *redis.Message) Message {
-	msg := Message{Kind: s.kind, Channel: m.Channel, Payload: []byte(m.Payload)}
+	msg := Message{Kind: s.kind, Channel: m.Channel, Payload: []byte(m.Payload), Seq: s.received.Add(1)}
 	if m.Pattern != "" {
 		msg.Kind, msg.Pattern = KindPattern, m.Pattern
 	}
