@@ -2,13 +2,21 @@ package proxy
 
 import (
 	"fmt"
-	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pubgate/pubgate/upstream"
 	"go.uber.org/zap"
 )
+
+// countingWriter discards what it is given, counting the bytes.
+type countingWriter struct{ n *atomic.Int64 }
+
+func (w countingWriter) Write(p []byte) (int, error) {
+	w.n.Add(int64(len(p)))
+	return len(p), nil
+}
 
 // BenchmarkFanout measures the hub's path for one engine message: look up
 // the subscription, encode the frame once, and queue it to every local
@@ -32,18 +40,25 @@ func benchmarkFanout(b *testing.B, subscribers, payload int) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	var written atomic.Int64
 	for range subscribers {
 		s := &session{}
 		s.out = newOutbox(1<<40, 1<<40, time.Hour, func(string) {})
-		go func() { _ = s.out.writeLoop(io.Discard) }()
+		go func() { _ = s.out.writeLoop(countingWriter{&written}) }()
 		defer s.out.close()
 		h.attach(entries[0], s, func() {})
 	}
-	msg := upstream.Message{Kind: upstream.KindChannel, Channel: "acme:orders", Payload: make([]byte, payload)}
+	// Seq 1 is after every member's subscribe (the engine received nothing).
+	msg := upstream.Message{Kind: upstream.KindChannel, Channel: "acme:orders", Payload: make([]byte, payload), Seq: 1}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		h.dispatch(msg)
+	}
+	b.StopTimer()
+	frame := int64(len(encodeMessage(resp2, msg.Kind, "", "orders", msg.Payload)))
+	for written.Load() < frame*int64(subscribers) {
+		time.Sleep(time.Millisecond) // at least the last message must reach everyone
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(subscribers), "ns/delivery")
 }
