@@ -58,6 +58,18 @@ type Auth struct {
 	// DefaultUser, when set, binds connections that have not sent AUTH to
 	// this user, like Redis's nopass default user. Off unless set.
 	DefaultUser string `yaml:"default_user"`
+	// LoginTimeout closes connections that have not authenticated in time,
+	// so idle connections cannot hold max_clients slots.
+	LoginTimeout time.Duration `yaml:"login_timeout"`
+	Throttle     Throttle      `yaml:"throttle"`
+}
+
+// Throttle locks out a client address after MaxFailures failed logins within
+// Window, for Lockout. MaxFailures 0 disables it.
+type Throttle struct {
+	MaxFailures int           `yaml:"max_failures"`
+	Window      time.Duration `yaml:"window"`
+	Lockout     time.Duration `yaml:"lockout"`
 }
 
 // Limits protect pubgate and other clients from one client.
@@ -89,6 +101,10 @@ func Default() *Config {
 	return &Config{
 		Listen:   Listen{Address: "127.0.0.1:6380", ShutdownTimeout: 10 * time.Second},
 		Upstream: Upstream{URL: "memory://", Timeout: 5 * time.Second},
+		Auth: Auth{
+			LoginTimeout: 10 * time.Second,
+			Throttle:     Throttle{MaxFailures: 5, Window: time.Minute, Lockout: time.Minute},
+		},
 		Limits: Limits{
 			MaxClients:                10000,
 			MaxSubscriptionsPerClient: 10000,

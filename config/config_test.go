@@ -72,6 +72,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad hash", base + "users:\n  u: {tenant: acme, password_hash: plain}\n", "users.u.password_hash: not a bcrypt hash"},
 		{"bad role", base + "users:\n  u: {tenant: acme, password_hash: '" + hash + "', roles: ['a b']}\n", "users.u.roles[0]: role names"},
 		{"unknown default user", base + "auth: {default_user: ghost}\n", `auth.default_user: unknown user "ghost"`},
+		{"zero login timeout", base + "auth: {login_timeout: 0s}\n", "auth.login_timeout: must be positive"},
+		{"throttle without window", base + "auth: {throttle: {max_failures: 3, window: 0s}}\n", "auth.throttle: window and lockout must be positive"},
 		{"soft above hard", base + "limits: {client_output_buffer: {hard_limit: 1KiB, soft_limit: 2KiB}}\n", "limits.client_output_buffer.soft_limit: must be positive and at most hard_limit"},
 		{"bad size", base + "limits: {max_payload_bytes: lots}\n", `"lots" is not a size`},
 		{"zero clients", base + "limits: {max_clients: 0}\n", "limits.max_clients: must be positive"},

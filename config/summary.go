@@ -20,6 +20,12 @@ func (c *Config) Summary() string {
 		u := c.Users[name]
 		fmt.Fprintf(&b, "  %-16s tenant %s, roles [%s]\n", name, u.Tenant, strings.Join(u.Roles, ", "))
 	}
+	if th := c.Auth.Throttle; th.MaxFailures > 0 {
+		fmt.Fprintf(&b, "auth:     login within %s; %d failed logins in %s lock an address out for %s\n",
+			c.Auth.LoginTimeout, th.MaxFailures, th.Window, th.Lockout)
+	} else {
+		fmt.Fprintf(&b, "auth:     login within %s; failed logins are not throttled\n", c.Auth.LoginTimeout)
+	}
 	if c.Auth.DefaultUser != "" {
 		fmt.Fprintf(&b, "WARNING: connections without AUTH act as user %q (auth.default_user)\n", c.Auth.DefaultUser)
 	}

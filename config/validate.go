@@ -120,6 +120,14 @@ func (c *Config) validateUsers(add addFunc) {
 			}
 		}
 	}
+	if c.Auth.LoginTimeout <= 0 {
+		add("auth.login_timeout", "must be positive")
+	}
+	if th := c.Auth.Throttle; th.MaxFailures < 0 {
+		add("auth.throttle.max_failures", "must not be negative (0 disables the throttle)")
+	} else if th.MaxFailures > 0 && (th.Window <= 0 || th.Lockout <= 0) {
+		add("auth.throttle", "window and lockout must be positive when max_failures is set")
+	}
 	if d := c.Auth.DefaultUser; d != "" {
 		if _, ok := c.Users[d]; !ok {
 			add("auth.default_user", "unknown user %q", d)

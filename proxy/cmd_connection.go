@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -35,11 +36,18 @@ func (s *session) cmdAuth(args [][]byte) {
 // authenticate binds the session to the user's identity, or writes the
 // error reply and keeps the previous identity.
 func (s *session) authenticate(user, password string) bool {
+	host := clientHost(s.addr)
+	if ok, wait := s.srv.throttle.Allow(host); !ok {
+		s.log.Info("login refused: address locked out after failed logins", zap.String("user", user))
+		s.writeErrorf("ERR pubgate: too many failed logins from %s; try again in %s", host, wait.Round(time.Second))
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	id, err := s.srv.auth.Authenticate(ctx, auth.Credentials{Username: user, Password: password})
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
+		s.srv.throttle.Failed(host)
 		s.log.Info("authentication failed", zap.String("user", user))
 		s.writeError("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
@@ -61,6 +69,15 @@ func (s *session) authenticate(user, password string) bool {
 	s.bind(id)
 	s.log.Debug("authenticated", zap.String("user", id.User), zap.String("tenant", id.Tenant))
 	return true
+}
+
+// clientHost is the address part of host:port, the unit of throttling.
+func clientHost(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
 }
 
 // cmdHello is HELLO [protover [AUTH username password] [SETNAME clientname]].

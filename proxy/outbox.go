@@ -50,6 +50,17 @@ func (o *outbox) push(frame []byte, proto int32) bool {
 	return o.enqueue(frame)
 }
 
+// pushNotice queues a frame that reads the same in RESP2 and RESP3 (an
+// error) from outside the session's reader.
+func (o *outbox) pushNotice(frame []byte) bool {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return false
+	}
+	return o.enqueue(frame)
+}
+
 // pushMessage queues a message in the protocol the client speaks at this
 // point of its stream.
 func (o *outbox) pushMessage(m *messageFrames) bool {

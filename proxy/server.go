@@ -25,6 +25,8 @@ type Options struct {
 	Broker          upstream.Broker
 	Auth            auth.Authenticator
 	DefaultUser     *auth.Identity // bound to connections before AUTH; nil: AUTH required
+	LoginTimeout    time.Duration  // unauthenticated connections are closed after it; 0: never
+	Throttle        *auth.Throttle // failed-login throttle per client address; nil: none
 	UpstreamTimeout time.Duration
 	DrainTimeout    time.Duration // how long a closing session may take to flush
 	Version         string
@@ -39,6 +41,8 @@ type Server struct {
 	hub             *Hub
 	auth            auth.Authenticator
 	defaultUser     *auth.Identity
+	loginTimeout    time.Duration
+	throttle        *auth.Throttle
 	upstreamTimeout time.Duration
 	drainTimeout    time.Duration
 	maxQueryBytes   int
@@ -72,6 +76,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		limits: o.Limits, broker: o.Broker, auth: o.Auth, defaultUser: o.DefaultUser,
+		loginTimeout: o.LoginTimeout, throttle: o.Throttle,
 		upstreamTimeout: o.UpstreamTimeout, drainTimeout: o.DrainTimeout,
 		// One command may hold a payload plus a channel name and framing.
 		maxQueryBytes: int(o.Limits.MaxPayloadBytes) + 64<<10,

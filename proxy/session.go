@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pubgate/pubgate/auth"
@@ -32,6 +33,9 @@ type session struct {
 
 	ident *auth.Identity // nil until authenticated
 	ns    *Namespace     // the identity's tenant namespace
+	// authenticated mirrors ident != nil for the login timer's goroutine.
+	authenticated atomic.Bool
+	loginTimer    *time.Timer
 
 	name, libName, libVer string
 	replyOff, skipNext    bool
@@ -65,15 +69,44 @@ func newSession(srv *Server, id int64, conn net.Conn) *session {
 	return s
 }
 
+// bindDefaultUser returns the session to its state before AUTH: bound to
+// auth.default_user if there is one, else unauthenticated with the login
+// clock running.
 func (s *session) bindDefaultUser() {
 	s.ident, s.ns = nil, nil
+	s.authenticated.Store(false)
 	if d := s.srv.defaultUser; d != nil {
 		s.bind(*d)
+		return
+	}
+	if s.srv.loginTimeout > 0 {
+		s.stopLoginTimer()
+		s.loginTimer = time.AfterFunc(s.srv.loginTimeout, s.loginExpired)
 	}
 }
 
 func (s *session) bind(id auth.Identity) {
 	s.ident, s.ns = &id, s.srv.namespaces[id.Tenant]
+	s.authenticated.Store(true)
+	s.stopLoginTimer()
+}
+
+func (s *session) stopLoginTimer() {
+	if s.loginTimer != nil {
+		s.loginTimer.Stop()
+		s.loginTimer = nil
+	}
+}
+
+// loginExpired runs on the timer's goroutine: it queues the reason and
+// wakes the reader, which ends the session as at shutdown.
+func (s *session) loginExpired() {
+	if s.authenticated.Load() {
+		return
+	}
+	s.log.Info("closing connection: no AUTH in time", zap.Duration("auth.login_timeout", s.srv.loginTimeout))
+	s.out.pushNotice(redcon.AppendError(nil, fmt.Sprintf("ERR pubgate: no AUTH within %s; closing the connection", s.srv.loginTimeout)))
+	_ = s.conn.SetReadDeadline(time.Now())
 }
 
 // overflow is the outbox's limit callback: it may run on the hub goroutine,
@@ -96,6 +129,7 @@ func (s *session) serve() {
 	go func() { writerDone <- s.out.writeLoop(s.conn) }()
 
 	err := s.readLoopGuarded()
+	s.stopLoginTimer()
 	if err != nil && !isDisconnect(err) {
 		s.log.Debug("closing connection", zap.Error(err))
 	}

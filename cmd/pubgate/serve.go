@@ -108,7 +108,8 @@ func newProxy(cfg *config.Config, broker upstream.Broker, log *zap.Logger) (*pro
 	}
 	return proxy.New(proxy.Options{
 		Limits: cfg.Limits, Tenants: cfg.Tenants, Broker: broker, Auth: passwords,
-		DefaultUser: defaultUser, UpstreamTimeout: cfg.Upstream.Timeout,
+		DefaultUser: defaultUser, UpstreamTimeout: cfg.Upstream.Timeout, LoginTimeout: cfg.Auth.LoginTimeout,
+		Throttle:     auth.NewThrottle(cfg.Auth.Throttle.MaxFailures, cfg.Auth.Throttle.Window, cfg.Auth.Throttle.Lockout),
 		DrainTimeout: cfg.Listen.ShutdownTimeout, Version: buildVersion(), Logger: log,
 	})
 }

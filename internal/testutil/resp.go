@@ -146,3 +146,16 @@ func renderAggregate(kind byte, parts []string) string {
 	}
 	return "[" + strings.Join(parts, " ") + "]"
 }
+
+// DialRESPFrom connects to addr from the given local loopback IP (any of
+// 127.0.0.0/8), to test behaviour per client address.
+func DialRESPFrom(t testing.TB, addr, localIP string) *RESPConn {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(localIP)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, localIP, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &RESPConn{t: t, Conn: c, r: bufio.NewReader(c)}
+}

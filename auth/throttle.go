@@ -1,0 +1,92 @@
+package auth
+
+import (
+	"sync"
+	"time"
+)
+
+// Throttle limits failed logins per client address: after MaxFailures
+// failures within Window, the address is locked out for Lockout, and its
+// logins are refused without checking a password (sparing the CPU that a
+// bcrypt comparison costs). Only the offending address is affected.
+// Failures expire with their window only: a successful login does not reset
+// them, or an attacker holding one account could guess at the others.
+type Throttle struct {
+	maxFailures     int
+	window, lockout time.Duration
+	now             func() time.Time
+
+	mu    sync.Mutex
+	addrs map[string]*failures
+}
+
+type failures struct {
+	count       int
+	since       time.Time // start of the counting window
+	lockedUntil time.Time
+}
+
+// maxTrackedAddrs bounds the table; when it is full, entries that no longer
+// matter are dropped, and if none can be, a new address is not tracked.
+const maxTrackedAddrs = 100_000
+
+// NewThrottle returns a throttle; maxFailures <= 0 disables it.
+func NewThrottle(maxFailures int, window, lockout time.Duration) *Throttle {
+	return &Throttle{maxFailures: maxFailures, window: window, lockout: lockout, now: time.Now, addrs: make(map[string]*failures)}
+}
+
+// Allow reports whether addr may try to log in now, and if not, for how long
+// it is locked out.
+func (t *Throttle) Allow(addr string) (ok bool, retryAfter time.Duration) {
+	if t == nil || t.maxFailures <= 0 {
+		return true, 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := t.addrs[addr]
+	if f == nil {
+		return true, 0
+	}
+	if wait := f.lockedUntil.Sub(t.now()); wait > 0 {
+		return false, wait
+	}
+	return true, 0
+}
+
+// Failed records a failed login from addr.
+func (t *Throttle) Failed(addr string) {
+	if t == nil || t.maxFailures <= 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	f := t.addrs[addr]
+	if f == nil {
+		if len(t.addrs) >= maxTrackedAddrs && !t.sweep(now) {
+			return
+		}
+		f = &failures{since: now}
+		t.addrs[addr] = f
+	}
+	if now.Sub(f.since) > t.window {
+		f.count, f.since = 0, now
+	}
+	f.count++
+	if f.count >= t.maxFailures {
+		f.lockedUntil = now.Add(t.lockout)
+		f.count, f.since = 0, now
+	}
+}
+
+// sweep drops entries whose window and lockout are over; it reports whether
+// it freed room.
+func (t *Throttle) sweep(now time.Time) bool {
+	before := len(t.addrs)
+	for addr, f := range t.addrs {
+		if now.Sub(f.since) > t.window && !now.Before(f.lockedUntil) {
+			delete(t.addrs, addr)
+		}
+	}
+	return len(t.addrs) < before
+}
