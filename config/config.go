@@ -4,9 +4,23 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
+
+// defaultDataDir is where pubgate keeps state it creates (the local CA):
+// $XDG_DATA_HOME/pubgate, else ~/.local/share/pubgate.
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "pubgate")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "pubgate")
+	}
+	return "pubgate-data"
+}
 
 // Config is the whole pubgate configuration file.
 type Config struct {
@@ -22,9 +36,36 @@ type Config struct {
 // Listen is the client-facing listener.
 type Listen struct {
 	Address string `yaml:"address"`
+	// Plaintext serves without TLS. It must be asked for explicitly.
+	Plaintext bool `yaml:"plaintext"`
+	TLS       TLS  `yaml:"tls"`
 	// ShutdownTimeout bounds how long a graceful stop waits for sessions to
 	// flush what they were already sent before closing them.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// TLS is how the listener gets its certificate: from files, or from a
+// local CA that pubgate creates (like Caddy's "tls internal").
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ReloadInterval is how often the files are checked for a new pair.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+	Internal       *InternalCA   `yaml:"internal"`
+	// ClientCAFile verifies client certificates; ClientAuth is none,
+	// verify_if_given or require (the default when ClientCAFile is set).
+	ClientCAFile string `yaml:"client_ca_file"`
+	ClientAuth   string `yaml:"client_auth"`
+	MinVersion   string `yaml:"min_version"` // "1.2" or "1.3"
+}
+
+// Enabled reports whether any certificate source is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.Internal != nil }
+
+// InternalCA makes pubgate its own certificate authority.
+type InternalCA struct {
+	Names   []string `yaml:"names"`    // DNS names and IP addresses of the server certificate
+	DataDir string   `yaml:"data_dir"` // where the CA and certificate are kept
 }
 
 // Upstream is the fan-out engine.
@@ -99,7 +140,10 @@ type Log struct {
 // Default returns the configuration used for every key a file leaves out.
 func Default() *Config {
 	return &Config{
-		Listen:   Listen{Address: "127.0.0.1:6380", ShutdownTimeout: 10 * time.Second},
+		Listen: Listen{
+			Address: "127.0.0.1:6380", ShutdownTimeout: 10 * time.Second,
+			TLS: TLS{ReloadInterval: 10 * time.Second, MinVersion: "1.2"},
+		},
 		Upstream: Upstream{URL: "memory://", Timeout: 5 * time.Second},
 		Auth: Auth{
 			LoginTimeout: 10 * time.Second,
@@ -118,6 +162,21 @@ func Default() *Config {
 
 // fillDerivedDefaults sets defaults that depend on other keys.
 func (c *Config) fillDerivedDefaults() {
+	t := &c.Listen.TLS
+	if t.ClientAuth == "" {
+		t.ClientAuth = "none"
+		if t.ClientCAFile != "" {
+			t.ClientAuth = "require"
+		}
+	}
+	if in := t.Internal; in != nil {
+		if len(in.Names) == 0 {
+			in.Names = []string{"localhost", "127.0.0.1", "::1"}
+		}
+		if in.DataDir == "" {
+			in.DataDir = defaultDataDir()
+		}
+	}
 	for name, t := range c.Tenants {
 		if t == nil {
 			t = &Tenant{}

@@ -12,6 +12,7 @@ const hash = "$2a$04$kgPboL45J2J/V0s/3IbxXOQLOzAP1.yhtoWFpVWOR4gnrF79My9lG"
 const valid = `
 listen:
   address: 127.0.0.1:7000
+  plaintext: true
 upstream:
   url: redis://:secret@127.0.0.1:6379/
   timeout: 2s
@@ -55,14 +56,21 @@ func TestParseValid(t *testing.T) {
 }
 
 func TestParseErrorsNameTheKey(t *testing.T) {
-	base := "tenants: {acme: {}}\n"
+	base := "tenants: {acme: {}}\nlisten: {plaintext: true}\n"
 	cases := []struct{ name, yaml, want string }{
-		{"unknown top key", base + "listn: {}\n", "listn: unknown key (line 2)"},
-		{"unknown nested key", base + "limits:\n  client_output_buffer:\n    hardlimit: 1\n", "limits.client_output_buffer.hardlimit: unknown key (line 4)"},
+		{"unknown top key", base + "listn: {}\n", "listn: unknown key (line 3)"},
+		{"unknown nested key", base + "limits:\n  client_output_buffer:\n    hardlimit: 1\n", "limits.client_output_buffer.hardlimit: unknown key (line 5)"},
 		{"unknown key in map entry", "tenants:\n  acme: {prefx: a}\n", "tenants.acme.prefx: unknown key"},
 		{"unknown key in user", base + "users:\n  al:\n    tenant: acme\n    password: x\n", "users.al.password: unknown key"},
 		{"no tenants", "listen: {address: 127.0.0.1:1}\n", "tenants: at least one tenant is required"},
-		{"bad address", base + "listen: {address: nowhere}\n", "listen.address: must be host:port"},
+		{"bad address", "tenants: {acme: {}}\nlisten: {address: nowhere, plaintext: true}\n", "listen.address: must be host:port"},
+		{"no TLS and no plaintext", "tenants: {acme: {}}\n", "listen.tls: TLS is required"},
+		{"plaintext with TLS", "tenants: {acme: {}}\nlisten: {plaintext: true, tls: {internal: {}}}\n", "listen.plaintext: cannot be combined with listen.tls"},
+		{"cert without key", "tenants: {acme: {}}\nlisten: {tls: {cert_file: a.crt}}\n", "listen.tls: cert_file and key_file go together"},
+		{"missing cert files", "tenants: {acme: {}}\nlisten: {tls: {cert_file: /nope.crt, key_file: /nope.key}}\n", "listen.tls.cert_file: open /nope.crt"},
+		{"client auth without CA", "tenants: {acme: {}}\nlisten: {tls: {internal: {}, client_auth: require}}\n", "listen.tls.client_auth: require needs listen.tls.client_ca_file"},
+		{"bad client auth", "tenants: {acme: {}}\nlisten: {tls: {internal: {}, client_auth: maybe}}\n", `listen.tls.client_auth: must be none, verify_if_given or require, not "maybe"`},
+		{"bad min version", "tenants: {acme: {}}\nlisten: {tls: {internal: {}, min_version: '1.1'}}\n", `listen.tls.min_version: must be "1.2" or "1.3", not "1.1"`},
 		{"bad scheme", base + "upstream: {url: 'http://x'}\n", `upstream.url: scheme must be memory, redis or rediss, not "http"`},
 		{"overlapping prefixes", "tenants:\n  a: {prefix: 'x:'}\n  b: {prefix: 'x:y'}\n", `tenants.b.prefix: "x:y" overlaps tenants.a.prefix "x:"`},
 		{"prefix with space", "tenants:\n  a: {prefix: 'x y'}\n", "tenants.a.prefix: must not contain spaces"},
@@ -88,6 +96,19 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestTLSDefaults(t *testing.T) {
+	c, err := Parse([]byte("tenants: {acme: {}}\nlisten: {tls: {internal: {data_dir: /tmp/x}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := c.Listen.TLS.Internal; strings.Join(in.Names, ",") != "localhost,127.0.0.1,::1" || in.DataDir != "/tmp/x" {
+		t.Errorf("internal CA defaults: %+v", in)
+	}
+	if c.Listen.TLS.ClientAuth != "none" || c.Listen.TLS.MinVersion != "1.2" {
+		t.Errorf("tls defaults: %+v", c.Listen.TLS)
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 // Summary describes the configuration for `pubgate check`, without secrets.
 func (c *Config) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen:   %s\n", c.Listen.Address)
+	fmt.Fprintf(&b, "listen:   %s, %s\n", c.Listen.Address, c.Listen.tlsSummary())
 	fmt.Fprintf(&b, "upstream: %s (timeout %s)\n", RedactURL(c.Upstream.URL), c.Upstream.Timeout)
 	fmt.Fprintf(&b, "tenants:  %d\n", len(c.Tenants))
 	for _, name := range sortedKeys(c.Tenants) {
@@ -34,6 +34,24 @@ func (c *Config) Summary() string {
 		l.MaxClients, l.MaxSubscriptionsPerClient, l.MaxPayloadBytes,
 		l.ClientOutputBuffer.HardLimit, l.ClientOutputBuffer.SoftLimit, l.ClientOutputBuffer.SoftSeconds)
 	return b.String()
+}
+
+func (l Listen) tlsSummary() string {
+	t := l.TLS
+	var s string
+	switch {
+	case l.Plaintext:
+		return "WARNING: plaintext, no TLS (listen.plaintext: true)"
+	case t.Internal != nil:
+		s = fmt.Sprintf("TLS from pubgate's local CA in %s for %s", t.Internal.DataDir, strings.Join(t.Internal.Names, ", "))
+	default:
+		s = fmt.Sprintf("TLS with %s (checked every %s)", t.CertFile, t.ReloadInterval)
+	}
+	s += ", TLS " + t.MinVersion + "+"
+	if t.ClientAuth != "none" {
+		s += fmt.Sprintf(", client certificates %s (CA %s)", t.ClientAuth, t.ClientCAFile)
+	}
+	return s
 }
 
 // RedactURL hides the password of a URL for logs and summaries.

@@ -1,10 +1,13 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -29,6 +32,7 @@ func (c *Config) Validate() error {
 	if c.Listen.ShutdownTimeout < 0 {
 		add("listen.shutdown_timeout", "must not be negative")
 	}
+	c.validateTLS(add)
 	c.validateUpstream(add)
 	c.validateTenants(add)
 	c.validateUsers(add)
@@ -48,6 +52,47 @@ func (c *Config) Validate() error {
 }
 
 type addFunc func(key, format string, args ...any)
+
+func (c *Config) validateTLS(add addFunc) {
+	t := c.Listen.TLS
+	switch {
+	case c.Listen.Plaintext && t.Enabled():
+		add("listen.plaintext", "cannot be combined with listen.tls")
+	case !c.Listen.Plaintext && !t.Enabled():
+		add("listen.tls", "TLS is required: set cert_file and key_file, or internal: {} for a local CA; or set listen.plaintext: true to serve without TLS")
+	case (t.CertFile == "") != (t.KeyFile == ""):
+		add("listen.tls", "cert_file and key_file go together")
+	case t.CertFile != "" && t.Internal != nil:
+		add("listen.tls.internal", "cannot be combined with cert_file/key_file")
+	}
+	if t.CertFile != "" && t.KeyFile != "" {
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			add("listen.tls.cert_file", "%v", err)
+		}
+	}
+	if t.ReloadInterval <= 0 {
+		add("listen.tls.reload_interval", "must be positive")
+	}
+	switch t.ClientAuth {
+	case "none":
+	case "verify_if_given", "require":
+		if t.ClientCAFile == "" {
+			add("listen.tls.client_auth", "%s needs listen.tls.client_ca_file", t.ClientAuth)
+		}
+	default:
+		add("listen.tls.client_auth", "must be none, verify_if_given or require, not %q", t.ClientAuth)
+	}
+	if t.ClientCAFile != "" {
+		if pem, err := os.ReadFile(t.ClientCAFile); err != nil {
+			add("listen.tls.client_ca_file", "%v", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			add("listen.tls.client_ca_file", "no PEM certificate in %s", t.ClientCAFile)
+		}
+	}
+	if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
+		add("listen.tls.min_version", `must be "1.2" or "1.3", not %q`, t.MinVersion)
+	}
+}
 
 func (c *Config) validateUpstream(add addFunc) {
 	u, err := url.Parse(c.Upstream.URL)

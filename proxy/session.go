@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -117,7 +118,11 @@ func (s *session) loginExpired() {
 func (s *session) overflow(reason string) {
 	s.log.Warn("disconnecting slow client", zap.String("reason", reason))
 	s.srv.slowDisconnects.Add(1)
-	if tc, ok := s.conn.(*net.TCPConn); ok {
+	conn := s.conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
 	_ = s.conn.Close()

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,8 +23,9 @@ import (
 )
 
 // Cost-4 hashes of alice-secret and bob-secret keep logins fast in tests.
+// TLS comes from pubgate's local CA, kept in the test's directory.
 const e2eConfig = `
-listen: {address: "%s"}
+listen: {address: "%s", tls: {internal: {data_dir: "%s", names: [127.0.0.1]}}}
 upstream: {url: "%s"}
 tenants: {acme: {}, globex: {}}
 users:
@@ -30,8 +34,20 @@ users:
 `
 
 type gateway struct {
-	host string
-	port int
+	host   string
+	port   int
+	caFile string // the local CA's certificate, for clients to trust
+}
+
+// tlsConfig is a client configuration trusting the gateway's CA.
+func (g gateway) tlsConfig(t *testing.T) *tls.Config {
+	pem, err := os.ReadFile(g.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &tls.Config{RootCAs: pool, ServerName: g.host}
 }
 
 func (g gateway) addr() string { return net.JoinHostPort(g.host, strconv.Itoa(g.port)) }
@@ -40,18 +56,27 @@ func (g gateway) addr() string { return net.JoinHostPort(g.host, strconv.Itoa(g.
 // checking for a clean exit, when the test ends.
 func startGateway(t *testing.T, upstreamURL string) gateway {
 	t.Helper()
-	g := gateway{host: "127.0.0.1", port: testutil.FreePort(t)}
-	path := writeFile(t, fmt.Sprintf(e2eConfig, g.addr(), upstreamURL))
+	dataDir := t.TempDir()
+	g := gateway{host: "127.0.0.1", port: testutil.FreePort(t), caFile: filepath.Join(dataDir, "ca.crt")}
+	path := writeFile(t, fmt.Sprintf(e2eConfig, g.addr(), dataDir, upstreamURL))
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", path}, nil, io.Discard, logs) }()
 	testutil.Eventually(t, "pubgate listening", func() bool {
-		c, err := net.Dial("tcp", g.addr())
-		if err == nil {
-			c.Close()
+		select {
+		case code := <-done:
+			t.Fatalf("pubgate exited %d before listening; log:\n%s", code, logs)
+		default:
 		}
-		return err == nil
+		c, err := net.Dial("tcp", g.addr())
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		// A dial to a free port can connect to itself (TCP simultaneous
+		// open) before pubgate listens there.
+		return c.LocalAddr().String() != c.RemoteAddr().String()
 	})
 	t.Cleanup(func() {
 		cancel()
@@ -84,7 +109,7 @@ func goRedisScenario(t *testing.T, g gateway, proto int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client := func(user string) *redis.Client {
-		c := redis.NewClient(&redis.Options{Addr: g.addr(), Username: user, Password: user + "-secret", Protocol: proto})
+		c := redis.NewClient(&redis.Options{Addr: g.addr(), Username: user, Password: user + "-secret", Protocol: proto, TLSConfig: g.tlsConfig(t)})
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
@@ -151,7 +176,7 @@ func TestRedisCLI(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			onEngines(t, func(t *testing.T, g gateway) {
 				args := func(user string, extra ...string) []string {
-					return append([]string{"-h", g.host, "-p", strconv.Itoa(g.port), "--user", user,
+					return append([]string{"-h", g.host, "-p", strconv.Itoa(g.port), "--tls", "--cacert", g.caFile, "--user", user,
 						"--pass", user + "-secret", "--no-auth-warning", proto}, extra...)
 				}
 				sub := exec.Command(cli, args("alice", "SUBSCRIBE", "orders")...)
@@ -184,7 +209,7 @@ func TestRedisPy(t *testing.T) {
 		t.Skip("redis-py missing: apt-get install python3-redis")
 	}
 	onEngines(t, func(t *testing.T, g gateway) {
-		runClient(t, exec.Command(python, "../../examples/clients/python/pubsub.py", g.host, strconv.Itoa(g.port), "alice", "alice-secret"))
+		runClient(t, exec.Command(python, "../../examples/clients/python/pubsub.py", g.host, strconv.Itoa(g.port), "alice", "alice-secret", g.caFile))
 	})
 }
 
@@ -197,7 +222,7 @@ func TestIORedis(t *testing.T) {
 		t.Skip("ioredis missing: npm ci --prefix examples/clients/node")
 	}
 	onEngines(t, func(t *testing.T, g gateway) {
-		runClient(t, exec.Command(node, "../../examples/clients/node/pubsub.js", g.host, strconv.Itoa(g.port), "alice", "alice-secret"))
+		runClient(t, exec.Command(node, "../../examples/clients/node/pubsub.js", g.host, strconv.Itoa(g.port), "alice", "alice-secret", g.caFile))
 	})
 }
 

@@ -33,7 +33,7 @@ func TestCheckQuickstart(t *testing.T) {
 
 func TestCheckReportsKeyNamedErrors(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bad.yaml")
-	bad := "tenants:\n  acme: {}\nusers:\n  eve: {tenant: nope, password_hash: x}\nlimits:\n  max_clinets: 3\n"
+	bad := "listen: {plaintext: true}\ntenants:\n  acme: {}\nusers:\n  eve: {tenant: nope, password_hash: x}\nlimits:\n  max_clinets: 3\n"
 	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestCheckReportsKeyNamedErrors(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
-	if !strings.Contains(errOut, "limits.max_clinets: unknown key (line 6)") {
+	if !strings.Contains(errOut, "limits.max_clinets: unknown key (line 7)") {
 		t.Errorf("stderr does not name the unknown key:\n%s", errOut)
 	}
 	code, _, errOut = runCLI(t, "", "check", "--config", writeFile(t, "tenants:\n  acme: {}\nusers:\n  eve: {tenant: nope, password_hash: x}\n"))

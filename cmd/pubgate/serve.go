@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/proxy"
+	ptls "github.com/pubgate/pubgate/tls"
 	"github.com/pubgate/pubgate/upstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
@@ -58,11 +60,12 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen.Address)
+	ln, err := listen(cfg.Listen, log)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	log.Info("pubgate listening", zap.String("version", buildVersion()), zap.Stringer("addr", ln.Addr()),
+		zap.Bool("tls", !cfg.Listen.Plaintext),
 		zap.String("upstream", config.RedactURL(cfg.Upstream.URL)), zap.Int("tenants", len(cfg.Tenants)))
 	if cfg.Auth.DefaultUser != "" {
 		log.Warn("connections without AUTH act as a configured user", zap.String("auth.default_user", cfg.Auth.DefaultUser))
@@ -83,6 +86,40 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// listen opens the client listener: TLS unless plaintext was asked for.
+func listen(l config.Listen, log *zap.Logger) (net.Listener, error) {
+	ln, err := net.Listen("tcp", l.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if l.Plaintext {
+		log.Warn("serving without TLS (listen.plaintext: true): credentials and messages cross the network in clear")
+		return ln, nil
+	}
+	src, err := ptls.New(l.TLS, log)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if src.CAFile != "" {
+		log.Info("TLS certificate from pubgate's local CA; clients must trust its certificate",
+			zap.String("ca_file", src.CAFile), zap.String("example", "redis-cli --tls --cacert "+src.CAFile))
+	}
+	return &closingListener{Listener: tls.NewListener(ln, src.Config()), onClose: src.Close}, nil
+}
+
+// closingListener stops the certificate source with the listener.
+type closingListener struct {
+	net.Listener
+	onClose func() error
+}
+
+func (l *closingListener) Close() error {
+	err := l.Listener.Close()
+	_ = l.onClose()
+	return err
 }
 
 func openBroker(u config.Upstream) (upstream.Broker, error) {

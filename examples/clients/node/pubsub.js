@@ -1,14 +1,21 @@
 // ioredis against pubgate: subscribe, pattern-subscribe, publish, unsubscribe.
 //
-//   npm ci && node pubsub.js 127.0.0.1 6380 alice alice-secret
+//   npm ci && node pubsub.js 127.0.0.1 6380 alice alice-secret [CA_FILE]
+//
+// With CA_FILE (pubgate's local CA certificate, for example), the connection
+// uses TLS and verifies pubgate's certificate against it.
 //
 // Prints "ok" and exits 0 when every step behaved as it does against Redis.
 "use strict";
+const fs = require("node:fs");
+const net = require("node:net");
 const Redis = require("ioredis");
 const assert = require("node:assert/strict");
 
-const [host, port, username, password] = process.argv.slice(2);
+const [host, port, username, password, caFile] = process.argv.slice(2);
 const options = { host, port: Number(port), username, password, maxRetriesPerRequest: 1 };
+// Node verifies an IP address against the certificate's IP SANs by itself.
+if (caFile) options.tls = { ca: fs.readFileSync(caFile), servername: net.isIP(host) ? undefined : host };
 
 async function waitFor(cond, what) {
   const deadline = Date.now() + 20000;

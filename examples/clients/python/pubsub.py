@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """redis-py against pubgate: subscribe, pattern-subscribe, publish, unsubscribe.
 
-    python3 pubsub.py 127.0.0.1 6380 alice alice-secret
+    python3 pubsub.py 127.0.0.1 6380 alice alice-secret [CA_FILE]
+
+With CA_FILE (pubgate's local CA certificate, for example), the connection
+uses TLS and verifies pubgate's certificate against it.
 
 Prints "ok" and exits 0 when every step behaved as it does against Redis.
 """
@@ -24,7 +27,8 @@ def next_message(pubsub, kind):
 
 def main():
     host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    client = redis.Redis(host=host, port=port, username=user, password=password)
+    tls = {"ssl": True, "ssl_ca_certs": sys.argv[5]} if len(sys.argv) > 5 else {}
+    client = redis.Redis(host=host, port=port, username=user, password=password, **tls)
     assert client.ping()
 
     pubsub = client.pubsub()

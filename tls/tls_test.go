@@ -1,0 +1,254 @@
+package tls
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/internal/testutil"
+	"go.uber.org/zap/zaptest"
+)
+
+// serve accepts TLS connections and echoes one byte, until the test ends.
+func serve(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b := make([]byte, 1)
+				for {
+					if _, err := c.Read(b); err != nil {
+						return
+					}
+					if _, err := c.Write(b); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// dial handshakes and exchanges one byte; the error is the handshake's or
+// the server's refusal.
+func dial(addr string, cfg *tls.Config) (*tls.Conn, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte{'x'}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if _, err := c.Read(make([]byte, 1)); err != nil { // a refused client certificate surfaces here in TLS 1.3
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func newSource(t *testing.T, c config.TLS) *Source {
+	t.Helper()
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = 20 * time.Millisecond
+	}
+	if c.MinVersion == "" {
+		c.MinVersion = "1.2"
+	}
+	if c.ClientAuth == "" {
+		c.ClientAuth = "none"
+	}
+	s, err := New(c, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestVersions(t *testing.T) {
+	ca := testutil.NewCA(t, "server CA")
+	certFile, keyFile := ca.Issue(testutil.CertSpec{CommonName: "pubgate", Hosts: []string{"127.0.0.1"}})
+	for _, min := range []string{"1.2", "1.3"} {
+		src := newSource(t, config.TLS{CertFile: certFile, KeyFile: keyFile, MinVersion: min})
+		addr := serve(t, src.Config())
+		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			c, err := dial(addr, &tls.Config{RootCAs: ca.Pool(), MinVersion: v, MaxVersion: v})
+			want := !(min == "1.3" && v == tls.VersionTLS12)
+			if (err == nil) != want {
+				t.Errorf("min_version %s, client TLS %x: err %v", min, v, err)
+			}
+			if c != nil {
+				c.Close()
+			}
+		}
+	}
+}
+
+func TestClientAuth(t *testing.T) {
+	serverCA := testutil.NewCA(t, "server CA")
+	certFile, keyFile := serverCA.Issue(testutil.CertSpec{CommonName: "pubgate", Hosts: []string{"127.0.0.1"}})
+	clientCA := testutil.NewCA(t, "client CA")
+	otherCA := testutil.NewCA(t, "other CA")
+	good := loadPair(t, clientCA, testutil.CertSpec{CommonName: "svc", Client: true})
+	foreign := loadPair(t, otherCA, testutil.CertSpec{CommonName: "svc", Client: true})
+
+	cases := []struct {
+		mode   string
+		client []tls.Certificate
+		ok     bool
+	}{
+		{"require", nil, false},
+		{"require", foreign, false},
+		{"require", good, true},
+		{"verify_if_given", nil, true},
+		{"verify_if_given", foreign, false},
+		{"verify_if_given", good, true},
+		{"none", foreign, true},
+	}
+	for _, c := range cases {
+		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			src := newSource(t, config.TLS{CertFile: certFile, KeyFile: keyFile, ClientCAFile: clientCA.CertFile, ClientAuth: c.mode})
+			client := &tls.Config{RootCAs: serverCA.Pool(), MaxVersion: v}
+			if c.client != nil {
+				// Offer the certificate whatever CAs the server names, as a
+				// misconfigured or hostile client would.
+				client.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c.client[0], nil }
+			}
+			conn, err := dial(serve(t, src.Config()), client)
+			if (err == nil) != c.ok {
+				t.Errorf("client_auth %s, %d client certs, TLS %x: err %v, want ok=%v", c.mode, len(c.client), v, err, c.ok)
+			}
+			if conn != nil {
+				conn.Close()
+			}
+		}
+	}
+}
+
+// TestRotation: new files are served to new clients while an established
+// connection carries on; a broken pair is refused and the previous kept.
+func TestRotation(t *testing.T) {
+	ca := testutil.NewCA(t, "server CA")
+	dir := t.TempDir()
+	certFile, keyFile := dir+"/server.crt", dir+"/server.key"
+	install := func(c, k string) {
+		for _, p := range [][2]string{{c, certFile}, {k, keyFile}} {
+			data, err := os.ReadFile(p[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p[1]+".tmp", data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(p[1]+".tmp", p[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	install(ca.Issue(testutil.CertSpec{CommonName: "first", Hosts: []string{"127.0.0.1"}}))
+	src := newSource(t, config.TLS{CertFile: certFile, KeyFile: keyFile})
+	addr := serve(t, src.Config())
+	client := &tls.Config{RootCAs: ca.Pool()}
+	established, err := dial(addr, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer established.Close()
+
+	install(ca.Issue(testutil.CertSpec{CommonName: "second", Hosts: []string{"127.0.0.1"}}))
+	testutil.Eventually(t, "new clients get the second certificate", func() bool {
+		return servedName(t, addr, client) == "second"
+	})
+	if _, err := established.Write([]byte{'y'}); err != nil {
+		t.Fatalf("established connection broken by the rotation: %v", err)
+	}
+	if _, err := established.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("established connection broken by the rotation: %v", err)
+	}
+
+	// A certificate with another pair's key is refused; "second" stays.
+	third, _ := ca.Issue(testutil.CertSpec{CommonName: "third", Hosts: []string{"127.0.0.1"}})
+	_, otherKey := ca.Issue(testutil.CertSpec{CommonName: "fourth", Hosts: []string{"127.0.0.1"}})
+	install(third, otherKey)
+	time.Sleep(100 * time.Millisecond) // several reload intervals
+	if got := servedName(t, addr, client); got != "second" {
+		t.Fatalf("after a broken pair, new clients get %q", got)
+	}
+}
+
+func servedName(t *testing.T, addr string, cfg *tls.Config) string {
+	c, err := dial(addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
+
+func TestInternalCA(t *testing.T) {
+	dir := t.TempDir()
+	src := newSource(t, config.TLS{Internal: &config.InternalCA{Names: []string{"localhost", "127.0.0.1"}, DataDir: dir}})
+	caPEM, err := os.ReadFile(src.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	addr := serve(t, src.Config())
+	for _, name := range []string{"localhost", "127.0.0.1"} {
+		c, err := dial(addr, &tls.Config{RootCAs: pool, ServerName: name})
+		if err != nil {
+			t.Fatalf("client trusting %s, server name %s: %v", src.CAFile, name, err)
+		}
+		c.Close()
+	}
+	if c, err := dial(addr, &tls.Config{RootCAs: pool, ServerName: "elsewhere.example"}); err == nil {
+		c.Close()
+		t.Fatal("certificate valid for a name it was not issued for")
+	}
+	if info, err := os.Stat(dir + "/ca.key"); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("CA key file mode: %v, %v", info, err)
+	}
+
+	// A restart keeps the CA and the certificate; other names get a new
+	// certificate from the same CA.
+	again := newSource(t, config.TLS{Internal: &config.InternalCA{Names: []string{"localhost", "127.0.0.1"}, DataDir: dir}})
+	if !again.Certificate().Leaf.Equal(src.Certificate().Leaf) {
+		t.Error("restart issued a new certificate although the old one is current")
+	}
+	renamed := newSource(t, config.TLS{Internal: &config.InternalCA{Names: []string{"pubgate.internal"}, DataDir: dir}})
+	leaf := renamed.Certificate().Leaf
+	if leaf.Equal(src.Certificate().Leaf) || leaf.DNSNames[0] != "pubgate.internal" {
+		t.Error("changed names did not get a new certificate")
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "pubgate.internal"}); err != nil {
+		t.Errorf("new certificate not from the same CA: %v", err)
+	}
+}
+
+func loadPair(t *testing.T, ca *testutil.CA, spec testutil.CertSpec) []tls.Certificate {
+	t.Helper()
+	certFile, keyFile := ca.Issue(spec)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []tls.Certificate{pair}
+}
