@@ -103,6 +103,20 @@ type Auth struct {
 	// so idle connections cannot hold max_clients slots.
 	LoginTimeout time.Duration `yaml:"login_timeout"`
 	Throttle     Throttle      `yaml:"throttle"`
+	// Certificates makes verified client certificates identities.
+	Certificates *Certificates `yaml:"certificates"`
+}
+
+// Certificates says how a client certificate names its tenant and user.
+type Certificates struct {
+	// URITemplate matches a URI SAN, e.g.
+	// "spiffe://example.org/tenant/{tenant}/svc/{user}". Empty: the subject
+	// names them (user = CN, tenant = first O).
+	URITemplate string `yaml:"uri_template"`
+	// Login is "certificate" (the certificate alone authenticates) or
+	// "password" (AUTH is still required). Either way an AUTH must be of the
+	// certificate's tenant.
+	Login string `yaml:"login"`
 }
 
 // Throttle locks out a client address after MaxFailures failed logins within
@@ -168,6 +182,9 @@ func (c *Config) fillDerivedDefaults() {
 		if t.ClientCAFile != "" {
 			t.ClientAuth = "require"
 		}
+	}
+	if c.Auth.Certificates != nil && c.Auth.Certificates.Login == "" {
+		c.Auth.Certificates.Login = "certificate"
 	}
 	if in := t.Internal; in != nil {
 		if len(in.Names) == 0 {

@@ -173,6 +173,17 @@ func (c *Config) validateUsers(add addFunc) {
 	} else if th.MaxFailures > 0 && (th.Window <= 0 || th.Lockout <= 0) {
 		add("auth.throttle", "window and lockout must be positive when max_failures is set")
 	}
+	if cert := c.Auth.Certificates; cert != nil {
+		if c.Listen.TLS.ClientCAFile == "" {
+			add("auth.certificates", "needs listen.tls.client_ca_file to verify client certificates")
+		}
+		if cert.Login != "certificate" && cert.Login != "password" {
+			add("auth.certificates.login", "must be certificate or password, not %q", cert.Login)
+		}
+		if tmpl := cert.URITemplate; tmpl != "" && (strings.Count(tmpl, "{tenant}") != 1 || strings.Count(tmpl, "{user}") != 1) {
+			add("auth.certificates.uri_template", "must contain {tenant} and {user} once each")
+		}
+	}
 	if d := c.Auth.DefaultUser; d != "" {
 		if _, ok := c.Users[d]; !ok {
 			add("auth.default_user", "unknown user %q", d)

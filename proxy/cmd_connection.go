@@ -62,6 +62,10 @@ func (s *session) authenticate(user, password string) bool {
 		s.writeError("ERR pubgate: user has no tenant")
 		return false
 	}
+	if s.cert != nil && id.Tenant != s.cert.Tenant {
+		s.writeErrorf("ERR pubgate: the client certificate is of tenant %s; AUTH as a user of tenant %s refused", s.cert.Tenant, id.Tenant)
+		return false
+	}
 	if s.subscriptionCount() > 0 && ns != s.ns {
 		s.writeError("ERR pubgate: cannot switch to another tenant while subscribed; UNSUBSCRIBE or RESET first")
 		return false

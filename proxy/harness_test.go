@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"testing"
 	"time"
@@ -32,6 +33,12 @@ type testEnv struct {
 // engine when nil); adjust may change the options.
 func startProxy(t *testing.T, broker upstream.Broker, adjust func(*Options)) *testEnv {
 	t.Helper()
+	return startProxyTLS(t, broker, nil, adjust)
+}
+
+// startProxyTLS is startProxy with a TLS listener when tlsConfig is set.
+func startProxyTLS(t *testing.T, broker upstream.Broker, tlsConfig *tls.Config, adjust func(*Options)) *testEnv {
+	t.Helper()
 	if broker == nil {
 		broker = upstream.NewMemory()
 	}
@@ -53,6 +60,9 @@ func startProxy(t *testing.T, broker upstream.Broker, adjust func(*Options)) *te
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {

@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -20,17 +21,23 @@ import (
 
 // Options wires a Server to its collaborators.
 type Options struct {
-	Limits          config.Limits
-	Tenants         map[string]*config.Tenant
-	Broker          upstream.Broker
-	Auth            auth.Authenticator
-	DefaultUser     *auth.Identity // bound to connections before AUTH; nil: AUTH required
-	LoginTimeout    time.Duration  // unauthenticated connections are closed after it; 0: never
-	Throttle        *auth.Throttle // failed-login throttle per client address; nil: none
-	UpstreamTimeout time.Duration
-	DrainTimeout    time.Duration // how long a closing session may take to flush
-	Version         string
-	Logger          *zap.Logger
+	Limits       config.Limits
+	Tenants      map[string]*config.Tenant
+	Broker       upstream.Broker
+	Auth         auth.Authenticator
+	DefaultUser  *auth.Identity // bound to connections before AUTH; nil: AUTH required
+	LoginTimeout time.Duration  // unauthenticated connections are closed after it; 0: never
+	Throttle     *auth.Throttle // failed-login throttle per client address; nil: none
+	// CertificateIdentity maps a verified client certificate to an identity
+	// (nil: certificates are not identities). With CertificateLogin the
+	// certificate alone authenticates; either way, every AUTH on the
+	// connection must be of the certificate's tenant.
+	CertificateIdentity func(*x509.Certificate) (auth.Identity, error)
+	CertificateLogin    bool
+	UpstreamTimeout     time.Duration
+	DrainTimeout        time.Duration // how long a closing session may take to flush
+	Version             string
+	Logger              *zap.Logger
 }
 
 // Server accepts client connections and runs their sessions.
@@ -43,6 +50,8 @@ type Server struct {
 	defaultUser     *auth.Identity
 	loginTimeout    time.Duration
 	throttle        *auth.Throttle
+	certIdentity    func(*x509.Certificate) (auth.Identity, error)
+	certLogin       bool
 	upstreamTimeout time.Duration
 	drainTimeout    time.Duration
 	maxQueryBytes   int
@@ -77,6 +86,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		limits: o.Limits, broker: o.Broker, auth: o.Auth, defaultUser: o.DefaultUser,
 		loginTimeout: o.LoginTimeout, throttle: o.Throttle,
+		certIdentity: o.CertificateIdentity, certLogin: o.CertificateLogin,
 		upstreamTimeout: o.UpstreamTimeout, drainTimeout: o.DrainTimeout,
 		// One command may hold a payload plus a channel name and framing.
 		maxQueryBytes: int(o.Limits.MaxPayloadBytes) + 64<<10,

@@ -34,6 +34,7 @@ type session struct {
 
 	ident *auth.Identity // nil until authenticated
 	ns    *Namespace     // the identity's tenant namespace
+	cert  *auth.Identity // what the client certificate names, if anything
 	// authenticated mirrors ident != nil for the login timer's goroutine.
 	authenticated atomic.Bool
 	loginTimer    *time.Timer
@@ -71,11 +72,16 @@ func newSession(srv *Server, id int64, conn net.Conn) *session {
 }
 
 // bindDefaultUser returns the session to its state before AUTH: bound to
+// its client certificate's identity (certificate login) or to
 // auth.default_user if there is one, else unauthenticated with the login
 // clock running.
 func (s *session) bindDefaultUser() {
 	s.ident, s.ns = nil, nil
 	s.authenticated.Store(false)
+	if s.cert != nil && s.srv.certLogin {
+		s.bind(*s.cert)
+		return
+	}
 	if d := s.srv.defaultUser; d != nil {
 		s.bind(*d)
 		return
@@ -133,7 +139,10 @@ func (s *session) serve() {
 	writerDone := make(chan error, 1)
 	go func() { writerDone <- s.out.writeLoop(s.conn) }()
 
-	err := s.readLoopGuarded()
+	err := s.handshake()
+	if err == nil {
+		err = s.readLoopGuarded()
+	}
 	s.stopLoginTimer()
 	if err != nil && !isDisconnect(err) {
 		s.log.Debug("closing connection", zap.Error(err))
@@ -145,6 +154,39 @@ func (s *session) serve() {
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.drainTimeout))
 	<-writerDone
 	_ = s.conn.Close()
+}
+
+// handshake completes TLS before the first command, so that a client
+// certificate can name the identity. An identity that cannot be used ends
+// the connection: the client presented it on purpose.
+func (s *session) handshake() error {
+	tc, ok := s.conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	// The login timer bounds a client that never finishes the handshake.
+	if err := tc.HandshakeContext(context.Background()); err != nil {
+		return err
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 || s.srv.certIdentity == nil {
+		return nil
+	}
+	id, err := s.srv.certIdentity(certs[0])
+	if err == nil && s.srv.namespaces[id.Tenant] == nil {
+		err = fmt.Errorf("unknown tenant %q", id.Tenant)
+	}
+	if err != nil {
+		s.log.Info("client certificate names no usable identity", zap.String("subject", certs[0].Subject.String()), zap.Error(err))
+		s.writeError("ERR pubgate: the client certificate names no known identity")
+		s.flushReplies()
+		return err
+	}
+	s.cert = &id
+	if s.srv.certLogin {
+		s.bindDefaultUser()
+	}
+	return nil
 }
 
 // readLoopGuarded runs readLoop, turning a panic (a bug) into the end of

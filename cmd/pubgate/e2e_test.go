@@ -58,7 +58,14 @@ func startGateway(t *testing.T, upstreamURL string) gateway {
 	t.Helper()
 	dataDir := t.TempDir()
 	g := gateway{host: "127.0.0.1", port: testutil.FreePort(t), caFile: filepath.Join(dataDir, "ca.crt")}
-	path := writeFile(t, fmt.Sprintf(e2eConfig, g.addr(), dataDir, upstreamURL))
+	return startGatewayWith(t, fmt.Sprintf(e2eConfig, g.addr(), dataDir, upstreamURL), g)
+}
+
+// startGatewayWith runs `pubgate serve` with the given configuration, which
+// listens where g says.
+func startGatewayWith(t *testing.T, config string, g gateway) gateway {
+	t.Helper()
+	path := writeFile(t, config)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	done := make(chan int, 1)
@@ -287,4 +294,48 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestMutualTLS: services prove who they are with a SPIFFE client
+// certificate; redis-cli and go-redis need no AUTH, and a client without a
+// certificate from the client CA cannot connect.
+func TestMutualTLS(t *testing.T) {
+	cli := testutil.RequireBinary(t, "redis-cli")
+	serverCA, clientCA := testutil.NewCA(t, "server CA"), testutil.NewCA(t, "client CA")
+	certFile, keyFile := serverCA.Issue(testutil.CertSpec{CommonName: "pubgate", Hosts: []string{"127.0.0.1"}})
+	port := testutil.FreePort(t)
+	cfg := fmt.Sprintf(`
+listen:
+  address: 127.0.0.1:%d
+  tls: {cert_file: %q, key_file: %q, client_ca_file: %q, client_auth: require}
+auth:
+  certificates: {uri_template: "spiffe://example.org/tenant/{tenant}/svc/{user}", login: certificate}
+tenants: {acme: {}, globex: {}}
+`, port, certFile, keyFile, clientCA.CertFile)
+	g := startGatewayWith(t, cfg, gateway{host: "127.0.0.1", port: port, caFile: serverCA.CertFile})
+
+	subCert, subKey := clientCA.Issue(testutil.CertSpec{CommonName: "orders", URIs: []string{"spiffe://example.org/tenant/acme/svc/orders"}, Client: true})
+	sub := exec.Command(cli, "-h", g.host, "-p", strconv.Itoa(g.port), "--tls", "--cacert", g.caFile,
+		"--cert", subCert, "--key", subKey, "SUBSCRIBE", "orders")
+	lines := startLines(t, sub)
+	expectLines(t, lines, "subscribe", "orders", "1")
+
+	pubCert, pubKey := clientCA.Issue(testutil.CertSpec{CommonName: "billing", URIs: []string{"spiffe://example.org/tenant/acme/svc/billing"}, Client: true})
+	pair, err := tls.LoadX509KeyPair(pubCert, pubKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg := g.tlsConfig(t)
+	tlsCfg.Certificates = []tls.Certificate{pair}
+	pub := redis.NewClient(&redis.Options{Addr: g.addr(), TLSConfig: tlsCfg})
+	defer pub.Close()
+	if n, err := pub.Publish(context.Background(), "orders", "via mTLS").Result(); err != nil || n != 1 {
+		t.Fatalf("PUBLISH with a client certificate = %d, %v", n, err)
+	}
+	expectLines(t, lines, "message", "orders", "via mTLS")
+
+	out, err := exec.Command(cli, "-h", g.host, "-p", strconv.Itoa(g.port), "--tls", "--cacert", g.caFile, "PING").CombinedOutput()
+	if err == nil && strings.Contains(string(out), "PONG") {
+		t.Fatalf("a client without a certificate was served: %q", out)
+	}
 }

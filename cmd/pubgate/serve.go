@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -143,12 +144,42 @@ func newProxy(cfg *config.Config, broker upstream.Broker, log *zap.Logger) (*pro
 		id, _ := passwords.Lookup(cfg.Auth.DefaultUser)
 		defaultUser = &id
 	}
+	certIdentity, err := certificateIdentities(cfg, passwords)
+	if err != nil {
+		return nil, err
+	}
 	return proxy.New(proxy.Options{
-		Limits: cfg.Limits, Tenants: cfg.Tenants, Broker: broker, Auth: passwords,
+		CertificateIdentity: certIdentity,
+		CertificateLogin:    cfg.Auth.Certificates != nil && cfg.Auth.Certificates.Login == "certificate",
+		Limits:              cfg.Limits, Tenants: cfg.Tenants, Broker: broker, Auth: passwords,
 		DefaultUser: defaultUser, UpstreamTimeout: cfg.Upstream.Timeout, LoginTimeout: cfg.Auth.LoginTimeout,
 		Throttle:     auth.NewThrottle(cfg.Auth.Throttle.MaxFailures, cfg.Auth.Throttle.Window, cfg.Auth.Throttle.Lockout),
 		DrainTimeout: cfg.Listen.ShutdownTimeout, Version: buildVersion(), Logger: log,
 	})
+}
+
+// certificateIdentities maps verified client certificates to identities
+// (nil when auth.certificates is not set). A configured user of the same
+// name and tenant lends the identity its roles.
+func certificateIdentities(cfg *config.Config, passwords *auth.Passwords) (func(*x509.Certificate) (auth.Identity, error), error) {
+	if cfg.Auth.Certificates == nil {
+		return nil, nil
+	}
+	mapper, err := auth.NewCertificateMapper(cfg.Auth.Certificates.URITemplate)
+	if err != nil {
+		return nil, err
+	}
+	return func(c *x509.Certificate) (auth.Identity, error) {
+		tenant, user, err := mapper.Map(c)
+		if err != nil {
+			return auth.Identity{}, err
+		}
+		id := auth.Identity{Tenant: tenant, User: user, Method: "mtls"}
+		if u, ok := passwords.Lookup(user); ok && u.Tenant == tenant {
+			id.Roles = u.Roles
+		}
+		return id, nil
+	}, nil
 }
 
 func newLogger(c config.Log, cmd *cobra.Command) (*zap.Logger, error) {

@@ -159,3 +159,10 @@ func DialRESPFrom(t testing.TB, addr, localIP string) *RESPConn {
 	t.Cleanup(func() { c.Close() })
 	return &RESPConn{t: t, Conn: c, r: bufio.NewReader(c)}
 }
+
+// NewRESPConn wraps an established connection (a TLS one, say); it is
+// closed when the test ends.
+func NewRESPConn(t testing.TB, c net.Conn) *RESPConn {
+	t.Cleanup(func() { c.Close() })
+	return &RESPConn{t: t, Conn: c, r: bufio.NewReader(c)}
+}
