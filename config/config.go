@@ -75,7 +75,19 @@ type Upstream struct {
 	URL      string        `yaml:"url"`
 	Timeout  time.Duration `yaml:"timeout"`
 	PoolSize int           `yaml:"pool_size"`
+	TLS      UpstreamTLS   `yaml:"tls"`
 }
+
+// UpstreamTLS adjusts TLS towards Redis (rediss:// URLs).
+type UpstreamTLS struct {
+	CAFile     string `yaml:"ca_file"`   // CA that Redis's certificate chains to; default: system roots
+	CertFile   string `yaml:"cert_file"` // client certificate, when Redis requires one
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"` // default: the URL's host
+}
+
+// Enabled reports whether any option is set.
+func (t UpstreamTLS) Enabled() bool { return t != UpstreamTLS{} }
 
 // IsMemory reports whether the URL selects the embedded engine.
 func (u Upstream) IsMemory() bool { return strings.HasPrefix(u.URL, "memory:") }

@@ -107,6 +107,25 @@ func (c *Config) validateUpstream(add addFunc) {
 	default:
 		add("upstream.url", "scheme must be memory, redis or rediss, not %q", u.Scheme)
 	}
+	if t := c.Upstream.TLS; t.Enabled() {
+		if u != nil && u.Scheme != "rediss" {
+			add("upstream.tls", "needs a rediss:// upstream.url")
+		}
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			add("upstream.tls", "cert_file and key_file go together")
+		} else if t.CertFile != "" {
+			if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+				add("upstream.tls.cert_file", "%v", err)
+			}
+		}
+		if t.CAFile != "" {
+			if pem, err := os.ReadFile(t.CAFile); err != nil {
+				add("upstream.tls.ca_file", "%v", err)
+			} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+				add("upstream.tls.ca_file", "no PEM certificate in %s", t.CAFile)
+			}
+		}
+	}
 	if c.Upstream.Timeout <= 0 {
 		add("upstream.timeout", "must be positive")
 	}

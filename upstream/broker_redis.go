@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -12,9 +13,12 @@ import (
 
 // RedisOptions configures the Redis engine.
 type RedisOptions struct {
-	URL      string        // redis://[user:pass@]host:port/ or rediss://…
+	URL      string        // redis://[user:pass@]host:port/ or rediss://… (the user is a Redis ACL user)
 	Timeout  time.Duration // dial/read/write timeout of pooled connections
 	PoolSize int           // 0 picks go-redis's default
+	// TLS replaces the default TLS configuration of a rediss:// URL: a CA to
+	// trust, a client certificate, a server name.
+	TLS *tls.Config
 }
 
 // Redis is the engine on a standalone Redis server. Publishes go over a
@@ -43,6 +47,16 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
+	if o.TLS != nil {
+		if opt.TLSConfig == nil {
+			return nil, fmt.Errorf("upstream: TLS options need a rediss:// URL")
+		}
+		cfg := o.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName = opt.TLSConfig.ServerName // the URL's host
+		}
+		opt.TLSConfig = cfg
+	}
 	opt.Protocol = 2 // push-free replies; pub/sub needs nothing from RESP3
 	opt.ClientName = "pubgate"
 	if o.PoolSize > 0 {
@@ -67,7 +81,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 
 func (r *Redis) Publish(ctx context.Context, batch []Publication) error {
 	cmds := make([]*redis.IntCmd, len(batch))
-	_, _ = r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+	_, batchErr := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, p := range batch {
 			if p.Kind == KindShard {
 				cmds[i] = pipe.SPublish(ctx, p.Channel, p.Payload)
@@ -77,8 +91,18 @@ func (r *Redis) Publish(ctx context.Context, batch []Publication) error {
 		}
 		return nil
 	})
+	// go-redis leaves commands without an error when the pipeline failed
+	// with a Redis error before running them (WRONGPASS from the
+	// connection's AUTH): if no command carries an error, none ran.
+	perCommandErrors := false
+	for _, c := range cmds {
+		perCommandErrors = perCommandErrors || c.Err() != nil
+	}
 	for i, c := range cmds {
 		batch[i].Receivers, batch[i].Err = c.Result()
+		if batch[i].Err == nil && batchErr != nil && !perCommandErrors {
+			batch[i].Receivers, batch[i].Err = 0, batchErr
+		}
 	}
 	return nil
 }

@@ -207,3 +207,40 @@ func TestBrokerDoesNotRetainPayload(t *testing.T) {
 		}
 	})
 }
+
+// TestRedisOverTLSWithACL: pubgate reaches a Redis that speaks only TLS,
+// requires a client certificate, and has no default user, only an ACL user.
+func TestRedisOverTLSWithACL(t *testing.T) {
+	serverCA, clientCA := testutil.NewCA(t, "redis CA"), testutil.NewCA(t, "redis client CA")
+	srv := testutil.StartRedisTLS(t, serverCA, clientCA,
+		"--user", "default", "off", "--user", "gate", "on", ">gate-secret", "~*", "&*", "+@all")
+	url := "rediss://gate:gate-secret@" + srv.Addr() + "/"
+	b, err := NewRedis(RedisOptions{URL: url, Timeout: 5 * time.Second, TLS: srv.TLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Subscribe(ctx(t), KindChannel, "secure"); err != nil {
+		t.Fatal(err)
+	}
+	if n := publish(t, b, KindChannel, "secure", "over tls"); n != 1 {
+		t.Fatalf("receivers = %d", n)
+	}
+	if m := receive(t, b); string(m.Payload) != "over tls" {
+		t.Fatalf("received %+v", m)
+	}
+
+	wrong, err := NewRedis(RedisOptions{URL: "rediss://gate:wrong@" + srv.Addr() + "/", Timeout: time.Second, TLS: srv.TLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wrong.Close()
+	batch := []Publication{{Kind: KindChannel, Channel: "secure", Payload: []byte("x")}}
+	_ = wrong.Publish(ctx(t), batch)
+	if batch[0].Err == nil {
+		t.Fatalf("publish with a wrong ACL password succeeded: %+v", batch[0])
+	}
+	if _, err := NewRedis(RedisOptions{URL: "redis://" + srv.Addr() + "/", TLS: srv.TLS}); err == nil {
+		t.Fatal("TLS options accepted with a redis:// URL")
+	}
+}

@@ -339,3 +339,19 @@ tenants: {acme: {}, globex: {}}
 		t.Fatalf("a client without a certificate was served: %q", out)
 	}
 }
+
+// TestUpstreamTLSAndACL: pubgate runs against a Redis that speaks only TLS,
+// requires a client certificate, and knows only an ACL user.
+func TestUpstreamTLSAndACL(t *testing.T) {
+	redisCA, clientCA := testutil.NewCA(t, "redis CA"), testutil.NewCA(t, "pubgate client CA")
+	srv := testutil.StartRedisTLS(t, redisCA, clientCA,
+		"--user", "default", "off", "--user", "gate", "on", ">gate-secret", "~*", "&*", "+@all")
+	clientCert, clientKey := clientCA.Issue(testutil.CertSpec{CommonName: "pubgate", Client: true})
+	dataDir := t.TempDir()
+	g := gateway{host: "127.0.0.1", port: testutil.FreePort(t), caFile: filepath.Join(dataDir, "ca.crt")}
+	cfg := fmt.Sprintf(e2eConfig, g.addr(), dataDir, "rediss://gate:gate-secret@"+srv.Addr()+"/")
+	upstreamTLS := fmt.Sprintf("upstream: {tls: {ca_file: %q, cert_file: %q, key_file: %q}, ", redisCA.CertFile, clientCert, clientKey)
+	cfg = strings.Replace(cfg, "upstream: {", upstreamTLS, 1)
+	g = startGatewayWith(t, cfg, g)
+	goRedisScenario(t, g, 3)
+}

@@ -2,8 +2,10 @@ package testutil
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -21,13 +23,37 @@ type RedisServer struct {
 	args []string
 	cmd  *exec.Cmd
 	exit chan struct{}
+	// TLS is the client configuration for a TLS-only server (StartRedisTLS).
+	TLS *tls.Config
 }
 
 // StartRedis starts a redis-server with no persistence; extra are further
 // "--name value" arguments. The server is stopped when the test ends.
 func StartRedis(t testing.TB, extra ...string) *RedisServer {
 	t.Helper()
-	r := &RedisServer{t: t, bin: RequireBinary(t, "redis-server"), dir: t.TempDir(), args: extra}
+	return startRedis(t, nil, extra)
+}
+
+// StartRedisTLS starts a redis-server that speaks only TLS, with a
+// certificate from serverCA for 127.0.0.1, and requires client certificates
+// from clientCA. r.TLS is a client configuration that it accepts.
+func StartRedisTLS(t testing.TB, serverCA, clientCA *CA, extra ...string) *RedisServer {
+	t.Helper()
+	certFile, keyFile := serverCA.Issue(CertSpec{CommonName: "redis", Hosts: []string{"127.0.0.1"}})
+	clientCert, clientKey := clientCA.Issue(CertSpec{CommonName: "pubgate", Client: true})
+	pair, err := tls.LoadX509KeyPair(clientCert, clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{RootCAs: serverCA.Pool(), Certificates: []tls.Certificate{pair}, ServerName: "127.0.0.1"}
+	args := append([]string{"--tls-cert-file", certFile, "--tls-key-file", keyFile,
+		"--tls-ca-cert-file", clientCA.CertFile, "--tls-auth-clients", "yes"}, extra...)
+	return startRedis(t, cfg, args)
+}
+
+func startRedis(t testing.TB, tlsConfig *tls.Config, extra []string) *RedisServer {
+	t.Helper()
+	r := &RedisServer{t: t, bin: RequireBinary(t, "redis-server"), dir: t.TempDir(), args: extra, TLS: tlsConfig}
 	for attempt := 0; ; attempt++ {
 		r.Port = FreePort(t)
 		err := r.start()
@@ -45,8 +71,13 @@ func StartRedis(t testing.TB, extra ...string) *RedisServer {
 // Addr is host:port of the server.
 func (r *RedisServer) Addr() string { return Addr(r.Port) }
 
-// URL is the redis:// URL of the server.
-func (r *RedisServer) URL() string { return "redis://" + r.Addr() + "/" }
+// URL is the redis:// (or, with TLS, rediss://) URL of the server.
+func (r *RedisServer) URL() string {
+	if r.TLS != nil {
+		return "rediss://" + r.Addr() + "/"
+	}
+	return "redis://" + r.Addr() + "/"
+}
 
 // Start starts a stopped server again on the same port.
 func (r *RedisServer) Start() {
@@ -57,11 +88,14 @@ func (r *RedisServer) Start() {
 }
 
 func (r *RedisServer) start() error {
-	args := append([]string{
-		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+	port := []string{"--port", strconv.Itoa(r.Port)}
+	if r.TLS != nil {
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(r.Port)}
+	}
+	args := append(append(port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--daemonize", "no",
-		"--logfile", r.dir + "/redis.log",
-	}, r.args...)
+		"--logfile", r.dir+"/redis.log",
+	), r.args...)
 	r.cmd = exec.Command(r.bin, args...)
 	if err := r.cmd.Start(); err != nil {
 		return err
@@ -72,7 +106,8 @@ func (r *RedisServer) start() error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-r.exit:
-			return fmt.Errorf("redis-server on port %d exited at start (port taken?)", r.Port)
+			log, _ := os.ReadFile(r.dir + "/redis.log")
+			return fmt.Errorf("redis-server on port %d exited at start; its log:\n%s", r.Port, log)
 		default:
 		}
 		if r.Ping() == nil {
@@ -84,9 +119,16 @@ func (r *RedisServer) start() error {
 	return fmt.Errorf("redis-server on port %d did not answer PING", r.Port)
 }
 
-// Ping sends PING on a fresh connection.
+// Ping sends PING on a fresh connection. A server that requires AUTH
+// answers NOAUTH, which also shows it is up.
 func (r *RedisServer) Ping() error {
-	c, err := net.DialTimeout("tcp", r.Addr(), time.Second)
+	var c net.Conn
+	var err error
+	if r.TLS != nil {
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", r.Addr(), r.TLS)
+	} else {
+		c, err = net.DialTimeout("tcp", r.Addr(), time.Second)
+	}
 	if err != nil {
 		return err
 	}
@@ -99,7 +141,7 @@ func (r *RedisServer) Ping() error {
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(line) != "+PONG" {
+	if line = strings.TrimSpace(line); line != "+PONG" && !strings.HasPrefix(line, "-NOAUTH") {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
