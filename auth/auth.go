@@ -6,6 +6,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Identity is who a connection acts as. Policies and the audit log see it.
@@ -13,8 +14,11 @@ type Identity struct {
 	Tenant string
 	User   string
 	Roles  []string
-	Method string         // "password", later "mtls" | "jwt"
+	Method string         // "password" | "mtls" | "jwt"
 	Claims map[string]any // verified token claims, if any
+	// Expires is when the identity stops being valid (a token's exp);
+	// zero for never.
+	Expires time.Time
 }
 
 // Credentials is what a client presented with AUTH or HELLO … AUTH.

@@ -117,7 +117,32 @@ type Auth struct {
 	Throttle     Throttle      `yaml:"throttle"`
 	// Certificates makes verified client certificates identities.
 	Certificates *Certificates `yaml:"certificates"`
+	// JWT accepts tokens from an identity provider in AUTH.
+	JWT *JWT `yaml:"jwt"`
 }
+
+// JWT verifies `AUTH <user> <token>` against an identity provider's keys.
+type JWT struct {
+	JWKSURL         string        `yaml:"jwks_url"`  // https://… of the provider's key set, or
+	JWKSFile        string        `yaml:"jwks_file"` // a key set on disk
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	Issuer          string        `yaml:"issuer"`
+	Audience        string        `yaml:"audience"`
+	Algorithms      []string      `yaml:"algorithms"`
+	Leeway          time.Duration `yaml:"leeway"`
+	Claims          JWTClaims     `yaml:"claims"`
+}
+
+// JWTClaims names the claims holding the identity.
+type JWTClaims struct {
+	Tenant string `yaml:"tenant"`
+	User   string `yaml:"user"`
+	Roles  string `yaml:"roles"`
+}
+
+// JWTAlgorithms are the signature algorithms pubgate can accept; "none"
+// and shared-secret HMAC never.
+var JWTAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
 // Certificates says how a client certificate names its tenant and user.
 type Certificates struct {
@@ -193,6 +218,26 @@ func (c *Config) fillDerivedDefaults() {
 		t.ClientAuth = "none"
 		if t.ClientCAFile != "" {
 			t.ClientAuth = "require"
+		}
+	}
+	if j := c.Auth.JWT; j != nil {
+		if len(j.Algorithms) == 0 {
+			j.Algorithms = []string{"RS256", "ES256"}
+		}
+		if j.RefreshInterval == 0 {
+			j.RefreshInterval = time.Hour
+		}
+		if j.Leeway == 0 {
+			j.Leeway = 30 * time.Second
+		}
+		if j.Claims.Tenant == "" {
+			j.Claims.Tenant = "tenant"
+		}
+		if j.Claims.User == "" {
+			j.Claims.User = "sub"
+		}
+		if j.Claims.Roles == "" {
+			j.Claims.Roles = "roles"
 		}
 	}
 	if c.Auth.Certificates != nil && c.Auth.Certificates.Login == "" {

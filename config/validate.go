@@ -9,8 +9,10 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 
 	"golang.org/x/crypto/bcrypt"
@@ -203,10 +205,43 @@ func (c *Config) validateUsers(add addFunc) {
 			add("auth.certificates.uri_template", "must contain {tenant} and {user} once each")
 		}
 	}
+	if j := c.Auth.JWT; j != nil {
+		c.validateJWT(j, add)
+	}
 	if d := c.Auth.DefaultUser; d != "" {
 		if _, ok := c.Users[d]; !ok {
 			add("auth.default_user", "unknown user %q", d)
 		}
+	}
+}
+
+func (c *Config) validateJWT(j *JWT, add addFunc) {
+	switch {
+	case (j.JWKSURL == "") == (j.JWKSFile == ""):
+		add("auth.jwt", "set one of jwks_url and jwks_file")
+	case j.JWKSURL != "" && !strings.HasPrefix(j.JWKSURL, "https://"):
+		add("auth.jwt.jwks_url", "must be an https:// URL")
+	case j.JWKSFile != "":
+		if _, err := os.Stat(j.JWKSFile); err != nil {
+			add("auth.jwt.jwks_file", "%v", err)
+		}
+	}
+	if j.Issuer == "" {
+		add("auth.jwt.issuer", "is required: tokens of any other issuer are refused")
+	}
+	if j.Audience == "" {
+		add("auth.jwt.audience", "is required: tokens meant for other services are refused")
+	}
+	for i, alg := range j.Algorithms {
+		if !slices.Contains(JWTAlgorithms, alg) {
+			add(fmt.Sprintf("auth.jwt.algorithms[%d]", i), "%q is not one of %s", alg, strings.Join(JWTAlgorithms, ", "))
+		}
+	}
+	if j.RefreshInterval < time.Minute {
+		add("auth.jwt.refresh_interval", "must be at least 1m")
+	}
+	if j.Leeway < 0 {
+		add("auth.jwt.leeway", "must not be negative")
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +59,42 @@ func TestFailedLoginThrottle(t *testing.T) {
 	other := testutil.DialRESPFrom(t, env.addr, "127.0.0.3")
 	if got := other.Do("AUTH", "alice", "alice-secret"); got != "OK" {
 		t.Fatalf("another address was affected: %s", got)
+	}
+}
+
+// expiringAuth hands out identities that expire after ttl (like a JWT).
+type expiringAuth struct{ ttl time.Duration }
+
+func (a expiringAuth) Authenticate(_ context.Context, c auth.Credentials) (auth.Identity, error) {
+	return auth.Identity{Tenant: "acme", User: c.Username, Method: "jwt", Expires: time.Now().Add(a.ttl)}, nil
+}
+
+// TestExpiringIdentity: a connection whose identity expires is told so and
+// closed, unless it authenticated again in time.
+func TestExpiringIdentity(t *testing.T) {
+	env := startProxy(t, nil, func(o *Options) { o.Auth = expiringAuth{ttl: 500 * time.Millisecond} })
+	stale := testutil.DialRESP(t, env.addr)
+	if got := stale.Do("AUTH", "svc", "token-1"); got != "OK" {
+		t.Fatal(got)
+	}
+	if got := stale.Do("SUBSCRIBE", "x"); got != `["subscribe" "x" :1]` {
+		t.Fatal(got)
+	}
+	if got := stale.Read(); got != "-ERR pubgate: credentials expired; AUTH again before they do. Closing the connection" {
+		t.Fatalf("expired connection got %s", got)
+	}
+	if !stale.Closed() {
+		t.Fatal("expired connection left open")
+	}
+	// fresh re-authenticates before each token expires, so it lives on.
+	fresh := testutil.DialRESP(t, env.addr)
+	for range 3 {
+		if got := fresh.Do("AUTH", "svc", "token-2"); got != "OK" {
+			t.Fatal(got)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if got := fresh.Do("PING"); got != "PONG" {
+		t.Fatalf("re-authenticated connection: %s", got)
 	}
 }

@@ -38,6 +38,10 @@ type session struct {
 	// authenticated mirrors ident != nil for the login timer's goroutine.
 	authenticated atomic.Bool
 	loginTimer    *time.Timer
+	// identityGen counts identity changes, so that an expiry timer knows
+	// whether the identity it was armed for is still the session's.
+	identityGen atomic.Uint64
+	expiryTimer *time.Timer
 
 	name, libName, libVer string
 	replyOff, skipNext    bool
@@ -78,6 +82,7 @@ func newSession(srv *Server, id int64, conn net.Conn) *session {
 func (s *session) bindDefaultUser() {
 	s.ident, s.ns = nil, nil
 	s.authenticated.Store(false)
+	s.armExpiry(time.Time{})
 	if s.cert != nil && s.srv.certLogin {
 		s.bind(*s.cert)
 		return
@@ -96,6 +101,28 @@ func (s *session) bind(id auth.Identity) {
 	s.ident, s.ns = &id, s.srv.namespaces[id.Tenant]
 	s.authenticated.Store(true)
 	s.stopLoginTimer()
+	s.armExpiry(id.Expires)
+}
+
+// armExpiry ends the session when an identity that expires (a token's exp)
+// does, unless the client authenticated again before; zero disarms.
+func (s *session) armExpiry(at time.Time) {
+	gen := s.identityGen.Add(1)
+	if s.expiryTimer != nil {
+		s.expiryTimer.Stop()
+		s.expiryTimer = nil
+	}
+	if at.IsZero() {
+		return
+	}
+	s.expiryTimer = time.AfterFunc(time.Until(at), func() {
+		if s.identityGen.Load() != gen {
+			return
+		}
+		s.log.Info("closing connection: credentials expired")
+		s.out.pushNotice(redcon.AppendError(nil, "ERR pubgate: credentials expired; AUTH again before they do. Closing the connection"))
+		_ = s.conn.SetReadDeadline(time.Now())
+	})
 }
 
 func (s *session) stopLoginTimer() {
@@ -144,6 +171,7 @@ func (s *session) serve() {
 		err = s.readLoopGuarded()
 	}
 	s.stopLoginTimer()
+	s.armExpiry(time.Time{})
 	if err != nil && !isDisconnect(err) {
 		s.log.Debug("closing connection", zap.Error(err))
 	}

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -18,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/pubgate/pubgate/internal/testutil"
 	"github.com/redis/go-redis/v9"
 )
@@ -354,4 +359,58 @@ func TestUpstreamTLSAndACL(t *testing.T) {
 	cfg = strings.Replace(cfg, "upstream: {", upstreamTLS, 1)
 	g = startGatewayWith(t, cfg, g)
 	goRedisScenario(t, g, 3)
+}
+
+// TestJWTLogin: a service logs in with a token from the company's identity
+// provider (here a key set on disk) and lands in the token's tenant.
+func TestJWTLogin(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, err := jwkset.NewJWKFromKey(&key.PublicKey, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "k1", ALG: jwkset.AlgES256}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := jwkset.NewMemoryStorage()
+	_ = set.KeyWrite(context.Background(), jwk)
+	raw, err := set.JSONPublic(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwksFile := writeFile(t, string(raw))
+	dataDir := t.TempDir()
+	g := gateway{host: "127.0.0.1", port: testutil.FreePort(t), caFile: filepath.Join(dataDir, "ca.crt")}
+	cfg := fmt.Sprintf(e2eConfig, g.addr(), dataDir, "memory://") + fmt.Sprintf(`auth:
+  jwt: {jwks_file: %q, issuer: "https://idp.example", audience: pubgate, algorithms: [ES256]}
+`, jwksFile)
+	g = startGatewayWith(t, cfg, g)
+
+	token := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+		"iss": "https://idp.example", "aud": "pubgate", "sub": "orders-svc", "tenant": "globex",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
+	})
+	token.Header["kid"] = "k1"
+	signed, err := token.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	svc := redis.NewClient(&redis.Options{Addr: g.addr(), Username: "orders-svc", Password: signed, TLSConfig: g.tlsConfig(t), Protocol: 3})
+	defer svc.Close()
+	sub := svc.Subscribe(ctx, "reports")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatalf("subscribe with a JWT: %v", err)
+	}
+	bob := redis.NewClient(&redis.Options{Addr: g.addr(), Username: "bob", Password: "bob-secret", TLSConfig: g.tlsConfig(t)})
+	defer bob.Close()
+	if n, err := bob.Publish(ctx, "reports", "to globex").Result(); err != nil || n != 1 {
+		t.Fatalf("globex publish reached %d subscribers, %v: the token's tenant is globex", n, err)
+	}
+	forged := redis.NewClient(&redis.Options{Addr: g.addr(), Username: "orders-svc", Password: signed[:len(signed)-4] + "AAAA", TLSConfig: g.tlsConfig(t)})
+	defer forged.Close()
+	if err := forged.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Fatalf("forged token: %v", err)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/config"
@@ -58,7 +59,7 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command) error {
 		return err
 	}
 	defer broker.Close()
-	srv, err := newProxy(cfg, broker, log)
+	srv, err := newProxy(ctx, cfg, broker, log)
 	if err != nil {
 		return err
 	}
@@ -162,7 +163,7 @@ func upstreamTLS(t config.UpstreamTLS) (*tls.Config, error) {
 	return cfg, nil
 }
 
-func newProxy(cfg *config.Config, broker upstream.Broker, log *zap.Logger) (*proxy.Server, error) {
+func newProxy(ctx context.Context, cfg *config.Config, broker upstream.Broker, log *zap.Logger) (*proxy.Server, error) {
 	users := make(map[string]auth.PasswordUser, len(cfg.Users))
 	for name, u := range cfg.Users {
 		users[name] = auth.PasswordUser{Tenant: u.Tenant, PasswordHash: u.PasswordHash, Roles: u.Roles}
@@ -180,10 +181,22 @@ func newProxy(cfg *config.Config, broker upstream.Broker, log *zap.Logger) (*pro
 	if err != nil {
 		return nil, err
 	}
+	authenticator := auth.Chain{Passwords: passwords}
+	if j := cfg.Auth.JWT; j != nil {
+		tokens, err := auth.NewJWT(ctx, auth.JWTOptions{
+			JWKSURL: j.JWKSURL, JWKSFile: j.JWKSFile, RefreshInterval: j.RefreshInterval, UnknownKIDInterval: time.Minute,
+			Issuer: j.Issuer, Audience: j.Audience, Algorithms: j.Algorithms, Leeway: j.Leeway,
+			TenantClaim: j.Claims.Tenant, UserClaim: j.Claims.User, RolesClaim: j.Claims.Roles,
+		})
+		if err != nil {
+			return nil, err
+		}
+		authenticator.JWT = tokens
+	}
 	return proxy.New(proxy.Options{
 		CertificateIdentity: certIdentity,
 		CertificateLogin:    cfg.Auth.Certificates != nil && cfg.Auth.Certificates.Login == "certificate",
-		Limits:              cfg.Limits, Tenants: cfg.Tenants, Broker: broker, Auth: passwords,
+		Limits:              cfg.Limits, Tenants: cfg.Tenants, Broker: broker, Auth: authenticator,
 		DefaultUser: defaultUser, UpstreamTimeout: cfg.Upstream.Timeout, LoginTimeout: cfg.Auth.LoginTimeout,
 		Throttle:     auth.NewThrottle(cfg.Auth.Throttle.MaxFailures, cfg.Auth.Throttle.Window, cfg.Auth.Throttle.Lockout),
 		DrainTimeout: cfg.Listen.ShutdownTimeout, Version: buildVersion(), Logger: log,
