@@ -52,6 +52,7 @@ type TLS struct {
 	// ReloadInterval is how often the files are checked for a new pair.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
 	Internal       *InternalCA   `yaml:"internal"`
+	ACME           *ACME         `yaml:"acme"`
 	// ClientCAFile verifies client certificates; ClientAuth is none,
 	// verify_if_given or require (the default when ClientCAFile is set).
 	ClientCAFile string `yaml:"client_ca_file"`
@@ -60,7 +61,29 @@ type TLS struct {
 }
 
 // Enabled reports whether any certificate source is configured.
-func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.Internal != nil }
+func (t TLS) Enabled() bool {
+	return t.CertFile != "" || t.KeyFile != "" || t.Internal != nil || t.ACME != nil
+}
+
+// ACME obtains and renews certificates from an ACME CA (RFC 8555): Let's
+// Encrypt, or a private one such as step-ca.
+type ACME struct {
+	Domains      []string `yaml:"domains"` // obtained at start, renewed in the background
+	Email        string   `yaml:"email"`
+	DirectoryURL string   `yaml:"directory_url"` // default: Let's Encrypt production
+	// CARootFile is trusted for the ACME server's HTTPS (a private CA).
+	CARootFile string `yaml:"ca_root_file"`
+	StorageDir string `yaml:"storage_dir"` // accounts and certificates
+	// HTTPChallengeAddress serves HTTP-01 ("" disables it); the CA
+	// connects to port 80 of each domain, so map that port here.
+	HTTPChallengeAddress string `yaml:"http_challenge_address"`
+	// TLSALPNChallenge enables TLS-ALPN-01, which the CA performs on port
+	// 443 of each domain: pubgate must be reachable there.
+	TLSALPNChallenge bool `yaml:"tls_alpn_challenge"`
+	// OnDemand lists names for which a certificate is obtained at the first
+	// handshake that asks for them; no other name ever is.
+	OnDemand []string `yaml:"on_demand"`
+}
 
 // InternalCA makes pubgate its own certificate authority.
 type InternalCA struct {
@@ -242,6 +265,14 @@ func (c *Config) fillDerivedDefaults() {
 	}
 	if c.Auth.Certificates != nil && c.Auth.Certificates.Login == "" {
 		c.Auth.Certificates.Login = "certificate"
+	}
+	if a := t.ACME; a != nil {
+		if a.DirectoryURL == "" {
+			a.DirectoryURL = "https://acme-v02.api.letsencrypt.org/directory"
+		}
+		if a.StorageDir == "" {
+			a.StorageDir = filepath.Join(defaultDataDir(), "acme")
+		}
 	}
 	if in := t.Internal; in != nil {
 		if len(in.Names) == 0 {

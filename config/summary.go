@@ -42,6 +42,8 @@ func (l Listen) tlsSummary() string {
 	switch {
 	case l.Plaintext:
 		return "WARNING: plaintext, no TLS (listen.plaintext: true)"
+	case t.ACME != nil:
+		s = fmt.Sprintf("TLS from ACME (%s) for %s", t.ACME.DirectoryURL, strings.Join(append(append([]string{}, t.ACME.Domains...), t.ACME.OnDemand...), ", "))
 	case t.Internal != nil:
 		s = fmt.Sprintf("TLS from pubgate's local CA in %s for %s", t.Internal.DataDir, strings.Join(t.Internal.Names, ", "))
 	default:

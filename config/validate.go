@@ -66,6 +66,19 @@ func (c *Config) validateTLS(add addFunc) {
 		add("listen.tls", "cert_file and key_file go together")
 	case t.CertFile != "" && t.Internal != nil:
 		add("listen.tls.internal", "cannot be combined with cert_file/key_file")
+	case t.ACME != nil && (t.CertFile != "" || t.Internal != nil):
+		add("listen.tls.acme", "cannot be combined with cert_file/key_file or internal")
+	}
+	if a := t.ACME; a != nil {
+		if len(a.Domains) == 0 && len(a.OnDemand) == 0 {
+			add("listen.tls.acme.domains", "name at least one domain (or on_demand names)")
+		}
+		if !strings.HasPrefix(a.DirectoryURL, "https://") {
+			add("listen.tls.acme.directory_url", "must be an https:// URL")
+		}
+		if a.HTTPChallengeAddress == "" && !a.TLSALPNChallenge {
+			add("listen.tls.acme", "enable http_challenge_address or tls_alpn_challenge")
+		}
 	}
 	if t.CertFile != "" && t.KeyFile != "" {
 		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {

@@ -5,6 +5,7 @@
 package tls
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -40,6 +41,9 @@ type certLoader func() (cert *tls.Certificate, changed bool, err error)
 // certificate current.
 func New(c config.TLS, log *zap.Logger) (*Source, error) {
 	s := &Source{log: log.Named("tls"), stop: make(chan struct{}), done: make(chan struct{})}
+	if c.ACME != nil {
+		return s.withACME(c, log)
+	}
 	var load certLoader
 	interval := c.ReloadInterval
 	if c.Internal != nil {
@@ -58,18 +62,44 @@ func New(c config.TLS, log *zap.Logger) (*Source, error) {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	s.cert.Store(cert)
-	if s.config, err = s.tlsConfig(c); err != nil {
+	if s.config, err = s.tlsConfig(c, nil); err != nil {
 		return nil, err
 	}
 	go s.keepCurrent(load, interval)
 	return s, nil
 }
 
-func (s *Source) tlsConfig(c config.TLS) (*tls.Config, error) {
-	cfg := &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Load(), nil },
+// withACME serves certificates that certmagic obtains and renews.
+func (s *Source) withACME(c config.TLS, log *zap.Logger) (*Source, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	acme, err := newACME(ctx, c.ACME, log.Named("acme"))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("tls: %w", err)
 	}
+	base := acme.tlsConfig()
+	if s.config, err = s.tlsConfig(c, base); err != nil {
+		cancel()
+		acme.stop()
+		return nil, err
+	}
+	go func() {
+		<-s.stop
+		cancel()
+		acme.stop()
+		close(s.done)
+	}()
+	return s, nil
+}
+
+// tlsConfig completes base (certmagic's, or a new one serving s.cert) with
+// the version and client-certificate settings.
+func (s *Source) tlsConfig(c config.TLS, base *tls.Config) (*tls.Config, error) {
+	cfg := base
+	if cfg == nil {
+		cfg = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Load(), nil }}
+	}
+	cfg.MinVersion = tls.VersionTLS12
 	if c.MinVersion == "1.3" {
 		cfg.MinVersion = tls.VersionTLS13
 	}
@@ -95,7 +125,8 @@ func (s *Source) tlsConfig(c config.TLS) (*tls.Config, error) {
 // Config is the configuration for the listener.
 func (s *Source) Config() *tls.Config { return s.config }
 
-// Certificate is the certificate new handshakes get.
+// Certificate is the certificate new handshakes get (nil with ACME, whose
+// certificates depend on the name asked for).
 func (s *Source) Certificate() *tls.Certificate { return s.cert.Load() }
 
 func (s *Source) keepCurrent(load certLoader, interval time.Duration) {
