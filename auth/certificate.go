@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -32,18 +33,22 @@ func NewCertificateMapper(uriTemplate string) (*CertificateMapper, error) {
 	if strings.Count(uriTemplate, "{tenant}") != 1 || strings.Count(uriTemplate, "{user}") != 1 {
 		return nil, fmt.Errorf("auth: uri_template %q must contain {tenant} and {user} once each", uriTemplate)
 	}
+	if strings.Count(uriTemplate, "{") != 2 || strings.Count(uriTemplate, "}") != 2 {
+		return nil, fmt.Errorf("auth: uri_template %q may contain no braces but those of {tenant} and {user}", uriTemplate)
+	}
 	m := &CertificateMapper{}
+	value := placeholderExpr(uriTemplate)
 	var expr strings.Builder
 	expr.WriteString("^")
 	rest, group := uriTemplate, 0
 	for rest != "" {
 		i := strings.IndexByte(rest, '{')
-		if i < 0 || (!strings.HasPrefix(rest[i:], "{tenant}") && !strings.HasPrefix(rest[i:], "{user}")) {
+		if i < 0 {
 			expr.WriteString(regexp.QuoteMeta(rest))
 			break
 		}
 		expr.WriteString(regexp.QuoteMeta(rest[:i]))
-		expr.WriteString(`([^/?#]+)`)
+		expr.WriteString(value)
 		group++
 		if strings.HasPrefix(rest[i:], "{tenant}") {
 			m.tenantAt, rest = group, rest[i+len("{tenant}"):]
@@ -56,8 +61,42 @@ func NewCertificateMapper(uriTemplate string) (*CertificateMapper, error) {
 	return m, nil
 }
 
+// placeholderExpr matches a placeholder's value: within one path segment,
+// and containing none of the characters the template puts right before or
+// after a placeholder. Otherwise "{tenant}-{user}" would read a certificate
+// for tenant acme-eu, user bob ("acme-eu-bob") as tenant acme.
+func placeholderExpr(template string) string {
+	stop := map[byte]bool{'/': true, '?': true, '#': true}
+	for i := 0; i < len(template); i++ {
+		if template[i] == '{' && i > 0 {
+			stop[template[i-1]] = true
+		}
+		if template[i] == '}' && i+1 < len(template) {
+			stop[template[i+1]] = true
+		}
+	}
+	var class strings.Builder
+	for c := range stop {
+		class.WriteString(`\x`)
+		class.WriteString(strconv.FormatUint(uint64(c)|0x100, 16)[1:])
+	}
+	return "([^" + class.String() + "]+)"
+}
+
+// validName is what a user or tenant read from a certificate may look like,
+// as in the configuration.
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$`)
+
 // Map returns the tenant and user a certificate names.
 func (m *CertificateMapper) Map(cert *x509.Certificate) (tenant, user string, err error) {
+	tenant, user, err = m.names(cert)
+	if err == nil && (!validName.MatchString(tenant) || !validName.MatchString(user)) {
+		err = fmt.Errorf("%w: %q/%q are not valid tenant and user names", ErrNoCertificateIdentity, tenant, user)
+	}
+	return tenant, user, err
+}
+
+func (m *CertificateMapper) names(cert *x509.Certificate) (tenant, user string, err error) {
 	if m.template == nil {
 		if cert.Subject.CommonName == "" || len(cert.Subject.Organization) == 0 {
 			return "", "", fmt.Errorf("%w: subject %q lacks CN or O", ErrNoCertificateIdentity, cert.Subject)

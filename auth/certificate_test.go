@@ -30,6 +30,8 @@ func TestCertificateMapper(t *testing.T) {
 		{"trailing suffix", spiffe, x509.Certificate{URIs: uri("spiffe://example.org/tenant/acme/svc/orders/extra")}, "", ""},
 		{"no URI", spiffe, x509.Certificate{Subject: pkix.Name{CommonName: "orders", Organization: []string{"acme"}}}, "", ""},
 		{"user before tenant", "urn:svc:{user}@{tenant}", x509.Certificate{URIs: uri("urn:svc:orders@acme")}, "acme", "orders"},
+		{"delimiter inside a name", "spiffe://ex.org/{tenant}-{user}", x509.Certificate{URIs: uri("spiffe://ex.org/acme-eu-bob")}, "", ""},
+		{"escaped characters in a name", spiffe, x509.Certificate{URIs: uri("spiffe://example.org/tenant/acme/svc/b%2Fc")}, "", ""},
 		{"template metacharacters are literal", "spiffe://ex.org/t/{tenant}/s/{user}", x509.Certificate{URIs: uri("spiffe://exXorg/t/acme/s/orders")}, "", ""},
 		{"subject", "", x509.Certificate{Subject: pkix.Name{CommonName: "orders", Organization: []string{"acme", "other"}}}, "acme", "orders"},
 		{"subject without O", "", x509.Certificate{Subject: pkix.Name{CommonName: "orders"}}, "", ""},
@@ -52,7 +54,7 @@ func TestCertificateMapper(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"spiffe://x/{tenant}", "spiffe://x/{user}/{user}/{tenant}", "plain"} {
+	for _, bad := range []string{"spiffe://x/{tenant}", "spiffe://x/{user}/{user}/{tenant}", "plain", "spiffe://{x}/{tenant}/{user}"} {
 		if _, err := NewCertificateMapper(bad); err == nil {
 			t.Errorf("template %q accepted", bad)
 		}

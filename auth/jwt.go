@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -96,6 +97,11 @@ func keySet(ctx context.Context, o JWTOptions) (keyfunc.Keyfunc, error) {
 func (j *JWT) Authenticate(ctx context.Context, c Credentials) (Identity, error) {
 	claims := jwt.MapClaims{}
 	if _, err := j.parser.ParseWithClaims(c.Password, claims, j.keys.KeyfuncCtx(ctx)); err != nil {
+		// Keys that could not be had (the provider unreachable) say nothing
+		// about the client's token: not WRONGPASS, and no throttling.
+		if errors.Is(err, jwt.ErrTokenUnverifiable) && !errors.Is(err, jwkset.ErrKeyNotFound) {
+			return Identity{}, fmt.Errorf("auth: jwt keys unavailable: %w", err)
+		}
 		return Identity{}, fmt.Errorf("%w: token: %v", ErrInvalidCredentials, err)
 	}
 	tenant, _ := claims[j.o.TenantClaim].(string)

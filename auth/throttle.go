@@ -22,6 +22,7 @@ type Throttle struct {
 
 type failures struct {
 	count       int
+	pending     int       // logins being checked now, each a possible failure
 	since       time.Time // start of the counting window
 	lockedUntil time.Time
 }
@@ -35,28 +36,13 @@ func NewThrottle(maxFailures int, window, lockout time.Duration) *Throttle {
 	return &Throttle{maxFailures: maxFailures, window: window, lockout: lockout, now: time.Now, addrs: make(map[string]*failures)}
 }
 
-// Allow reports whether addr may try to log in now, and if not, for how long
-// it is locked out.
-func (t *Throttle) Allow(addr string) (ok bool, retryAfter time.Duration) {
+// Begin starts a login attempt from addr. It refuses, with how long to
+// wait, while addr is locked out or has as many attempts in progress as it
+// may still fail: many connections guessing at once are held to the same
+// budget as one. Otherwise the caller must call done with the outcome.
+func (t *Throttle) Begin(addr string) (done func(failed bool), ok bool, retryAfter time.Duration) {
 	if t == nil || t.maxFailures <= 0 {
-		return true, 0
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f := t.addrs[addr]
-	if f == nil {
-		return true, 0
-	}
-	if wait := f.lockedUntil.Sub(t.now()); wait > 0 {
-		return false, wait
-	}
-	return true, 0
-}
-
-// Failed records a failed login from addr.
-func (t *Throttle) Failed(addr string) {
-	if t == nil || t.maxFailures <= 0 {
-		return
+		return func(bool) {}, true, 0
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -64,11 +50,32 @@ func (t *Throttle) Failed(addr string) {
 	f := t.addrs[addr]
 	if f == nil {
 		if len(t.addrs) >= maxTrackedAddrs && !t.sweep(now) {
-			return
+			return func(bool) {}, true, 0 // table full of live entries: fail open on tracking, not on auth
 		}
 		f = &failures{since: now}
 		t.addrs[addr] = f
 	}
+	if wait := f.lockedUntil.Sub(now); wait > 0 {
+		return nil, false, wait
+	}
+	if now.Sub(f.since) > t.window {
+		f.count, f.since = 0, now
+	}
+	if f.count+f.pending >= t.maxFailures {
+		return nil, false, time.Second // wait for the attempts in progress
+	}
+	f.pending++
+	return func(failed bool) { t.finish(f, failed) }, true, 0
+}
+
+func (t *Throttle) finish(f *failures, failed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f.pending--
+	if !failed {
+		return
+	}
+	now := t.now()
 	if now.Sub(f.since) > t.window {
 		f.count, f.since = 0, now
 	}
@@ -84,7 +91,7 @@ func (t *Throttle) Failed(addr string) {
 func (t *Throttle) sweep(now time.Time) bool {
 	before := len(t.addrs)
 	for addr, f := range t.addrs {
-		if now.Sub(f.since) > t.window && !now.Before(f.lockedUntil) {
+		if f.pending == 0 && now.Sub(f.since) > t.window && !now.Before(f.lockedUntil) {
 			delete(t.addrs, addr)
 		}
 	}

@@ -10,15 +10,28 @@ func TestThrottle(t *testing.T) {
 	th := NewThrottle(3, time.Minute, 30*time.Second)
 	th.now = func() time.Time { return clock }
 	step := func(d time.Duration) { clock = clock.Add(d) }
-	allowed := func(addr string) bool { ok, _ := th.Allow(addr); return ok }
+	allowed := func(addr string) bool {
+		done, ok, _ := th.Begin(addr)
+		if ok {
+			done(false)
+		}
+		return ok
+	}
+	fail := func(addr string) {
+		done, ok, _ := th.Begin(addr)
+		if !ok {
+			t.Fatalf("%s refused before failing", addr)
+		}
+		done(true)
+	}
 
-	th.Failed("10.0.0.1")
-	th.Failed("10.0.0.1")
+	fail("10.0.0.1")
+	fail("10.0.0.1")
 	if !allowed("10.0.0.1") {
 		t.Fatal("locked out before max_failures")
 	}
-	th.Failed("10.0.0.1")
-	if ok, wait := th.Allow("10.0.0.1"); ok || wait != 30*time.Second {
+	fail("10.0.0.1")
+	if _, ok, wait := th.Begin("10.0.0.1"); ok || wait != 30*time.Second {
 		t.Fatalf("after 3 failures: allowed %v, retry after %v", ok, wait)
 	}
 	if !allowed("10.0.0.2") {
@@ -31,24 +44,43 @@ func TestThrottle(t *testing.T) {
 
 	// Failures spread wider than the window never lock.
 	for range 5 {
-		th.Failed("10.0.0.3")
-		th.Failed("10.0.0.3")
+		fail("10.0.0.3")
+		fail("10.0.0.3")
 		step(61 * time.Second)
 	}
 	if !allowed("10.0.0.3") {
 		t.Fatal("locked by failures outside one window")
 	}
 
+	// Attempts in progress count: concurrent guesses share one budget.
+	var inFlight []func(bool)
+	for range 3 {
+		done, ok, _ := th.Begin("10.0.0.5")
+		if !ok {
+			t.Fatal("refused within the budget")
+		}
+		inFlight = append(inFlight, done)
+	}
+	if _, ok, _ := th.Begin("10.0.0.5"); ok {
+		t.Fatal("a fourth concurrent attempt was allowed with max_failures 3")
+	}
+	for _, done := range inFlight {
+		done(false) // all succeeded: the budget is free again
+	}
+	if !allowed("10.0.0.5") {
+		t.Fatal("successful attempts still held the budget")
+	}
+
 	var off *Throttle
-	off.Failed("x")
-	if ok, _ := off.Allow("x"); !ok {
+	if _, ok, _ := off.Begin("x"); !ok {
 		t.Fatal("a nil throttle refused")
 	}
 	disabled := NewThrottle(0, time.Minute, time.Minute)
 	for range 10 {
-		disabled.Failed("x")
+		done, _, _ := disabled.Begin("x")
+		done(true)
 	}
-	if ok, _ := disabled.Allow("x"); !ok {
+	if _, ok, _ := disabled.Begin("x"); !ok {
 		t.Fatal("a disabled throttle refused")
 	}
 }
@@ -58,13 +90,17 @@ func TestThrottleTableIsBounded(t *testing.T) {
 	th := NewThrottle(2, time.Second, time.Second)
 	th.now = func() time.Time { return clock }
 	for i := range maxTrackedAddrs + 10 {
-		th.Failed(string(rune(i)) + "addr")
+		if done, ok, _ := th.Begin(string(rune(i)) + "addr"); ok {
+			done(true)
+		}
 	}
 	if n := len(th.addrs); n > maxTrackedAddrs {
 		t.Fatalf("tracking %d addresses", n)
 	}
 	clock = clock.Add(time.Hour)
-	th.Failed("late")
+	if done, ok, _ := th.Begin("late"); ok {
+		done(true)
+	}
 	if _, ok := th.addrs["late"]; !ok {
 		t.Fatal("expired entries were not swept to make room")
 	}

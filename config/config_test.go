@@ -84,7 +84,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad hash", base + "users:\n  u: {tenant: acme, password_hash: plain}\n", "users.u.password_hash: not a bcrypt hash"},
 		{"bad role", base + "users:\n  u: {tenant: acme, password_hash: '" + hash + "', roles: ['a b']}\n", "users.u.roles[0]: role names"},
 		{"unknown default user", base + "auth: {default_user: ghost}\n", `auth.default_user: unknown user "ghost"`},
-		{"certificates without client CA", base + "auth: {certificates: {}}\n", "auth.certificates: needs listen.tls.client_ca_file"},
+		{"certificates without client CA", base + "auth: {certificates: {}}\n", "auth.certificates: needs listen.tls.client_ca_file and client_auth"},
 		{"bad certificate template", base + "auth: {certificates: {uri_template: 'spiffe://x/{tenant}'}}\n", "auth.certificates.uri_template: must contain {tenant} and {user} once each"},
 		{"bad certificate login", base + "auth: {certificates: {login: maybe}}\n", `auth.certificates.login: must be certificate or password, not "maybe"`},
 		{"jwt without keys", base + "auth: {jwt: {issuer: i, audience: a}}\n", "auth.jwt: set one of jwks_url and jwks_file"},

@@ -208,8 +208,8 @@ func (c *Config) validateUsers(add addFunc) {
 		add("auth.throttle", "window and lockout must be positive when max_failures is set")
 	}
 	if cert := c.Auth.Certificates; cert != nil {
-		if c.Listen.TLS.ClientCAFile == "" {
-			add("auth.certificates", "needs listen.tls.client_ca_file to verify client certificates")
+		if c.Listen.TLS.ClientCAFile == "" || c.Listen.TLS.ClientAuth == "none" {
+			add("auth.certificates", "needs listen.tls.client_ca_file and client_auth verify_if_given or require")
 		}
 		if cert.Login != "certificate" && cert.Login != "password" {
 			add("auth.certificates.login", "must be certificate or password, not %q", cert.Login)

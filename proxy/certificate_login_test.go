@@ -19,7 +19,7 @@ type mtlsEnv struct {
 	serverCA, clientCA *testutil.CA
 }
 
-func startMTLSProxy(t *testing.T, certLogin bool) *mtlsEnv {
+func startMTLSProxy(t *testing.T, certLogin bool, adjust ...func(*Options)) *mtlsEnv {
 	serverCA, clientCA := testutil.NewCA(t, "server CA"), testutil.NewCA(t, "client CA")
 	certFile, keyFile := serverCA.Issue(testutil.CertSpec{CommonName: "pubgate", Hosts: []string{"127.0.0.1"}})
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
@@ -42,6 +42,9 @@ func startMTLSProxy(t *testing.T, certLogin bool) *mtlsEnv {
 				return auth.Identity{}, errors.New("unknown tenant " + tenant)
 			}
 			return auth.Identity{Tenant: tenant, User: user, Method: "mtls"}, nil
+		}
+		for _, a := range adjust {
+			a(o)
 		}
 	})
 	return &mtlsEnv{testEnv: env, serverCA: serverCA, clientCA: clientCA}
@@ -115,5 +118,19 @@ func TestCertificateMustAgreeWithPassword(t *testing.T) {
 	}
 	if got := c.Do("HELLO", "3", "AUTH", "bob", "bob-secret"); got == "" || got[0] != '{' {
 		t.Fatalf("AUTH agreeing with the certificate: %s", got)
+	}
+}
+
+// TestDefaultUserStaysInTheCertificatesTenant: with auth.default_user in
+// tenant acme, a client whose certificate is of globex is not bound to it.
+func TestDefaultUserStaysInTheCertificatesTenant(t *testing.T) {
+	env := startMTLSProxy(t, false, func(o *Options) { o.DefaultUser = &authIdentityAlice })
+	globex := env.dial(t, "spiffe://example.org/tenant/globex/svc/reports")
+	if got := globex.Do("PUBLISH", "x", "y"); got != "-NOAUTH Authentication required." {
+		t.Fatalf("certificate of globex acting as the acme default user: %s", got)
+	}
+	acme := env.dial(t, "spiffe://example.org/tenant/acme/svc/orders")
+	if got := acme.Do("PUBLISH", "x", "y"); got != ":0" {
+		t.Fatalf("certificate of the default user's tenant: %s", got)
 	}
 }

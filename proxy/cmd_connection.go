@@ -37,7 +37,8 @@ func (s *session) cmdAuth(args [][]byte) {
 // error reply and keeps the previous identity.
 func (s *session) authenticate(user, password string) bool {
 	host := clientHost(s.addr)
-	if ok, wait := s.srv.throttle.Allow(host); !ok {
+	done, ok, wait := s.srv.throttle.Begin(host)
+	if !ok {
 		s.log.Info("login refused: address locked out after failed logins", zap.String("user", user))
 		s.writeErrorf("ERR pubgate: too many failed logins from %s; try again in %s", host, wait.Round(time.Second))
 		return false
@@ -45,9 +46,9 @@ func (s *session) authenticate(user, password string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	id, err := s.srv.auth.Authenticate(ctx, auth.Credentials{Username: user, Password: password})
+	done(errors.Is(err, auth.ErrInvalidCredentials))
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
-		s.srv.throttle.Failed(host)
 		s.log.Info("authentication failed", zap.String("user", user))
 		s.writeError("WRONGPASS invalid username-password pair or user is disabled.")
 		return false

@@ -98,3 +98,22 @@ func TestExpiringIdentity(t *testing.T) {
 		t.Fatalf("re-authenticated connection: %s", got)
 	}
 }
+
+// TestResetDoesNotExtendTheLoginClock: RESET before AUTH keeps the clock
+// running, so an unauthenticated client cannot hold a slot by resetting.
+func TestResetDoesNotExtendTheLoginClock(t *testing.T) {
+	env := startProxy(t, nil, func(o *Options) { o.LoginTimeout = 400 * time.Millisecond })
+	c := testutil.DialRESP(t, env.addr)
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		got, err := func() (string, error) { c.Send("RESET"); return c.TryRead(5 * time.Second) }()
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if strings.HasPrefix(got, "-ERR pubgate: no AUTH within") {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("a client sending RESET outlived the login timeout")
+}

@@ -87,12 +87,15 @@ func (s *session) bindDefaultUser() {
 		s.bind(*s.cert)
 		return
 	}
-	if d := s.srv.defaultUser; d != nil {
+	// The default user never takes a connection out of its certificate's
+	// tenant.
+	if d := s.srv.defaultUser; d != nil && (s.cert == nil || s.cert.Tenant == d.Tenant) {
 		s.bind(*d)
 		return
 	}
-	if s.srv.loginTimeout > 0 {
-		s.stopLoginTimer()
+	// The clock starts when the connection becomes unauthenticated and keeps
+	// running across RESETs before AUTH, so RESET cannot extend it.
+	if s.srv.loginTimeout > 0 && s.loginTimer == nil {
 		s.loginTimer = time.AfterFunc(s.srv.loginTimeout, s.loginExpired)
 	}
 }
@@ -192,8 +195,9 @@ func (s *session) handshake() error {
 	if !ok {
 		return nil
 	}
-	// The login timer bounds a client that never finishes the handshake.
-	if err := tc.HandshakeContext(context.Background()); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), s.handshakeTimeout())
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
 		return err
 	}
 	certs := tc.ConnectionState().PeerCertificates
@@ -210,11 +214,20 @@ func (s *session) handshake() error {
 		s.flushReplies()
 		return err
 	}
-	s.cert = &id
-	if s.srv.certLogin {
-		s.bindDefaultUser()
+	if id.Expires.IsZero() || certs[0].NotAfter.Before(id.Expires) {
+		id.Expires = certs[0].NotAfter
 	}
+	s.cert = &id
+	s.bindDefaultUser() // the certificate may bind, or exclude the default user
 	return nil
+}
+
+// handshakeTimeout bounds a client that never finishes the TLS handshake.
+func (s *session) handshakeTimeout() time.Duration {
+	if s.srv.loginTimeout > 0 {
+		return s.srv.loginTimeout
+	}
+	return 10 * time.Second
 }
 
 // readLoopGuarded runs readLoop, turning a panic (a bug) into the end of

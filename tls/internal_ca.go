@@ -39,6 +39,9 @@ func loadOrCreateCA(dir string) (*localCA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	if err := os.Chmod(dir, 0o700); err != nil { // also an existing directory: it holds the CA key
+		return nil, err
+	}
 	ca := &localCA{
 		dir: dir, certFile: filepath.Join(dir, "ca.crt"),
 		leafFile: filepath.Join(dir, "server.crt"), keyFile: filepath.Join(dir, "server.key"),
@@ -189,12 +192,28 @@ func mustPKCS8(key *ecdsa.PrivateKey) []byte {
 	return der
 }
 
-// writePEM writes atomically: a reader never sees half a file.
+// writePEM replaces path atomically and durably: a reader or a crash never
+// sees half a file, and the new file has mode from its creation on.
 func writePEM(path, blockType string, der []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	data := pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})
-	if err := os.WriteFile(tmp, data, mode); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	defer os.Remove(f.Name()) // after a successful rename there is nothing to remove
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,33 +63,39 @@ func (g gateway) addr() string { return net.JoinHostPort(g.host, strconv.Itoa(g.
 func startGateway(t *testing.T, upstreamURL string) gateway {
 	t.Helper()
 	dataDir := t.TempDir()
-	g := gateway{host: "127.0.0.1", port: testutil.FreePort(t), caFile: filepath.Join(dataDir, "ca.crt")}
-	return startGatewayWith(t, fmt.Sprintf(e2eConfig, g.addr(), dataDir, upstreamURL), g)
+	g := gateway{host: "127.0.0.1", caFile: filepath.Join(dataDir, "ca.crt")}
+	return startGatewayWith(t, fmt.Sprintf(e2eConfig, "127.0.0.1:0", dataDir, upstreamURL), g)
 }
 
+// listeningAddr finds the port in pubgate's "listening" log line.
+var listeningAddr = regexp.MustCompile(`pubgate listening.*"addr": "127\.0\.0\.1:(\d+)"`)
+
 // startGatewayWith runs `pubgate serve` with the given configuration, which
-// listens where g says.
+// listens on 127.0.0.1:0; the returned gateway has the port it got.
 func startGatewayWith(t *testing.T, config string, g gateway) gateway {
 	t.Helper()
+	if !strings.Contains(config, "127.0.0.1:0") {
+		t.Fatal("gateway configurations listen on 127.0.0.1:0")
+	}
 	path := writeFile(t, config)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", path}, nil, io.Discard, logs) }()
+	// pubgate listens on port 0 and logs the address it got: no other
+	// process can take the port between choosing and binding it.
 	testutil.Eventually(t, "pubgate listening", func() bool {
 		select {
 		case code := <-done:
 			t.Fatalf("pubgate exited %d before listening; log:\n%s", code, logs)
 		default:
 		}
-		c, err := net.Dial("tcp", g.addr())
-		if err != nil {
+		m := listeningAddr.FindStringSubmatch(logs.String())
+		if m == nil {
 			return false
 		}
-		defer c.Close()
-		// A dial to a free port can connect to itself (TCP simultaneous
-		// open) before pubgate listens there.
-		return c.LocalAddr().String() != c.RemoteAddr().String()
+		g.port, _ = strconv.Atoi(m[1])
+		return true
 	})
 	t.Cleanup(func() {
 		cancel()
@@ -308,16 +315,15 @@ func TestMutualTLS(t *testing.T) {
 	cli := testutil.RequireBinary(t, "redis-cli")
 	serverCA, clientCA := testutil.NewCA(t, "server CA"), testutil.NewCA(t, "client CA")
 	certFile, keyFile := serverCA.Issue(testutil.CertSpec{CommonName: "pubgate", Hosts: []string{"127.0.0.1"}})
-	port := testutil.FreePort(t)
 	cfg := fmt.Sprintf(`
 listen:
-  address: 127.0.0.1:%d
+  address: 127.0.0.1:0
   tls: {cert_file: %q, key_file: %q, client_ca_file: %q, client_auth: require}
 auth:
   certificates: {uri_template: "spiffe://example.org/tenant/{tenant}/svc/{user}", login: certificate}
 tenants: {acme: {}, globex: {}}
-`, port, certFile, keyFile, clientCA.CertFile)
-	g := startGatewayWith(t, cfg, gateway{host: "127.0.0.1", port: port, caFile: serverCA.CertFile})
+`, certFile, keyFile, clientCA.CertFile)
+	g := startGatewayWith(t, cfg, gateway{host: "127.0.0.1", caFile: serverCA.CertFile})
 
 	subCert, subKey := clientCA.Issue(testutil.CertSpec{CommonName: "orders", URIs: []string{"spiffe://example.org/tenant/acme/svc/orders"}, Client: true})
 	sub := exec.Command(cli, "-h", g.host, "-p", strconv.Itoa(g.port), "--tls", "--cacert", g.caFile,
@@ -353,8 +359,8 @@ func TestUpstreamTLSAndACL(t *testing.T) {
 		"--user", "default", "off", "--user", "gate", "on", ">gate-secret", "~*", "&*", "+@all")
 	clientCert, clientKey := clientCA.Issue(testutil.CertSpec{CommonName: "pubgate", Client: true})
 	dataDir := t.TempDir()
-	g := gateway{host: "127.0.0.1", port: testutil.FreePort(t), caFile: filepath.Join(dataDir, "ca.crt")}
-	cfg := fmt.Sprintf(e2eConfig, g.addr(), dataDir, "rediss://gate:gate-secret@"+srv.Addr()+"/")
+	g := gateway{host: "127.0.0.1", caFile: filepath.Join(dataDir, "ca.crt")}
+	cfg := fmt.Sprintf(e2eConfig, "127.0.0.1:0", dataDir, "rediss://gate:gate-secret@"+srv.Addr()+"/")
 	upstreamTLS := fmt.Sprintf("upstream: {tls: {ca_file: %q, cert_file: %q, key_file: %q}, ", redisCA.CertFile, clientCert, clientKey)
 	cfg = strings.Replace(cfg, "upstream: {", upstreamTLS, 1)
 	g = startGatewayWith(t, cfg, g)
@@ -380,8 +386,8 @@ func TestJWTLogin(t *testing.T) {
 	}
 	jwksFile := writeFile(t, string(raw))
 	dataDir := t.TempDir()
-	g := gateway{host: "127.0.0.1", port: testutil.FreePort(t), caFile: filepath.Join(dataDir, "ca.crt")}
-	cfg := fmt.Sprintf(e2eConfig, g.addr(), dataDir, "memory://") + fmt.Sprintf(`auth:
+	g := gateway{host: "127.0.0.1", caFile: filepath.Join(dataDir, "ca.crt")}
+	cfg := fmt.Sprintf(e2eConfig, "127.0.0.1:0", dataDir, "memory://") + fmt.Sprintf(`auth:
   jwt: {jwks_file: %q, issuer: "https://idp.example", audience: pubgate, algorithms: [ES256]}
 `, jwksFile)
 	g = startGatewayWith(t, cfg, g)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -110,7 +111,7 @@ func (r *RedisServer) start() error {
 			return fmt.Errorf("redis-server on port %d exited at start; its log:\n%s", r.Port, log)
 		default:
 		}
-		if r.Ping() == nil {
+		if r.ours() {
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -119,16 +120,57 @@ func (r *RedisServer) start() error {
 	return fmt.Errorf("redis-server on port %d did not answer PING", r.Port)
 }
 
+// ours reports whether the server answering on the port is this process
+// (and not another test's that took the port first). A server that requires
+// AUTH cannot tell; its answer is taken as ours once PING gets one.
+func (r *RedisServer) ours() bool {
+	if r.Ping() != nil {
+		return false
+	}
+	info, err := r.command("INFO server")
+	if err != nil {
+		return false
+	}
+	if strings.HasPrefix(info, "-NOAUTH") {
+		return true
+	}
+	return strings.Contains(info, "process_id:"+strconv.Itoa(r.cmd.Process.Pid)+"\r\n")
+}
+
+// command sends one inline command on a fresh connection and returns the
+// raw reply (a bulk reply's content included).
+func (r *RedisServer) command(cmd string) (string, error) {
+	c, err := r.dial()
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	rd := bufio.NewReader(c)
+	line, err := rd.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "$") {
+		return line, err
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
+	body := make([]byte, n+2)
+	_, err = io.ReadFull(rd, body)
+	return string(body), err
+}
+
+func (r *RedisServer) dial() (net.Conn, error) {
+	if r.TLS != nil {
+		return tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", r.Addr(), r.TLS)
+	}
+	return net.DialTimeout("tcp", r.Addr(), time.Second)
+}
+
 // Ping sends PING on a fresh connection. A server that requires AUTH
 // answers NOAUTH, which also shows it is up.
 func (r *RedisServer) Ping() error {
-	var c net.Conn
-	var err error
-	if r.TLS != nil {
-		c, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", r.Addr(), r.TLS)
-	} else {
-		c, err = net.DialTimeout("tcp", r.Addr(), time.Second)
-	}
+	c, err := r.dial()
 	if err != nil {
 		return err
 	}
