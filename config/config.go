@@ -28,9 +28,12 @@ type Config struct {
 	Upstream Upstream           `yaml:"upstream"`
 	Tenants  map[string]*Tenant `yaml:"tenants"`
 	Users    map[string]*User   `yaml:"users"`
-	Auth     Auth               `yaml:"auth"`
-	Limits   Limits             `yaml:"limits"`
-	Log      Log                `yaml:"log"`
+	// UsersFile holds more users, in a file of its own ("users:" as here),
+	// so that a secrets manager can provide it; relative to the config file.
+	UsersFile string `yaml:"users_file"`
+	Auth      Auth   `yaml:"auth"`
+	Limits    Limits `yaml:"limits"`
+	Log       Log    `yaml:"log"`
 }
 
 // Listen is the client-facing listener.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +129,37 @@ func TestTLSDefaults(t *testing.T) {
 func TestParseEmptyDocumentNeedsTenants(t *testing.T) {
 	if _, err := Parse(nil); err == nil || !strings.Contains(err.Error(), "tenants") {
 		t.Fatalf("empty config: %v", err)
+	}
+}
+
+func TestUsersFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("users.yaml", "users:\n  svc: {tenant: acme, password_hash: '"+hash+"', roles: [publisher]}\n")
+	main := write("pubgate.yaml", "listen: {plaintext: true}\ntenants: {acme: {}}\nusers_file: users.yaml\nusers:\n  alice: {tenant: acme, password_hash: '"+hash+"'}\n")
+	c, err := Load(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Users["svc"] == nil || c.Users["svc"].Roles[0] != "publisher" || c.Users["alice"] == nil {
+		t.Fatalf("users: %v", c.Users)
+	}
+	write("users.yaml", "users:\n  alice: {tenant: acme, password_hash: '"+hash+"'}\n")
+	if _, err := Load(main); err == nil || !strings.Contains(err.Error(), "users.alice: also defined in the configuration file") {
+		t.Fatalf("duplicate user: %v", err)
+	}
+	write("users.yaml", "users:\n  svc: {tenant: nope, password_hash: '"+hash+"', pasword: x}\n")
+	if _, err := Load(main); err == nil || !strings.Contains(err.Error(), "users.svc.pasword: unknown key") {
+		t.Fatalf("unknown key in users_file: %v", err)
+	}
+	write("users.yaml", "users:\n  svc: {tenant: nope, password_hash: '"+hash+"'}\n")
+	if _, err := Load(main); err == nil || !strings.Contains(err.Error(), `users.svc.tenant: unknown tenant "nope"`) {
+		t.Fatalf("bad user in users_file: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 
@@ -18,17 +19,63 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := Parse(data)
+	c, err := parse(data, filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
 	return c, nil
 }
 
+// usersFile is the schema of users_file.
+type usersFile struct {
+	Users map[string]*User `yaml:"users"`
+}
+
+// loadUsersFile merges users_file into c.Users; a user defined in both is an
+// error.
+func (c *Config) loadUsersFile(dir string) error {
+	if c.UsersFile == "" {
+		return nil
+	}
+	path := c.UsersFile
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("users_file: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("users_file %s: %w", path, err)
+	}
+	var f usersFile
+	if len(doc.Content) > 0 {
+		if err := checkKeys(doc.Content[0], reflect.TypeOf(f), ""); err != nil {
+			return fmt.Errorf("users_file %s: %w", path, err)
+		}
+		if err := doc.Content[0].Decode(&f); err != nil {
+			return fmt.Errorf("users_file %s: %w", path, err)
+		}
+	}
+	if c.Users == nil {
+		c.Users = make(map[string]*User, len(f.Users))
+	}
+	for name, u := range f.Users {
+		if _, dup := c.Users[name]; dup {
+			return fmt.Errorf("users_file %s: users.%s: also defined in the configuration file", path, name)
+		}
+		c.Users[name] = u
+	}
+	return nil
+}
+
 // Parse decodes a YAML document over the defaults and validates the result.
 // Unknown keys are errors naming the key, e.g. "limits.max_clinets: unknown
-// key (line 4)".
-func Parse(data []byte) (*Config, error) {
+// key (line 4)". A relative users_file is read from the working directory.
+func Parse(data []byte) (*Config, error) { return parse(data, ".") }
+
+func parse(data []byte, dir string) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, err
@@ -43,6 +90,9 @@ func Parse(data []byte) (*Config, error) {
 		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
+	}
+	if err := c.loadUsersFile(dir); err != nil {
+		return nil, err
 	}
 	c.fillDerivedDefaults()
 	if err := c.Validate(); err != nil {
