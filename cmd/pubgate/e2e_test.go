@@ -219,20 +219,21 @@ func TestRedisCLI(t *testing.T) {
 	}
 }
 
-func TestRedisPy(t *testing.T) {
-	python := "/usr/bin/python3" // Debian's python3-redis installs for the system interpreter
-	if err := exec.Command(python, "-c", "import redis").Run(); err != nil {
+// requirePython needs Debian's python3-redis, which installs for the system
+// interpreter.
+func requirePython(t *testing.T) {
+	t.Helper()
+	if err := exec.Command("/usr/bin/python3", "-c", "import redis").Run(); err != nil {
 		if testutil.InCI() {
 			t.Fatalf("redis-py missing (apt-get install python3-redis): %v", err)
 		}
 		t.Skip("redis-py missing: apt-get install python3-redis")
 	}
-	onEngines(t, func(t *testing.T, g gateway) {
-		runClient(t, exec.Command(python, "../../examples/clients/python/pubsub.py", g.host, strconv.Itoa(g.port), "alice", "alice-secret", g.caFile))
-	})
 }
 
-func TestIORedis(t *testing.T) {
+// requireIORedis needs node and the example's packages; it returns node.
+func requireIORedis(t *testing.T) string {
+	t.Helper()
 	node := testutil.RequireBinary(t, "node")
 	if _, err := os.Stat("../../examples/clients/node/node_modules/ioredis"); err != nil {
 		if testutil.InCI() {
@@ -240,6 +241,18 @@ func TestIORedis(t *testing.T) {
 		}
 		t.Skip("ioredis missing: npm ci --prefix examples/clients/node")
 	}
+	return node
+}
+
+func TestRedisPy(t *testing.T) {
+	requirePython(t)
+	onEngines(t, func(t *testing.T, g gateway) {
+		runClient(t, exec.Command("/usr/bin/python3", "../../examples/clients/python/pubsub.py", g.host, strconv.Itoa(g.port), "alice", "alice-secret", g.caFile))
+	})
+}
+
+func TestIORedis(t *testing.T) {
+	node := requireIORedis(t)
 	onEngines(t, func(t *testing.T, g gateway) {
 		runClient(t, exec.Command(node, "../../examples/clients/node/pubsub.js", g.host, strconv.Itoa(g.port), "alice", "alice-secret", g.caFile))
 	})
@@ -322,6 +335,8 @@ listen:
 auth:
   certificates: {uri_template: "spiffe://example.org/tenant/{tenant}/svc/{user}", login: certificate}
 tenants: {acme: {}, globex: {}}
+users:
+  alice: {tenant: acme, password_hash: "$2a$04$kgPboL45J2J/V0s/3IbxXOQLOzAP1.yhtoWFpVWOR4gnrF79My9lG"}
 `, certFile, keyFile, clientCA.CertFile)
 	g := startGatewayWith(t, cfg, gateway{host: "127.0.0.1", caFile: serverCA.CertFile})
 
@@ -349,6 +364,25 @@ tenants: {acme: {}, globex: {}}
 	if err == nil && strings.Contains(string(out), "PONG") {
 		t.Fatalf("a client without a certificate was served: %q", out)
 	}
+
+	// redis-py and ioredis present an acme certificate and AUTH as alice
+	// (of the certificate's tenant), as the example programs do; they count
+	// the subscribers of "orders", so the redis-cli one leaves first.
+	_ = sub.Process.Kill()
+	testutil.Eventually(t, "redis-cli subscriber gone", func() bool {
+		n, err := pub.PubSubNumSub(context.Background(), "orders").Result()
+		return err == nil && n["orders"] == 0
+	})
+	appCert, appKey := clientCA.Issue(testutil.CertSpec{CommonName: "app", URIs: []string{"spiffe://example.org/tenant/acme/svc/app"}, Client: true})
+	port := strconv.Itoa(g.port)
+	t.Run("redis-py", func(t *testing.T) {
+		requirePython(t)
+		runClient(t, exec.Command("/usr/bin/python3", "../../examples/clients/python/pubsub.py", g.host, port, "alice", "alice-secret", g.caFile, appCert, appKey))
+	})
+	t.Run("ioredis", func(t *testing.T) {
+		node := requireIORedis(t)
+		runClient(t, exec.Command(node, "../../examples/clients/node/pubsub.js", g.host, port, "alice", "alice-secret", g.caFile, appCert, appKey))
+	})
 }
 
 // TestUpstreamTLSAndACL: pubgate runs against a Redis that speaks only TLS,

@@ -1,9 +1,10 @@
 // ioredis against pubgate: subscribe, pattern-subscribe, publish, unsubscribe.
 //
-//   npm ci && node pubsub.js 127.0.0.1 6380 alice alice-secret [CA_FILE]
+//   npm ci && node pubsub.js 127.0.0.1 6380 alice alice-secret [CA_FILE [CERT_FILE KEY_FILE]]
 //
 // With CA_FILE (pubgate's local CA certificate, for example), the connection
-// uses TLS and verifies pubgate's certificate against it.
+// uses TLS and verifies pubgate's certificate against it; with CERT_FILE and
+// KEY_FILE it also presents a client certificate (mTLS).
 //
 // Prints "ok" and exits 0 when every step behaved as it does against Redis.
 "use strict";
@@ -12,10 +13,11 @@ const net = require("node:net");
 const Redis = require("ioredis");
 const assert = require("node:assert/strict");
 
-const [host, port, username, password, caFile] = process.argv.slice(2);
+const [host, port, username, password, caFile, certFile, keyFile] = process.argv.slice(2);
 const options = { host, port: Number(port), username, password, maxRetriesPerRequest: 1 };
 // Node verifies an IP address against the certificate's IP SANs by itself.
 if (caFile) options.tls = { ca: fs.readFileSync(caFile), servername: net.isIP(host) ? undefined : host };
+if (certFile) Object.assign(options.tls, { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) });
 
 async function waitFor(cond, what) {
   const deadline = Date.now() + 20000;

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """redis-py against pubgate: subscribe, pattern-subscribe, publish, unsubscribe.
 
-    python3 pubsub.py 127.0.0.1 6380 alice alice-secret [CA_FILE]
+    python3 pubsub.py 127.0.0.1 6380 alice alice-secret [CA_FILE [CERT_FILE KEY_FILE]]
 
 With CA_FILE (pubgate's local CA certificate, for example), the connection
-uses TLS and verifies pubgate's certificate against it.
+uses TLS and verifies pubgate's certificate against it; with CERT_FILE and
+KEY_FILE it also presents a client certificate (mTLS).
 
 Prints "ok" and exits 0 when every step behaved as it does against Redis.
 """
@@ -28,6 +29,8 @@ def next_message(pubsub, kind):
 def main():
     host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     tls = {"ssl": True, "ssl_ca_certs": sys.argv[5]} if len(sys.argv) > 5 else {}
+    if len(sys.argv) > 7:
+        tls.update(ssl_certfile=sys.argv[6], ssl_keyfile=sys.argv[7])
     client = redis.Redis(host=host, port=port, username=user, password=password, **tls)
     assert client.ping()
 
