@@ -55,6 +55,15 @@ func (c *Config) Validate() error {
 
 type addFunc func(key, format string, args ...any)
 
+// checkCAFile reports a CA file that cannot be read or holds no certificate.
+func checkCAFile(add addFunc, key, path string) {
+	if pem, err := os.ReadFile(path); err != nil {
+		add(key, "%v", err)
+	} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		add(key, "no PEM certificate in %s", path)
+	}
+}
+
 func (c *Config) validateTLS(add addFunc) {
 	t := c.Listen.TLS
 	switch {
@@ -98,11 +107,7 @@ func (c *Config) validateTLS(add addFunc) {
 		add("listen.tls.client_auth", "must be none, verify_if_given or require, not %q", t.ClientAuth)
 	}
 	if t.ClientCAFile != "" {
-		if pem, err := os.ReadFile(t.ClientCAFile); err != nil {
-			add("listen.tls.client_ca_file", "%v", err)
-		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			add("listen.tls.client_ca_file", "no PEM certificate in %s", t.ClientCAFile)
-		}
+		checkCAFile(add, "listen.tls.client_ca_file", t.ClientCAFile)
 	}
 	if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
 		add("listen.tls.min_version", `must be "1.2" or "1.3", not %q`, t.MinVersion)
@@ -134,11 +139,7 @@ func (c *Config) validateUpstream(add addFunc) {
 			}
 		}
 		if t.CAFile != "" {
-			if pem, err := os.ReadFile(t.CAFile); err != nil {
-				add("upstream.tls.ca_file", "%v", err)
-			} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-				add("upstream.tls.ca_file", "no PEM certificate in %s", t.CAFile)
-			}
+			checkCAFile(add, "upstream.tls.ca_file", t.CAFile)
 		}
 	}
 	if c.Upstream.Timeout <= 0 {

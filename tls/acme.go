@@ -3,10 +3,8 @@ package tls
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 
@@ -46,14 +44,11 @@ func newACME(ctx context.Context, c *config.ACME, log *zap.Logger) (*acmeManager
 		}
 	}
 	if c.CARootFile != "" {
-		pem, err := os.ReadFile(c.CARootFile)
+		pool, err := LoadCertPool(c.CARootFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("acme ca_root_file: %w", err)
 		}
-		issuer.TrustedRoots = x509.NewCertPool()
-		if !issuer.TrustedRoots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("acme ca_root_file: no PEM certificate in %s", c.CARootFile)
-		}
+		issuer.TrustedRoots = pool
 	}
 	m.cfg.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(m.cfg, issuer)}
 	if len(c.OnDemand) > 0 {

@@ -7,7 +7,6 @@ package tls
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"os"
 	"sync"
@@ -110,14 +109,11 @@ func (s *Source) tlsConfig(c config.TLS, base *tls.Config) (*tls.Config, error) 
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
+		pool, err := LoadCertPool(c.ClientCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("tls: client CA: %w", err)
 		}
-		cfg.ClientCAs = x509.NewCertPool()
-		if !cfg.ClientCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls: client CA: no PEM certificate in %s", c.ClientCAFile)
-		}
+		cfg.ClientCAs = pool
 	}
 	return cfg, nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/signal"
 	"sync"
 	"syscall"
@@ -129,38 +128,11 @@ func openBroker(u config.Upstream) (upstream.Broker, error) {
 	if u.IsMemory() {
 		return upstream.NewMemory(), nil
 	}
-	tlsConfig, err := upstreamTLS(u.TLS)
+	tlsConfig, err := ptls.UpstreamConfig(u.TLS)
 	if err != nil {
 		return nil, err
 	}
 	return upstream.NewRedis(upstream.RedisOptions{URL: u.URL, Timeout: u.Timeout, PoolSize: u.PoolSize, TLS: tlsConfig})
-}
-
-// upstreamTLS builds the client TLS configuration towards Redis; nil keeps
-// the URL's defaults.
-func upstreamTLS(t config.UpstreamTLS) (*tls.Config, error) {
-	if !t.Enabled() {
-		return nil, nil
-	}
-	cfg := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("upstream.tls.ca_file: %w", err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("upstream.tls.ca_file: no PEM certificate in %s", t.CAFile)
-		}
-	}
-	if t.CertFile != "" {
-		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("upstream.tls: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	return cfg, nil
 }
 
 func newProxy(ctx context.Context, cfg *config.Config, broker upstream.Broker, log *zap.Logger) (*proxy.Server, error) {
