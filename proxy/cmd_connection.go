@@ -63,7 +63,7 @@ func (s *session) authenticate(user, password string) bool {
 		s.writeError("ERR pubgate: user has no tenant")
 		return false
 	}
-	if s.cert != nil && id.Tenant != s.cert.Tenant {
+	if !s.admits(id.Tenant) {
 		s.writeErrorf("ERR pubgate: the client certificate is of tenant %s; AUTH as a user of tenant %s refused", s.cert.Tenant, id.Tenant)
 		return false
 	}

@@ -178,10 +178,8 @@ func (s *session) deferPublish(args [][]byte) bool {
 	if s.inRESP2SubscribeMode() {
 		return false
 	}
-	s.pending = append(s.pending, pendingPublish{
-		Publication: upstream.Publication{Kind: kind, Channel: s.ns.Channel(string(args[1])), Payload: args[2]},
-		mute:        s.replyOff || s.skipNext,
-	})
+	s.pending = append(s.pending, upstream.Publication{Kind: kind, Channel: s.ns.Channel(string(args[1])), Payload: args[2]})
+	s.pendingMute = append(s.pendingMute, s.replyOff || s.skipNext)
 	s.skipNext = false
 	if len(s.pending) >= maxPublishPipeline {
 		s.flushPublishes()
@@ -213,21 +211,18 @@ func (s *session) cmdPublish(args [][]byte) {
 }
 
 // flushPublishes sends the queued publishes as one pipeline and writes their
-// replies in order.
+// replies in order. The queue is the batch: its slices are reused.
 func (s *session) flushPublishes() {
 	if len(s.pending) == 0 {
 		return
 	}
-	batch := make([]upstream.Publication, len(s.pending))
-	for i := range s.pending {
-		batch[i] = s.pending[i].Publication
-	}
+	batch := s.pending
 	ctx, cancel := s.upstreamCtx()
 	err := s.srv.broker.Publish(ctx, batch)
 	cancel()
 	failed := 0
 	for i, p := range batch {
-		s.mute = s.pending[i].mute
+		s.mute = s.pendingMute[i]
 		if err != nil || p.Err != nil {
 			failed++
 			s.writeError(errUpstream)
@@ -239,8 +234,8 @@ func (s *session) flushPublishes() {
 		s.log.Warn("upstream publish failed", zap.Int("messages", failed), zap.Error(firstError(err, batch)))
 	}
 	s.mute = false
-	clear(s.pending)
-	s.pending = s.pending[:0]
+	clear(s.pending) // drop the payloads, which point into the request buffer
+	s.pending, s.pendingMute = s.pending[:0], s.pendingMute[:0]
 }
 
 func firstError(err error, batch []upstream.Publication) error {

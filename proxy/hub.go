@@ -163,9 +163,13 @@ func (h *Hub) acquire(ctx context.Context, reqs []subscription) ([]*entry, error
 // upstream unsubscribe is still in flight so that the engine sees subscribe
 // and unsubscribe of one name in the order they were decided.
 func (h *Hub) reserve(ctx context.Context, reqs []subscription) (got, created []*entry, err error) {
+	keys := make([]subKey, len(reqs))
+	for i, r := range reqs {
+		keys[i] = r.key()
+	}
 	for {
 		h.mu.Lock()
-		if closing := h.closingEntry(reqs); closing != nil {
+		if closing := h.closingEntry(keys); closing != nil {
 			h.mu.Unlock()
 			select {
 			case <-closing:
@@ -176,7 +180,7 @@ func (h *Hub) reserve(ctx context.Context, reqs []subscription) (got, created []
 		}
 		got = make([]*entry, len(reqs))
 		for i, r := range reqs {
-			k := r.key()
+			k := keys[i]
 			e := h.entries[k]
 			if e == nil {
 				e = &entry{key: k, clientName: r.clientName, ns: r.ns, ready: make(chan struct{})}
@@ -194,9 +198,9 @@ func (h *Hub) reserve(ctx context.Context, reqs []subscription) (got, created []
 	}
 }
 
-func (h *Hub) closingEntry(reqs []subscription) chan struct{} {
-	for _, r := range reqs {
-		if e := h.entries[r.key()]; e != nil && e.closing != nil {
+func (h *Hub) closingEntry(keys []subKey) chan struct{} {
+	for _, k := range keys {
+		if e := h.entries[k]; e != nil && e.closing != nil {
 			return e.closing
 		}
 	}
@@ -275,36 +279,36 @@ func (mb *membership) detach(after func()) {
 // would report if every local client were subscribed to Redis directly:
 // this node's engine subscriptions are replaced by the clients behind them.
 func (h *Hub) receivers(kind upstream.Kind, channel string, engine int64) int64 {
-	var mine, clients int64
-	count := func(e *entry) {
-		if e == nil || !e.confirmed() {
-			return
-		}
-		mine++
-		clients += e.count.Load()
-	}
 	h.mu.RLock()
-	count(h.entries[subKey{kind, channel}])
+	defer h.mu.RUnlock()
+	mine, clients := h.entries[subKey{kind, channel}].local()
 	if kind == upstream.KindChannel {
 		for e := range h.patterns {
 			if upstream.Match(e.key.name, channel) {
-				count(e)
+				m, c := e.local()
+				mine, clients = mine+m, clients+c
 			}
 		}
 	}
-	h.mu.RUnlock()
 	return max(engine-mine, 0) + clients
 }
 
 // numSub is receivers for one channel without patterns (PUBSUB NUMSUB).
 func (h *Hub) numSub(kind upstream.Kind, channel string, engine int64) int64 {
 	h.mu.RLock()
-	e := h.entries[subKey{kind, channel}]
+	mine, clients := h.entries[subKey{kind, channel}].local()
 	h.mu.RUnlock()
+	return max(engine-mine, 0) + clients
+}
+
+// local is what this node contributes to a count through e: the engine
+// sees one subscription (mine), standing for clients local subscribers.
+// A nil or unconfirmed entry contributes nothing.
+func (e *entry) local() (mine, clients int64) {
 	if e == nil || !e.confirmed() {
-		return engine
+		return 0, 0
 	}
-	return max(engine-1, 0) + e.count.Load()
+	return 1, e.count.Load()
 }
 
 // numPat counts the distinct patterns this node's clients of one namespace

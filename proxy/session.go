@@ -48,22 +48,19 @@ type session struct {
 	mute                  bool // replies of the current command are dropped
 	quit                  bool
 
-	reply   []byte // replies not yet handed to the outbox
-	subs    [3]map[string]*membership
-	pending []pendingPublish // PUBLISHes read together, sent as one pipeline
-}
-
-// pendingPublish is a PUBLISH whose reply is owed once its pipeline returns.
-type pendingPublish struct {
-	upstream.Publication
-	mute bool
+	reply []byte // replies not yet handed to the outbox
+	subs  [3]map[string]*membership
+	// PUBLISHes read together, sent as one pipeline; pendingMute[i] says
+	// whether the reply owed to pending[i] is dropped (CLIENT REPLY).
+	pending     []upstream.Publication
+	pendingMute []bool
 }
 
 func newSession(srv *Server, id int64, conn net.Conn) *session {
 	s := &session{
 		srv: srv, id: id, conn: conn, addr: conn.RemoteAddr().String(), created: time.Now(),
-		log: srv.log.With(zap.Int64("client_id", id), zap.String("addr", conn.RemoteAddr().String())),
 	}
+	s.log = srv.log.With(zap.Int64("client_id", id), zap.String("addr", s.addr))
 	s.in = newRequestReader(conn, srv.maxQueryBytes)
 	ob := srv.limits.ClientOutputBuffer
 	s.out = newOutbox(int(ob.HardLimit), int(ob.SoftLimit), time.Duration(ob.SoftSeconds)*time.Second, s.overflow)
@@ -87,9 +84,7 @@ func (s *session) bindDefaultUser() {
 		s.bind(*s.cert)
 		return
 	}
-	// The default user never takes a connection out of its certificate's
-	// tenant.
-	if d := s.srv.defaultUser; d != nil && (s.cert == nil || s.cert.Tenant == d.Tenant) {
+	if d := s.srv.defaultUser; d != nil && s.admits(d.Tenant) {
 		s.bind(*d)
 		return
 	}
@@ -98,6 +93,12 @@ func (s *session) bindDefaultUser() {
 	if s.srv.loginTimeout > 0 && s.loginTimer == nil {
 		s.loginTimer = time.AfterFunc(s.srv.loginTimeout, s.loginExpired)
 	}
+}
+
+// admits reports whether the connection may act in tenant: a client
+// certificate confines every identity of the connection to its tenant.
+func (s *session) admits(tenant string) bool {
+	return s.cert == nil || s.cert.Tenant == tenant
 }
 
 func (s *session) bind(id auth.Identity) {
@@ -119,12 +120,9 @@ func (s *session) armExpiry(at time.Time) {
 		return
 	}
 	s.expiryTimer = time.AfterFunc(time.Until(at), func() {
-		if s.identityGen.Load() != gen {
-			return
+		if s.identityGen.Load() == gen {
+			s.endWith("credentials expired", "ERR pubgate: credentials expired; AUTH again before they do. Closing the connection")
 		}
-		s.log.Info("closing connection: credentials expired")
-		s.out.pushNotice(redcon.AppendError(nil, "ERR pubgate: credentials expired; AUTH again before they do. Closing the connection"))
-		_ = s.conn.SetReadDeadline(time.Now())
 	})
 }
 
@@ -135,14 +133,19 @@ func (s *session) stopLoginTimer() {
 	}
 }
 
-// loginExpired runs on the timer's goroutine: it queues the reason and
-// wakes the reader, which ends the session as at shutdown.
+// loginExpired runs on the login timer's goroutine.
 func (s *session) loginExpired() {
-	if s.authenticated.Load() {
-		return
+	if !s.authenticated.Load() {
+		s.endWith("no AUTH in time", fmt.Sprintf("ERR pubgate: no AUTH within %s; closing the connection", s.srv.loginTimeout))
 	}
-	s.log.Info("closing connection: no AUTH in time", zap.Duration("auth.login_timeout", s.srv.loginTimeout))
-	s.out.pushNotice(redcon.AppendError(nil, fmt.Sprintf("ERR pubgate: no AUTH within %s; closing the connection", s.srv.loginTimeout)))
+}
+
+// endWith ends the session from a timer's goroutine: it queues the error
+// reply that says why and wakes the reader, which ends the session as at
+// shutdown.
+func (s *session) endWith(reason, reply string) {
+	s.log.Info("closing connection: " + reason)
+	s.out.pushNotice(redcon.AppendError(nil, reply))
 	_ = s.conn.SetReadDeadline(time.Now())
 }
 

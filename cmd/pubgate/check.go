@@ -7,23 +7,29 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// configFlag adds the required --config (-c) flag that serve and check share.
+func configFlag(cmd *cobra.Command) *string {
+	path := cmd.Flags().StringP("config", "c", "", "configuration file (YAML)")
+	_ = cmd.MarkFlagRequired("config")
+	return path
+}
+
 func newCheckCommand() *cobra.Command {
-	var path string
+	var path *string
 	cmd := &cobra.Command{
 		Use:   "check --config FILE",
 		Short: "Validate a configuration file and print what it sets up",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(path)
+			cfg, err := config.Load(*path)
 			if err != nil {
 				return err
 			}
 			fmt.Fprint(cmd.OutOrStdout(), cfg.Summary())
-			fmt.Fprintf(cmd.OutOrStdout(), "configuration %s is valid\n", path)
+			fmt.Fprintf(cmd.OutOrStdout(), "configuration %s is valid\n", *path)
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML)")
-	_ = cmd.MarkFlagRequired("config")
+	path = configFlag(cmd)
 	return cmd
 }

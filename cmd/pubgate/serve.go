@@ -24,13 +24,13 @@ import (
 )
 
 func newServeCommand() *cobra.Command {
-	var path string
+	var path *string
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Run the proxy",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(path)
+			cfg, err := config.Load(*path)
 			if err != nil {
 				return err
 			}
@@ -39,8 +39,7 @@ func newServeCommand() *cobra.Command {
 			return serve(ctx, cfg, cmd)
 		},
 	}
-	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML)")
-	_ = cmd.MarkFlagRequired("config")
+	path = configFlag(cmd)
 	return cmd
 }
 
