@@ -1,5 +1,7 @@
 package upstream
 
+import "strings"
+
 // Match reports whether str matches the Redis glob pattern, with the exact
 // semantics of Redis's stringmatchlen (util.c): '*', '?', '[...]' with '^'
 // negation and 'a-z' ranges, and '\' escapes. The memory engine and the hub's
@@ -121,15 +123,26 @@ func EscapeGlob(s string) string {
 	return string(b)
 }
 
-// LiteralPrefix returns the part of pattern before its first metacharacter:
-// every channel the pattern matches starts with it.
+// LiteralPrefix returns the text every channel the pattern matches starts
+// with: the pattern up to its first unescaped '*', '?' or '[', backslash
+// escapes resolved. A lone trailing backslash ends it too.
 func LiteralPrefix(pattern string) string {
+	var b strings.Builder
 	for i := 0; i < len(pattern); i++ {
-		if isGlobMeta(pattern[i]) && pattern[i] != ']' {
-			return pattern[:i]
+		switch c := pattern[i]; c {
+		case '*', '?', '[':
+			return b.String()
+		case '\\':
+			if i+1 == len(pattern) {
+				return b.String()
+			}
+			i++
+			b.WriteByte(pattern[i])
+		default:
+			b.WriteByte(c)
 		}
 	}
-	return pattern
+	return b.String()
 }
 
 func isGlobMeta(c byte) bool {

@@ -104,7 +104,7 @@ func TestEscapeGlob(t *testing.T) {
 }
 
 func TestLiteralPrefix(t *testing.T) {
-	for p, want := range map[string]string{"orders.*": "orders.", "*": "", "a?": "a", "a[b]": "a", `a\*`: "a", "a]b": "a]b", "plain": "plain"} {
+	for p, want := range map[string]string{"orders.*": "orders.", "*": "", "a?": "a", "a[b]": "a", `a\*`: "a*", `a\*b*`: "a*b", `x\`: "x", `\[a\]?`: "[a]", "a]b": "a]b", "plain": "plain"} {
 		if got := LiteralPrefix(p); got != want {
 			t.Errorf("LiteralPrefix(%q) = %q, want %q", p, got, want)
 		}

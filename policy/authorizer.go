@@ -1,0 +1,189 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/topdown/print"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Options configure an Authorizer.
+type Options struct {
+	Sources Sources
+	// CacheSize bounds the decision cache (entries); Timeout bounds one
+	// evaluation.
+	CacheSize int
+	Timeout   time.Duration
+	Logger    *zap.Logger
+}
+
+// Authorizer answers Requests with the current policy revision. It is safe
+// for concurrent use. Deny by default: an evaluation error, a timeout or an
+// undefined decision denies.
+type Authorizer struct {
+	opts    Options
+	log     *zap.Logger
+	evalLog *zap.Logger // sampled: a broken policy must not flood the log
+	current atomic.Pointer[compiled]
+
+	reloadMu sync.Mutex // one reload at a time
+	subsMu   sync.Mutex
+	onChange []func(revision string)
+
+	stats stats
+}
+
+type stats struct {
+	allowed, denied, errors, hits, misses, reloads, reloadFailures atomic.Int64
+}
+
+// Stats are counters since start.
+type Stats struct {
+	Allowed, Denied int64 // decisions, cached or not
+	Errors          int64 // evaluations that failed (and denied)
+	CacheHits       int64
+	CacheMisses     int64
+	Reloads         int64 // revisions swapped in after the first
+	ReloadFailures  int64 // reloads refused; the old revision stayed
+}
+
+// New loads and compiles the policy; it fails if the policy does not.
+func New(ctx context.Context, opts Options) (*Authorizer, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 100 * time.Millisecond
+	}
+	a := &Authorizer{opts: opts, log: opts.Logger}
+	a.evalLog = a.log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, 3, 0)
+	}))
+	l, err := load(opts.Sources)
+	if err != nil {
+		return nil, err
+	}
+	c, err := compile(ctx, l, opts.CacheSize, a.printHook())
+	if err != nil {
+		return nil, err
+	}
+	a.current.Store(c)
+	a.log.Info("policy loaded", zap.String("revision", c.revision), zap.String("modules", c.files), zap.String("bundle_revision", c.bundle))
+	return a, nil
+}
+
+// Revision names the policy in effect.
+func (a *Authorizer) Revision() string { return a.current.Load().revision }
+
+// Authorize decides a request. A warm cache answers without evaluating Rego.
+func (a *Authorizer) Authorize(ctx context.Context, r *Request) Decision {
+	c := a.current.Load()
+	key := cacheKey{subject: r.Subject.key, action: r.Action, channel: r.Channel}
+	d, ok := c.cache.Get(key)
+	if ok {
+		a.stats.hits.Add(1)
+	} else {
+		a.stats.misses.Add(1)
+		d = a.evaluate(ctx, c, r, key)
+	}
+	if d.Allow {
+		a.stats.allowed.Add(1)
+	} else {
+		a.stats.denied.Add(1)
+	}
+	return d
+}
+
+func (a *Authorizer) evaluate(ctx context.Context, c *compiled, r *Request, key cacheKey) Decision {
+	ctx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
+	ans, err := c.eval(ctx, r.input())
+	cancel()
+	if err != nil {
+		a.stats.errors.Add(1)
+		a.evalLog.Warn("policy evaluation failed; denied", zap.String("revision", c.revision),
+			zap.String("tenant", r.Subject.Tenant), zap.String("user", r.Subject.User),
+			zap.Stringer("action", r.Action), zap.String("channel", r.Channel), zap.Error(err))
+		return Decision{Reason: "policy evaluation failed", Revision: c.revision}
+	}
+	d := Decision{Allow: ans.allow, Reason: ans.reason, Revision: c.revision}
+	if ans.cache {
+		c.cache.Add(key, d)
+	}
+	return d
+}
+
+// OnChange registers f to run after every reload that changed the policy,
+// with the new revision (to re-check what was allowed before).
+func (a *Authorizer) OnChange(f func(revision string)) {
+	a.subsMu.Lock()
+	defer a.subsMu.Unlock()
+	a.onChange = append(a.onChange, f)
+}
+
+// ErrUnchanged is returned by Reload when the sources did not change.
+var ErrUnchanged = errors.New("policy: unchanged")
+
+// Reload reads and compiles the sources again beside the policy in effect
+// and swaps them in. On any error the old revision stays in effect.
+func (a *Authorizer) Reload(ctx context.Context) (revision string, err error) {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	old := a.current.Load()
+	c, err := a.build(ctx, old.revision)
+	if errors.Is(err, ErrUnchanged) {
+		return old.revision, err
+	}
+	if err != nil {
+		a.stats.reloadFailures.Add(1)
+		a.log.Error("policy reload refused; the previous policy stays in effect",
+			zap.String("revision", old.revision), zap.Error(err))
+		return old.revision, err
+	}
+	a.current.Store(c)
+	a.stats.reloads.Add(1)
+	a.log.Info("policy reloaded", zap.String("previous_revision", old.revision),
+		zap.String("revision", c.revision), zap.String("modules", c.files), zap.String("bundle_revision", c.bundle))
+	a.subsMu.Lock()
+	subs := append([]func(string){}, a.onChange...)
+	a.subsMu.Unlock()
+	for _, f := range subs {
+		f(c.revision)
+	}
+	return c.revision, nil
+}
+
+func (a *Authorizer) build(ctx context.Context, current string) (*compiled, error) {
+	l, err := load(a.opts.Sources)
+	if err != nil {
+		return nil, err
+	}
+	if l.revision == current {
+		return nil, ErrUnchanged
+	}
+	return compile(ctx, l, a.opts.CacheSize, a.printHook())
+}
+
+// Stats returns the counters.
+func (a *Authorizer) Stats() Stats {
+	s := &a.stats
+	return Stats{
+		Allowed: s.allowed.Load(), Denied: s.denied.Load(), Errors: s.errors.Load(),
+		CacheHits: s.hits.Load(), CacheMisses: s.misses.Load(),
+		Reloads: s.reloads.Load(), ReloadFailures: s.reloadFailures.Load(),
+	}
+}
+
+// printHook sends Rego print() output to the operational log at debug.
+func (a *Authorizer) printHook() print.Hook { return printLogger{a.log} }
+
+type printLogger struct{ log *zap.Logger }
+
+func (p printLogger) Print(ctx print.Context, msg string) error {
+	p.log.Debug("policy print", zap.String("location", ctx.Location.String()), zap.String("message", msg))
+	return nil
+}

@@ -1,0 +1,128 @@
+// Package policy decides, with Open Policy Agent, whether an identity may
+// connect and use a channel. Policies are Rego modules (and data) compiled
+// once into a prepared query; decisions are cached per policy revision, and
+// a reload swaps policy and cache together.
+package policy
+
+import "encoding/json"
+
+// Action is what a client asks to do.
+type Action uint8
+
+const (
+	Connect Action = iota
+	Subscribe
+	PSubscribe
+	SSubscribe
+	Publish
+	SPublish
+	numActions
+)
+
+var actionNames = [numActions]string{"connect", "subscribe", "psubscribe", "ssubscribe", "publish", "spublish"}
+
+func (a Action) String() string {
+	if a < numActions {
+		return actionNames[a]
+	}
+	return "unknown"
+}
+
+// ParseAction is the inverse of String.
+func ParseAction(s string) (Action, bool) {
+	for i, n := range actionNames {
+		if n == s {
+			return Action(i), true
+		}
+	}
+	return 0, false
+}
+
+// Subject is who asks: everything about a client a decision may depend on
+// besides the channel. It is built once per login, because its cache key is
+// computed from all of it.
+type Subject struct {
+	Tenant string
+	User   string
+	Roles  []string
+	Method string         // password | mtls | jwt | default
+	Claims map[string]any // a token's claims (JWT logins)
+	TLS    *TLSInfo       // nil for plaintext connections
+
+	key string
+}
+
+// TLSInfo describes the client's TLS connection.
+type TLSInfo struct {
+	Version string   `json:"version"`
+	Subject string   `json:"subject"` // the client certificate's subject, if any
+	URISANs []string `json:"uri_sans"`
+	DNSSANs []string `json:"dns_sans"`
+}
+
+// NewSubject fixes a subject and computes its cache key.
+func NewSubject(s Subject) *Subject {
+	key, _ := json.Marshal([]any{s.Tenant, s.User, s.Roles, s.Method, s.Claims, s.TLS})
+	s.key = string(key)
+	return &s
+}
+
+// Request is one question to the policy.
+type Request struct {
+	Subject *Subject
+	Action  Action
+	// Channel is the name (or pattern) as the client wrote it; Upstream the
+	// name pubgate uses upstream. Both are "" for Connect.
+	Channel  string
+	Upstream string
+	// PatternPrefix is, for PSubscribe, the literal text every channel the
+	// upstream pattern matches starts with.
+	PatternPrefix string
+	// ClientAddr and ClientName are in the input for policies that want
+	// them, but are not part of the cache key: a policy that decides on
+	// them must answer cache := false.
+	ClientAddr string
+	ClientName string
+}
+
+// Decision is the policy's answer.
+type Decision struct {
+	Allow    bool
+	Reason   string // the policy's reason, or pubgate's when it decided itself
+	Revision string // the policy revision that decided
+}
+
+// input builds the policy input document (README "Policy input").
+func (r *Request) input() map[string]any {
+	s := r.Subject
+	pattern := r.Action == PSubscribe
+	roles := s.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	claims := s.Claims
+	if claims == nil {
+		claims = map[string]any{}
+	}
+	client := map[string]any{"addr": r.ClientAddr, "name": r.ClientName}
+	if s.TLS != nil {
+		client["tls"] = map[string]any{
+			"version": s.TLS.Version, "subject": s.TLS.Subject,
+			"uri_sans": nonNil(s.TLS.URISANs), "dns_sans": nonNil(s.TLS.DNSSANs),
+		}
+	}
+	return map[string]any{
+		"action": r.Action.String(), "channel": r.Channel, "pattern": pattern,
+		"pattern_literal_prefix": r.PatternPrefix, "upstream_channel": r.Upstream,
+		"tenant": s.Tenant, "user": s.User, "roles": roles,
+		"auth":   map[string]any{"method": s.Method, "claims": claims},
+		"client": client,
+	}
+}
+
+func nonNil(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
+}
