@@ -30,11 +30,47 @@ type Config struct {
 	Users    map[string]*User   `yaml:"users"`
 	// UsersFile holds more users, in a file of its own ("users:" as here),
 	// so that a secrets manager can provide it; relative to the config file.
-	UsersFile string `yaml:"users_file"`
-	Auth      Auth   `yaml:"auth"`
-	Limits    Limits `yaml:"limits"`
-	Log       Log    `yaml:"log"`
+	UsersFile string    `yaml:"users_file"`
+	Auth      Auth      `yaml:"auth"`
+	Namespace Namespace `yaml:"namespace"`
+	Policy    Policy    `yaml:"policy"`
+	Limits    Limits    `yaml:"limits"`
+	Log       Log       `yaml:"log"`
 }
+
+// Namespace says how tenants' channel names map to upstream names.
+type Namespace struct {
+	// Mode is rewrite (the default: a tenant's names are stored under its
+	// prefix, and it cannot name anything else) or enforce (clients write
+	// full names; the policy must confine each tenant to its prefix).
+	Mode string `yaml:"mode"`
+	// SharedPrefix, in rewrite mode, marks names that are not rewritten,
+	// so that tenants can share channels the policy opens to them
+	// (e.g. "shared:announcements"). Empty: none.
+	SharedPrefix string `yaml:"shared_prefix"`
+}
+
+// Enforce reports whether clients write full upstream names.
+func (n Namespace) Enforce() bool { return n.Mode == "enforce" }
+
+// Policy is the Rego authorization policy. With neither Paths nor Bundle,
+// a built-in policy confines each tenant to its prefix.
+type Policy struct {
+	// Paths are .rego modules and .json/.yaml data files or directories of
+	// them, relative to the configuration file.
+	Paths []string `yaml:"paths"`
+	// Bundle is an OPA bundle (directory or .tar.gz from `opa build`).
+	Bundle string `yaml:"bundle"`
+	// Watch reloads the policy when its files change (SIGHUP always does).
+	Watch bool `yaml:"watch"`
+	// Timeout bounds one evaluation; past it the request is denied.
+	Timeout time.Duration `yaml:"timeout"`
+	// CacheSize bounds the number of cached decisions.
+	CacheSize int `yaml:"cache_size"`
+}
+
+// Configured reports whether a policy is named (else the built-in applies).
+func (p Policy) Configured() bool { return len(p.Paths) > 0 || p.Bundle != "" }
 
 // Listen is the client-facing listener.
 type Listen struct {
@@ -123,6 +159,23 @@ type Tenant struct {
 	// Prefix is prepended to every channel and pattern of the tenant
 	// upstream. Default: the tenant name followed by ':'.
 	Prefix string `yaml:"prefix"`
+	Quotas Quotas `yaml:"quotas"`
+}
+
+// Quotas bound what one tenant's clients may use together; 0 is
+// unlimited. They are checked before the policy.
+type Quotas struct {
+	MaxConnections   int      `yaml:"max_connections"`
+	MaxSubscriptions int      `yaml:"max_subscriptions"`
+	MaxPayloadBytes  ByteSize `yaml:"max_payload_bytes"`
+	// PublishRate is a token bucket holding one second of the rate.
+	PublishRate PublishRate `yaml:"publish_rate"`
+}
+
+// PublishRate bounds a tenant's publishes per second.
+type PublishRate struct {
+	Messages int      `yaml:"messages"`
+	Bytes    ByteSize `yaml:"bytes"`
 }
 
 // User is a password identity bound to one tenant.
@@ -226,6 +279,8 @@ func Default() *Config {
 			LoginTimeout: 10 * time.Second,
 			Throttle:     Throttle{MaxFailures: 5, Window: time.Minute, Lockout: time.Minute},
 		},
+		Namespace: Namespace{Mode: "rewrite"},
+		Policy:    Policy{Watch: true, Timeout: 100 * time.Millisecond, CacheSize: 100000},
 		Limits: Limits{
 			MaxClients:                10000,
 			MaxSubscriptionsPerClient: 10000,

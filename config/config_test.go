@@ -102,6 +102,17 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad log level", base + "log: {level: loud}\n", `log.level: must be debug, info, warn or error, not "loud"`},
 		{"bad duration", base + "upstream: {timeout: soon}\n", "soon"},
 		{"not yaml", "tenants: [\n", "yaml"},
+		{"bad namespace mode", base + "namespace: {mode: strict}\n", `namespace.mode: must be rewrite or enforce, not "strict"`},
+		{"shared prefix in enforce", base + "namespace: {mode: enforce, shared_prefix: 's:'}\n", "namespace.shared_prefix: only applies in rewrite mode"},
+		{"shared prefix overlaps a tenant", base + "namespace: {shared_prefix: 'ac'}\n", `namespace.shared_prefix: "ac" overlaps tenants.acme.prefix "acme:"`},
+		{"missing policy path", base + "policy: {paths: [/nope/policies]}\n", "policy.paths[0]: stat /nope/policies"},
+		{"missing bundle", base + "policy: {bundle: /nope.tar.gz}\n", "policy.bundle: stat /nope.tar.gz"},
+		{"zero policy timeout", base + "policy: {timeout: 0s}\n", "policy.timeout: must be positive"},
+		{"zero cache", base + "policy: {cache_size: 0}\n", "policy.cache_size: must be positive"},
+		{"unknown policy key", base + "policy: {path: x}\n", "policy.path: unknown key"},
+		{"negative quota", "listen: {plaintext: true}\ntenants:\n  acme: {quotas: {max_connections: -1}}\n", "tenants.acme.quotas.max_connections: must not be negative"},
+		{"negative rate", "listen: {plaintext: true}\ntenants:\n  acme: {quotas: {publish_rate: {messages: -5}}}\n", "tenants.acme.quotas.publish_rate.messages: must not be negative"},
+		{"unknown quota", "listen: {plaintext: true}\ntenants:\n  acme: {quotas: {max_conns: 1}}\n", "tenants.acme.quotas.max_conns: unknown key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,5 +172,31 @@ func TestUsersFile(t *testing.T) {
 	write("users.yaml", "users:\n  svc: {tenant: nope, password_hash: '"+hash+"'}\n")
 	if _, err := Load(main); err == nil || !strings.Contains(err.Error(), `users.svc.tenant: unknown tenant "nope"`) {
 		t.Fatalf("bad user in users_file: %v", err)
+	}
+}
+
+func TestPolicyPathsAreRelativeToTheConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "policies"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "pubgate.yaml")
+	cfg := "listen: {plaintext: true}\ntenants:\n  acme: {quotas: {max_connections: 3, publish_rate: {messages: 10, bytes: 1KiB}}}\npolicy: {paths: [policies]}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Policy.Paths[0] != filepath.Join(dir, "policies") || !c.Policy.Watch || c.Namespace.Mode != "rewrite" {
+		t.Fatalf("policy %+v namespace %+v", c.Policy, c.Namespace)
+	}
+	q := c.Tenants["acme"].Quotas
+	if q.MaxConnections != 3 || q.PublishRate.Messages != 10 || q.PublishRate.Bytes != 1024 {
+		t.Fatalf("quotas %+v", q)
+	}
+	if s := c.Summary(); !strings.Contains(s, "quotas: 3 connections, 10 msg/s, 1.0 KiB/s") || !strings.Contains(s, "policies, reloaded on change") {
+		t.Fatalf("summary:\n%s", s)
 	}
 }

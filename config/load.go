@@ -37,10 +37,7 @@ func (c *Config) loadUsersFile(dir string) error {
 	if c.UsersFile == "" {
 		return nil
 	}
-	path := c.UsersFile
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(dir, path)
-	}
+	path := relativeTo(dir, c.UsersFile)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("users_file: %w", err)
@@ -94,6 +91,7 @@ func parse(data []byte, dir string) (*Config, error) {
 	if err := c.loadUsersFile(dir); err != nil {
 		return nil, err
 	}
+	c.Policy.resolvePaths(dir)
 	c.fillDerivedDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -151,4 +149,21 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
+}
+
+// relativeTo resolves a path in the configuration file against its directory.
+func relativeTo(dir, path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(dir, path)
+}
+
+// resolvePaths makes the policy's paths relative to the configuration file,
+// as users_file is.
+func (p *Policy) resolvePaths(dir string) {
+	for i, path := range p.Paths {
+		p.Paths[i] = relativeTo(dir, path)
+	}
+	p.Bundle = relativeTo(dir, p.Bundle)
 }

@@ -13,7 +13,26 @@ func (c *Config) Summary() string {
 	fmt.Fprintf(&b, "upstream: %s (timeout %s)\n", RedactURL(c.Upstream.URL), c.Upstream.Timeout)
 	fmt.Fprintf(&b, "tenants:  %d\n", len(c.Tenants))
 	for _, name := range sortedKeys(c.Tenants) {
-		fmt.Fprintf(&b, "  %-16s prefix %q\n", name, c.Tenants[name].Prefix)
+		t := c.Tenants[name]
+		fmt.Fprintf(&b, "  %-16s prefix %q%s\n", name, t.Prefix, t.Quotas.summary())
+	}
+	fmt.Fprintf(&b, "namespace: %s", c.Namespace.Mode)
+	if c.Namespace.SharedPrefix != "" {
+		fmt.Fprintf(&b, ", names starting %q shared between tenants", c.Namespace.SharedPrefix)
+	}
+	b.WriteString("\n")
+	if p := c.Policy; p.Configured() {
+		sources := append([]string{}, p.Paths...)
+		if p.Bundle != "" {
+			sources = append(sources, "bundle "+p.Bundle)
+		}
+		fmt.Fprintf(&b, "policy:   %s", strings.Join(sources, ", "))
+		if p.Watch {
+			b.WriteString(", reloaded on change")
+		}
+		fmt.Fprintf(&b, "; timeout %s, cache %d decisions\n", p.Timeout, p.CacheSize)
+	} else {
+		b.WriteString("policy:   built-in (each tenant may use the channels under its prefix)\n")
 	}
 	fmt.Fprintf(&b, "users:    %d\n", len(c.Users))
 	for _, name := range sortedKeys(c.Users) {
@@ -66,4 +85,27 @@ func RedactURL(raw string) string {
 		return raw
 	}
 	return u.Redacted()
+}
+
+func (q Quotas) summary() string {
+	var parts []string
+	if q.MaxConnections > 0 {
+		parts = append(parts, fmt.Sprintf("%d connections", q.MaxConnections))
+	}
+	if q.MaxSubscriptions > 0 {
+		parts = append(parts, fmt.Sprintf("%d subscriptions", q.MaxSubscriptions))
+	}
+	if q.MaxPayloadBytes > 0 {
+		parts = append(parts, fmt.Sprintf("%s payload", q.MaxPayloadBytes))
+	}
+	if r := q.PublishRate; r.Messages > 0 {
+		parts = append(parts, fmt.Sprintf("%d msg/s", r.Messages))
+	}
+	if r := q.PublishRate; r.Bytes > 0 {
+		parts = append(parts, fmt.Sprintf("%s/s", r.Bytes))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ", quotas: " + strings.Join(parts, ", ")
 }

@@ -39,6 +39,8 @@ func (c *Config) Validate() error {
 	c.validateTenants(add)
 	c.validateUsers(add)
 	c.validateLimits(add)
+	c.validateNamespace(add)
+	c.validatePolicy(add)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -163,6 +165,7 @@ func (c *Config) validateTenants(add addFunc) {
 		if p := c.Tenants[name].Prefix; strings.IndexFunc(p, isUnsafePrefixRune) >= 0 {
 			add(key+".prefix", "must not contain spaces or control characters")
 		}
+		validateQuotas(add, key+".quotas", c.Tenants[name].Quotas)
 	}
 	// One prefix starting another would let a tenant name the other's
 	// channels ("a:" + "b:x" == "a:b:" + "x").
@@ -173,6 +176,66 @@ func (c *Config) validateTenants(add addFunc) {
 				add("tenants."+b+".prefix", "%q overlaps tenants.%s.prefix %q", pb, a, pa)
 			}
 		}
+	}
+}
+
+func (c *Config) validateNamespace(add addFunc) {
+	n := c.Namespace
+	if n.Mode != "rewrite" && n.Mode != "enforce" {
+		add("namespace.mode", "must be rewrite or enforce, not %q", n.Mode)
+	}
+	if n.SharedPrefix == "" {
+		return
+	}
+	if n.Enforce() {
+		add("namespace.shared_prefix", "only applies in rewrite mode (in enforce mode every name is shared; the policy decides)")
+	}
+	if strings.IndexFunc(n.SharedPrefix, isUnsafePrefixRune) >= 0 {
+		add("namespace.shared_prefix", "must not contain spaces or control characters")
+	}
+	for _, name := range sortedKeys(c.Tenants) {
+		p := c.Tenants[name].Prefix
+		if strings.HasPrefix(p, n.SharedPrefix) || strings.HasPrefix(n.SharedPrefix, p) {
+			add("namespace.shared_prefix", "%q overlaps tenants.%s.prefix %q", n.SharedPrefix, name, p)
+		}
+	}
+}
+
+func (c *Config) validatePolicy(add addFunc) {
+	p := c.Policy
+	for i, path := range p.Paths {
+		if _, err := os.Stat(path); err != nil {
+			add(fmt.Sprintf("policy.paths[%d]", i), "%v", err)
+		}
+	}
+	if p.Bundle != "" {
+		if _, err := os.Stat(p.Bundle); err != nil {
+			add("policy.bundle", "%v", err)
+		}
+	}
+	if p.Timeout <= 0 {
+		add("policy.timeout", "must be positive")
+	}
+	if p.CacheSize <= 0 {
+		add("policy.cache_size", "must be positive")
+	}
+}
+
+func validateQuotas(add addFunc, key string, q Quotas) {
+	if q.MaxConnections < 0 {
+		add(key+".max_connections", "must not be negative (0 is unlimited)")
+	}
+	if q.MaxSubscriptions < 0 {
+		add(key+".max_subscriptions", "must not be negative (0 is unlimited)")
+	}
+	if q.MaxPayloadBytes < 0 {
+		add(key+".max_payload_bytes", "must not be negative (0 is limits.max_payload_bytes)")
+	}
+	if q.PublishRate.Messages < 0 {
+		add(key+".publish_rate.messages", "must not be negative (0 is unlimited)")
+	}
+	if q.PublishRate.Bytes < 0 {
+		add(key+".publish_rate.bytes", "must not be negative (0 is unlimited)")
 	}
 }
 
