@@ -57,21 +57,18 @@ func (s *session) authenticate(user, password string) bool {
 		s.writeError("ERR pubgate: authentication is unavailable, try again later")
 		return false
 	}
-	ns := s.srv.namespaces[id.Tenant]
-	if ns == nil {
-		s.log.Error("authenticated user has no tenant namespace", zap.String("user", id.User), zap.String("tenant", id.Tenant))
-		s.writeError("ERR pubgate: user has no tenant")
-		return false
-	}
 	if !s.admits(id.Tenant) {
 		s.writeErrorf("ERR pubgate: the client certificate is of tenant %s; AUTH as a user of tenant %s refused", s.cert.Tenant, id.Tenant)
 		return false
 	}
-	if s.subscriptionCount() > 0 && ns != s.ns {
+	if s.subscriptionCount() > 0 && (s.tenant == nil || id.Tenant != s.tenant.name) {
 		s.writeError("ERR pubgate: cannot switch to another tenant while subscribed; UNSUBSCRIBE or RESET first")
 		return false
 	}
-	s.bind(id)
+	if refusal := s.login(id); refusal != "" {
+		s.writeError(refusal)
+		return false
+	}
 	s.log.Debug("authenticated", zap.String("user", id.User), zap.String("tenant", id.Tenant))
 	return true
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"strings"
 
+	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
 	"github.com/tidwall/redcon"
 	"go.uber.org/zap"
@@ -49,7 +50,8 @@ func (s *session) writeSubReply(verb string, name *string, count int64) {
 }
 
 // subscribe is all or nothing, as Redis is with ACLs: the whole command is
-// refused before any name is subscribed.
+// refused before any name is subscribed. Quotas are checked before the
+// policy.
 func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 	for _, n := range names {
 		if !s.channelNameOK(n) {
@@ -61,12 +63,23 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 		s.writeErrorf("ERR pubgate: a client may hold at most %d subscriptions (limits.max_subscriptions_per_client)", limit)
 		return
 	}
+	action := subscribeAction[kind]
+	if err := s.tenant.acquireSubscriptions(len(fresh)); err != nil {
+		s.emit(Event{Type: "quota", Outcome: "deny", Action: action.String(), Channel: string(names[0]), Reason: err.Error()})
+		s.writeError(err.Error())
+		return
+	}
+	if !s.authorizeAll(action, kind, names) {
+		s.tenant.releaseSubscriptions(len(fresh))
+		return
+	}
 	entries := make(map[string]*entry, len(fresh))
 	if len(fresh) > 0 {
 		ctx, cancel := s.upstreamCtx()
 		got, err := s.srv.hub.acquire(ctx, fresh)
 		cancel()
 		if err != nil {
+			s.tenant.releaseSubscriptions(len(fresh))
 			s.log.Warn("upstream subscribe failed", zap.Stringer("kind", kind), zap.Error(err))
 			s.writeError(errUpstream)
 			return
@@ -90,6 +103,25 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 			s.flushReplies()
 		})
 	}
+}
+
+// authorizeAll asks the policy about every name of a command; on the first
+// denial it replies NOPERM and reports false. Allowed names are recorded
+// only once the whole command is.
+func (s *session) authorizeAll(action policy.Action, kind upstream.Kind, names [][]byte) bool {
+	revisions := make([]string, len(names))
+	for i, n := range names {
+		d := s.authorize(action, kind, string(n))
+		if !d.Allow {
+			s.writeError(nopermReply(d))
+			return false
+		}
+		revisions[i] = d.Revision
+	}
+	for i, n := range names {
+		s.emit(Event{Type: "authz", Outcome: "allow", Action: action.String(), Channel: string(n), Revision: revisions[i]})
+	}
+	return true
 }
 
 // newSubscriptions lists, once each and in order, the names the session does
@@ -135,7 +167,14 @@ func (s *session) unsubscribe(kind upstream.Kind, names [][]byte) {
 		})
 		released = append(released, mb.e)
 	}
+	s.releaseEntries(released)
+}
+
+// releaseEntries gives back the subscriptions a session dropped, to its
+// tenant's quota and to the hub.
+func (s *session) releaseEntries(released []*entry) {
 	if len(released) > 0 {
+		s.tenant.releaseSubscriptions(len(released))
 		s.srv.hub.release(released)
 	}
 }
@@ -151,9 +190,7 @@ func (s *session) unsubscribeAll() {
 			delete(s.subs[kind], name)
 		}
 	}
-	if len(released) > 0 {
-		s.srv.hub.release(released)
-	}
+	s.releaseEntries(released)
 }
 
 // deferPublish queues a well-formed PUBLISH or SPUBLISH so that a run of
@@ -165,26 +202,49 @@ func (s *session) deferPublish(args [][]byte) bool {
 		return false
 	}
 	var kind upstream.Kind
+	var action policy.Action
 	switch cmd := lookup(args[0]); {
 	case cmd == nil:
 		return false
 	case cmd.name == "publish":
-		kind = upstream.KindChannel
+		kind, action = upstream.KindChannel, policy.Publish
 	case cmd.name == "spublish":
-		kind = upstream.KindShard
+		kind, action = upstream.KindShard, policy.SPublish
 	default:
 		return false
 	}
 	if s.inRESP2SubscribeMode() {
 		return false
 	}
-	s.pending = append(s.pending, upstream.Publication{Kind: kind, Channel: s.ns.Channel(string(args[1])), Payload: args[2]})
-	s.pendingMute = append(s.pendingMute, s.replyOff || s.skipNext)
+	mute := s.replyOff || s.skipNext
 	s.skipNext = false
+	channel := string(args[1])
+	if refusal := s.admitPublish(action, kind, channel, args[2]); refusal != "" {
+		s.flushPublishes() // the replies owed to earlier publishes come first
+		s.mute = mute
+		s.writeError(refusal)
+		s.mute = false
+		return true
+	}
+	s.pending = append(s.pending, upstream.Publication{Kind: kind, Channel: s.ns.Channel(channel), Payload: args[2]})
+	s.pendingMute = append(s.pendingMute, mute)
 	if len(s.pending) >= maxPublishPipeline {
 		s.flushPublishes()
 	}
 	return true
+}
+
+// admitPublish checks a publish against the tenant's quotas, then the
+// policy; it returns the error reply of a refusal.
+func (s *session) admitPublish(action policy.Action, kind upstream.Kind, channel string, payload []byte) (refusal string) {
+	if err := s.tenant.admitPublish(len(payload)); err != nil {
+		s.emit(Event{Type: "quota", Outcome: "deny", Action: action.String(), Channel: channel, Reason: err.Error()})
+		return err.Error()
+	}
+	if d := s.authorize(action, kind, channel); !d.Allow {
+		return nopermReply(d)
+	}
+	return ""
 }
 
 // channelNameOK refuses, with an error reply, a channel or pattern name
@@ -264,7 +324,7 @@ func (s *session) cmdPubsub(args [][]byte) {
 	case sub == "shardnumsub":
 		s.pubsubNumSub(upstream.KindShard, args[2:])
 	case sub == "numpat" && n == 2:
-		s.writeInt(s.srv.hub.numPat(s.ns))
+		s.writeInt(s.numPat())
 	case sub == "help" && n == 2:
 		s.writeStrings(pubsubHelp)
 	case sub == "channels" || sub == "shardchannels" || sub == "numpat" || sub == "help":
@@ -294,11 +354,23 @@ func (s *session) pubsubChannels(kind upstream.Kind, pattern [][]byte) {
 	}
 	names := list[:0]
 	for _, ch := range list {
-		if name, ok := s.ns.Strip(ch); ok {
+		if name, ok := s.ns.Strip(ch); ok && s.maySubscribe(kind, name) {
 			names = append(names, name)
 		}
 	}
 	s.writeStrings(names)
+}
+
+// numPat counts the patterns held on this node that the caller could hold
+// too: the same upstream pattern in its namespace, allowed by the policy.
+func (s *session) numPat() int64 {
+	var n int64
+	for _, e := range s.srv.hub.heldPatterns() {
+		if s.ns.Pattern(e.clientName) == e.key.name && s.maySubscribe(upstream.KindPattern, e.clientName) {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *session) pubsubNumSub(kind upstream.Kind, channels [][]byte) {
@@ -320,6 +392,10 @@ func (s *session) pubsubNumSub(kind upstream.Kind, channels [][]byte) {
 	s.writeArray(2 * len(names))
 	for i, c := range channels {
 		s.writeBulk(string(c))
-		s.writeInt(s.srv.hub.numSub(kind, names[i], counts[i]))
+		if s.maySubscribe(kind, string(c)) {
+			s.writeInt(s.srv.hub.numSub(kind, names[i], counts[i]))
+		} else {
+			s.writeInt(0) // nothing about channels the caller may not use
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/internal/testutil"
+	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
 	"go.uber.org/zap/zaptest"
 )
@@ -47,11 +48,14 @@ func startProxyTLS(t *testing.T, broker upstream.Broker, tlsConfig *tls.Config, 
 		t.Fatal(err)
 	}
 	o := Options{
-		Limits: config.Default().Limits, Tenants: testTenants, Broker: broker, Auth: pw,
-		UpstreamTimeout: 5 * time.Second, Version: "test", Logger: zaptest.NewLogger(t),
+		Limits: config.Default().Limits, Tenants: testTenants, Namespace: config.Default().Namespace,
+		Broker: broker, Auth: pw, UpstreamTimeout: 5 * time.Second, Version: "test", Logger: zaptest.NewLogger(t),
 	}
 	if adjust != nil {
 		adjust(&o)
+	}
+	if o.Authorizer == nil {
+		o.Authorizer = newTestAuthorizer(t, o.Tenants, o.Namespace, policy.Sources{Builtin: policy.Builtin})
 	}
 	srv, err := New(o)
 	if err != nil {
@@ -90,3 +94,20 @@ func (e *testEnv) login(t *testing.T, user string) *testutil.RESPConn {
 }
 
 var authIdentityAlice = auth.Identity{Tenant: "acme", User: "alice", Method: "password"}
+
+// newTestAuthorizer compiles a policy with the data pubgate gives it.
+func newTestAuthorizer(t *testing.T, tenants map[string]*config.Tenant, ns config.Namespace, src policy.Sources) *policy.Authorizer {
+	t.Helper()
+	data := map[string]any{"users": map[string]any{}, "namespace": map[string]any{"mode": ns.Mode, "shared_prefix": ns.SharedPrefix}}
+	ts := map[string]any{}
+	for name, tn := range tenants {
+		ts[name] = map[string]any{"prefix": tn.Prefix}
+	}
+	data["tenants"] = ts
+	src.Data = data
+	a, err := policy.New(context.Background(), policy.Options{Sources: src, CacheSize: 1000, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}

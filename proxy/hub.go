@@ -311,19 +311,19 @@ func (e *entry) local() (mine, clients int64) {
 	return 1, e.count.Load()
 }
 
-// numPat counts the distinct patterns this node's clients of one namespace
-// hold (PUBSUB NUMPAT). Patterns of other nodes are not visible: Redis has no
-// per-prefix pattern count.
-func (h *Hub) numPat(ns *Namespace) int64 {
+// heldPatterns lists the distinct patterns this node's clients hold
+// (for PUBSUB NUMPAT). Patterns of other nodes are not visible: Redis has
+// no per-prefix pattern count.
+func (h *Hub) heldPatterns() []*entry {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	var n int64
+	var held []*entry
 	for e := range h.patterns {
-		if e.ns == ns && e.confirmed() && e.count.Load() > 0 {
-			n++
+		if e.confirmed() && e.count.Load() > 0 {
+			held = append(held, e)
 		}
 	}
-	return n
+	return held
 }
 
 func (e *entry) confirmed() bool {

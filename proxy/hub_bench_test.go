@@ -35,7 +35,7 @@ func benchmarkFanout(b *testing.B, subscribers, payload int) {
 	broker := upstream.NewMemory()
 	defer broker.Close()
 	h := NewHub(broker, time.Second, zap.NewNop())
-	ns := NewNamespace("acme", "acme:")
+	ns := NewNamespace("acme", "acme:", "")
 	entries, err := h.acquire(b.Context(), []subscription{{kind: upstream.KindChannel, clientName: "orders", ns: ns}})
 	if err != nil {
 		b.Fatal(err)

@@ -6,26 +6,45 @@ import (
 	"github.com/pubgate/pubgate/upstream"
 )
 
-// Namespace confines one tenant in rewrite mode: every channel and pattern a
-// client names is stored upstream under the tenant's prefix, and names coming
-// back are shown without it. Because the prefix of a pattern is escaped, no
-// pattern a client sends can match a channel outside its prefix.
+// Namespace maps one tenant's channel names to upstream names. In rewrite
+// mode every channel and pattern a client names is stored upstream under
+// the tenant's prefix, and names coming back are shown without it; because
+// the prefix of a pattern is escaped, no pattern can match a channel
+// outside the prefix. Names under the shared prefix (if any) are not
+// rewritten: the policy decides who may use them. In enforce mode (empty
+// prefix) names are used as written and the policy confines the tenant.
 type Namespace struct {
 	Tenant        string
 	Prefix        string
+	Shared        string
 	escapedPrefix string
 }
 
 // NewNamespace returns the namespace of a tenant.
-func NewNamespace(tenant, prefix string) *Namespace {
-	return &Namespace{Tenant: tenant, Prefix: prefix, escapedPrefix: upstream.EscapeGlob(prefix)}
+func NewNamespace(tenant, prefix, shared string) *Namespace {
+	return &Namespace{Tenant: tenant, Prefix: prefix, Shared: shared, escapedPrefix: upstream.EscapeGlob(prefix)}
+}
+
+func (n *Namespace) shared(name string) bool {
+	return n.Shared != "" && strings.HasPrefix(name, n.Shared)
 }
 
 // Channel maps a client channel name to its upstream name.
-func (n *Namespace) Channel(name string) string { return n.Prefix + name }
+func (n *Namespace) Channel(name string) string {
+	if n.Prefix == "" || n.shared(name) {
+		return name
+	}
+	return n.Prefix + name
+}
 
-// Pattern maps a client pattern to its upstream pattern.
-func (n *Namespace) Pattern(pattern string) string { return n.escapedPrefix + pattern }
+// Pattern maps a client pattern to its upstream pattern. A pattern is
+// shared when every channel it can match is.
+func (n *Namespace) Pattern(pattern string) string {
+	if n.Prefix == "" || n.shared(upstream.LiteralPrefix(pattern)) {
+		return pattern
+	}
+	return n.escapedPrefix + pattern
+}
 
 // Upstream maps a client name of the given kind to its upstream name.
 func (n *Namespace) Upstream(kind upstream.Kind, name string) string {
@@ -38,6 +57,9 @@ func (n *Namespace) Upstream(kind upstream.Kind, name string) string {
 // Strip maps an upstream channel name back to the client's name; ok is false
 // for a channel outside the namespace, which must never reach the client.
 func (n *Namespace) Strip(channel string) (string, bool) {
+	if n.shared(channel) {
+		return channel, true
+	}
 	if !strings.HasPrefix(channel, n.Prefix) {
 		return "", false
 	}

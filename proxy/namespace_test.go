@@ -8,8 +8,8 @@ import (
 )
 
 func TestNamespaceRewrite(t *testing.T) {
-	acme := NewNamespace("acme", "acme:")
-	odd := NewNamespace("odd", `t[1]*\?:`)
+	acme := NewNamespace("acme", "acme:", "")
+	odd := NewNamespace("odd", `t[1]*\?:`, "")
 	cases := []struct {
 		ns            *Namespace
 		kind          upstream.Kind
@@ -35,8 +35,8 @@ func TestNamespaceRewrite(t *testing.T) {
 // upstream pattern matches none of acme's channels, while globex's own
 // channels still match as they would on Redis.
 func TestHostilePatternsStayInTenant(t *testing.T) {
-	globex := NewNamespace("globex", "globex:")
-	odd := NewNamespace("odd", `o*[`)
+	globex := NewNamespace("globex", "globex:", "")
+	odd := NewNamespace("odd", `o*[`, "")
 	acmeChannels := []string{"acme:orders", "acme:*", "acme:", "globex", "globe:x", "globex-x", "o*[", "o*x"}
 	hostile := []string{"*", "acme:*", "[a-z]*", "*orders*", "?*", "\\*", "[^g]*", "*:*", "..", "[", "\\", "globex*"}
 	for _, ns := range []*Namespace{globex, odd} {
@@ -58,15 +58,22 @@ func TestHostilePatternsStayInTenant(t *testing.T) {
 }
 
 // FuzzNamespaceConfinement: for any prefix, pattern and channel, the
-// tenant's upstream pattern matches only channels under its prefix, and on
-// those it agrees with the client's pattern on the unprefixed name.
+// tenant's upstream pattern matches only channels under its prefix (or the
+// shared prefix, when it does not overlap the tenant's), and on those it
+// agrees with the client's pattern on the unprefixed name.
 func FuzzNamespaceConfinement(f *testing.F) {
-	f.Add("acme:", "*", "acme:orders")
-	f.Add("acme:", "[a-z]*", "globex:x")
-	f.Add(`a[*`, `\`, `a[*\`)
-	f.Add("p", "[^", "px")
-	f.Fuzz(func(t *testing.T, prefix, pattern, channel string) {
-		ns := NewNamespace("t", prefix)
+	f.Add("acme:", "*", "acme:orders", "")
+	f.Add("acme:", "[a-z]*", "globex:x", "")
+	f.Add(`a[*`, `\`, `a[*\`, "")
+	f.Add("p", "[^", "px", "")
+	f.Add("acme:", "shared:*", "shared:news", "shared:")
+	f.Add("acme:", `shared\:*`, "shared:news", "shared:")
+	f.Add("acme:", "share*", "shared:news", "shared:")
+	f.Fuzz(func(t *testing.T, prefix, pattern, channel, shared string) {
+		if shared != "" && (strings.HasPrefix(prefix, shared) || strings.HasPrefix(shared, prefix)) {
+			return // configuration refuses overlapping prefixes
+		}
+		ns := NewNamespace("t", prefix, shared)
 		if !upstream.Match(ns.Pattern(pattern), channel) {
 			return
 		}

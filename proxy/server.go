@@ -15,16 +15,22 @@ import (
 
 	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
 	"go.uber.org/zap"
 )
 
 // Options wires a Server to its collaborators.
 type Options struct {
-	Limits       config.Limits
-	Tenants      map[string]*config.Tenant
-	Broker       upstream.Broker
-	Auth         auth.Authenticator
+	Limits    config.Limits
+	Tenants   map[string]*config.Tenant
+	Namespace config.Namespace
+	Broker    upstream.Broker
+	Auth      auth.Authenticator
+	// Authorizer decides every connect, subscribe and publish; required.
+	Authorizer Authorizer
+	// Events receives authorization and quota events; nil: the log.
+	Events       EventSink
 	DefaultUser  *auth.Identity // bound to connections before AUTH; nil: AUTH required
 	LoginTimeout time.Duration  // unauthenticated connections are closed after it; 0: never
 	Throttle     *auth.Throttle // failed-login throttle per client address; nil: none
@@ -40,13 +46,21 @@ type Options struct {
 	Logger              *zap.Logger
 }
 
+// Authorizer is what the proxy needs of a policy engine: a decision per
+// request, denying on any failure of its own.
+type Authorizer interface {
+	Authorize(ctx context.Context, r *policy.Request) policy.Decision
+}
+
 // Server accepts client connections and runs their sessions.
 type Server struct {
 	limits          config.Limits
-	namespaces      map[string]*Namespace
+	tenants         map[string]*tenant
 	broker          upstream.Broker
 	hub             *Hub
 	auth            auth.Authenticator
+	authz           Authorizer
+	events          EventSink
 	defaultUser     *auth.Identity
 	loginTimeout    time.Duration
 	throttle        *auth.Throttle
@@ -71,11 +85,14 @@ type Server struct {
 
 // New builds a server; Serve starts it.
 func New(o Options) (*Server, error) {
-	if o.Broker == nil || o.Auth == nil {
-		return nil, errors.New("proxy: a broker and an authenticator are required")
+	if o.Broker == nil || o.Auth == nil || o.Authorizer == nil {
+		return nil, errors.New("proxy: a broker, an authenticator and an authorizer are required")
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if o.Events == nil {
+		o.Events = logEvents{o.Logger.Named("event")}
 	}
 	if o.UpstreamTimeout <= 0 {
 		o.UpstreamTimeout = 5 * time.Second
@@ -84,20 +101,20 @@ func New(o Options) (*Server, error) {
 		o.DrainTimeout = 5 * time.Second
 	}
 	s := &Server{
-		limits: o.Limits, broker: o.Broker, auth: o.Auth, defaultUser: o.DefaultUser,
+		limits: o.Limits, broker: o.Broker, auth: o.Auth, authz: o.Authorizer, events: o.Events, defaultUser: o.DefaultUser,
 		loginTimeout: o.LoginTimeout, throttle: o.Throttle,
 		certIdentity: o.CertificateIdentity, certLogin: o.CertificateLogin,
 		upstreamTimeout: o.UpstreamTimeout, drainTimeout: o.DrainTimeout,
 		// One command may hold a payload plus a channel name and framing.
 		maxQueryBytes: int(o.Limits.MaxPayloadBytes) + 64<<10,
 		version:       o.Version, log: o.Logger, started: time.Now(),
-		namespaces: make(map[string]*Namespace, len(o.Tenants)),
-		sessions:   make(map[*session]struct{}),
+		tenants:  make(map[string]*tenant, len(o.Tenants)),
+		sessions: make(map[*session]struct{}),
 	}
 	for name, t := range o.Tenants {
-		s.namespaces[name] = NewNamespace(name, t.Prefix)
+		s.tenants[name] = newTenant(name, t, o.Namespace)
 	}
-	if d := o.DefaultUser; d != nil && s.namespaces[d.Tenant] == nil {
+	if d := o.DefaultUser; d != nil && s.tenants[d.Tenant] == nil {
 		return nil, fmt.Errorf("proxy: default user %q has unknown tenant %q", d.User, d.Tenant)
 	}
 	s.hub = NewHub(o.Broker, o.UpstreamTimeout, o.Logger)
@@ -201,7 +218,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for sess := range s.sessions {
 		// Unblock the reader; the session drains its outbox and closes.
-		_ = sess.conn.SetReadDeadline(time.Now())
+		sess.wake(wakeEnd)
 	}
 	s.mu.Unlock()
 

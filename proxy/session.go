@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pubgate/pubgate/auth"
+	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
 	"github.com/tidwall/redcon"
 	"go.uber.org/zap"
@@ -32,9 +33,12 @@ type session struct {
 	proto     int32 // RESP version the client speaks
 	sentProto int32 // the version last handed to the outbox
 
-	ident *auth.Identity // nil until authenticated
-	ns    *Namespace     // the identity's tenant namespace
-	cert  *auth.Identity // what the client certificate names, if anything
+	ident   *auth.Identity  // nil until authenticated
+	subject *policy.Subject // the identity as the policy sees it
+	tenant  *tenant         // the identity's tenant, counted in its quota
+	ns      *Namespace      // the tenant's namespace
+	cert    *auth.Identity  // what the client certificate names, if anything
+	tlsInfo *policy.TLSInfo // nil for a plaintext connection
 	// authenticated mirrors ident != nil for the login timer's goroutine.
 	authenticated atomic.Bool
 	loginTimer    *time.Timer
@@ -42,6 +46,9 @@ type session struct {
 	// whether the identity it was armed for is still the session's.
 	identityGen atomic.Uint64
 	expiryTimer *time.Timer
+	// wakeups asks the reader, woken by a read deadline, to do something
+	// for another goroutine (wakeEnd, wakeRecheck).
+	wakeups atomic.Uint32
 
 	name, libName, libVer string
 	replyOff, skipNext    bool
@@ -68,7 +75,7 @@ func newSession(srv *Server, id int64, conn net.Conn) *session {
 	for i := range s.subs {
 		s.subs[i] = make(map[string]*membership)
 	}
-	s.bindDefaultUser()
+	s.startLoginClock()
 	return s
 }
 
@@ -77,19 +84,25 @@ func newSession(srv *Server, id int64, conn net.Conn) *session {
 // auth.default_user if there is one, else unauthenticated with the login
 // clock running.
 func (s *session) bindDefaultUser() {
-	s.ident, s.ns = nil, nil
-	s.authenticated.Store(false)
-	s.armExpiry(time.Time{})
-	if s.cert != nil && s.srv.certLogin {
-		s.bind(*s.cert)
-		return
+	s.unbind()
+	switch {
+	case s.cert != nil && s.srv.certLogin:
+		if refusal := s.login(*s.cert); refusal != "" {
+			s.log.Info("client certificate identity not admitted", zap.String("reason", refusal))
+		}
+	case s.srv.defaultUser != nil && s.admits(s.srv.defaultUser.Tenant):
+		if refusal := s.login(*s.srv.defaultUser); refusal != "" {
+			s.log.Info("default user not admitted", zap.String("reason", refusal))
+		}
 	}
-	if d := s.srv.defaultUser; d != nil && s.admits(d.Tenant) {
-		s.bind(*d)
-		return
+	if s.ident == nil {
+		s.startLoginClock()
 	}
-	// The clock starts when the connection becomes unauthenticated and keeps
-	// running across RESETs before AUTH, so RESET cannot extend it.
+}
+
+// startLoginClock starts the time an unauthenticated connection has to log
+// in. It keeps running across RESETs before AUTH, so RESET cannot extend it.
+func (s *session) startLoginClock() {
 	if s.srv.loginTimeout > 0 && s.loginTimer == nil {
 		s.loginTimer = time.AfterFunc(s.srv.loginTimeout, s.loginExpired)
 	}
@@ -101,11 +114,21 @@ func (s *session) admits(tenant string) bool {
 	return s.cert == nil || s.cert.Tenant == tenant
 }
 
-func (s *session) bind(id auth.Identity) {
-	s.ident, s.ns = &id, s.srv.namespaces[id.Tenant]
+func (s *session) bind(id auth.Identity, subject *policy.Subject, t *tenant) {
+	s.ident, s.subject, s.tenant, s.ns = &id, subject, t, t.ns
 	s.authenticated.Store(true)
 	s.stopLoginTimer()
 	s.armExpiry(id.Expires)
+}
+
+// unbind forgets the identity and gives its tenant connection back.
+func (s *session) unbind() {
+	if s.tenant != nil {
+		s.tenant.releaseConnection()
+	}
+	s.ident, s.subject, s.tenant, s.ns = nil, nil, nil, nil
+	s.authenticated.Store(false)
+	s.armExpiry(time.Time{})
 }
 
 // armExpiry ends the session when an identity that expires (a token's exp)
@@ -146,7 +169,41 @@ func (s *session) loginExpired() {
 func (s *session) endWith(reason, reply string) {
 	s.log.Info("closing connection: " + reason)
 	s.out.pushNotice(redcon.AppendError(nil, reply))
+	s.wake(wakeEnd)
+}
+
+const (
+	wakeEnd     = 1 << iota // end the session
+	wakeRecheck             // re-check subscriptions against a new policy
+)
+
+// wake asks the reader goroutine, from any goroutine, to act: the flag is
+// set before the read deadline, so the reader, which clears the deadline
+// before the flags, never misses one.
+func (s *session) wake(flag uint32) {
+	s.wakeups.Or(flag)
 	_ = s.conn.SetReadDeadline(time.Now())
+}
+
+// woken handles a read that failed because of wake; it reports whether the
+// session goes on. A deadline error that no wake explains ends it.
+func (s *session) woken(err error) bool {
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return false
+	}
+	if s.wakeups.Load()&wakeEnd != 0 {
+		return false
+	}
+	_ = s.conn.SetReadDeadline(time.Time{})
+	flags := s.wakeups.Swap(0)
+	if flags&wakeEnd != 0 {
+		return false
+	}
+	if flags&wakeRecheck != 0 {
+		return s.recheck()
+	}
+	return true // a wake whose flag an earlier wakeup already handled
 }
 
 // overflow is the outbox's limit callback: it may run on the hub goroutine,
@@ -174,6 +231,7 @@ func (s *session) serve() {
 
 	err := s.handshake()
 	if err == nil {
+		s.bindDefaultUser() // a client certificate may bind, or exclude the default user
 		err = s.readLoopGuarded()
 	}
 	s.stopLoginTimer()
@@ -182,6 +240,7 @@ func (s *session) serve() {
 		s.log.Debug("closing connection", zap.Error(err))
 	}
 	s.unsubscribeAll()
+	s.unbind()
 	s.out.close()
 	// Let the writer deliver what the client was already sent (QUIT's +OK,
 	// a protocol error), but never wait on a client that does not read.
@@ -203,12 +262,14 @@ func (s *session) handshake() error {
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return err
 	}
-	certs := tc.ConnectionState().PeerCertificates
+	state := tc.ConnectionState()
+	s.tlsInfo = tlsInfo(state)
+	certs := state.PeerCertificates
 	if len(certs) == 0 || s.srv.certIdentity == nil {
 		return nil
 	}
 	id, err := s.srv.certIdentity(certs[0])
-	if err == nil && s.srv.namespaces[id.Tenant] == nil {
+	if err == nil && s.srv.tenants[id.Tenant] == nil {
 		err = fmt.Errorf("unknown tenant %q", id.Tenant)
 	}
 	if err != nil {
@@ -221,8 +282,20 @@ func (s *session) handshake() error {
 		id.Expires = certs[0].NotAfter
 	}
 	s.cert = &id
-	s.bindDefaultUser() // the certificate may bind, or exclude the default user
 	return nil
+}
+
+// tlsInfo describes a connection's TLS for the policy.
+func tlsInfo(state tls.ConnectionState) *policy.TLSInfo {
+	info := &policy.TLSInfo{Version: strings.TrimPrefix(tls.VersionName(state.Version), "TLS ")}
+	if certs := state.PeerCertificates; len(certs) > 0 {
+		info.Subject = certs[0].Subject.String()
+		info.DNSSANs = certs[0].DNSNames
+		for _, u := range certs[0].URIs {
+			info.URISANs = append(info.URISANs, u.String())
+		}
+	}
+	return info
 }
 
 // handshakeTimeout bounds a client that never finishes the TLS handshake.
@@ -266,7 +339,7 @@ func (s *session) readLoop() error {
 				return errOutputClosed
 			}
 			err = s.in.fill()
-			if err == nil {
+			if err == nil || s.woken(err) {
 				continue
 			}
 		}

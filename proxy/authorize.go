@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"context"
+
+	"github.com/pubgate/pubgate/auth"
+	"github.com/pubgate/pubgate/policy"
+	"github.com/pubgate/pubgate/upstream"
+	"go.uber.org/zap"
+)
+
+// errNoPerm is Redis 7.0's reply when ACLs deny a channel; pubgate sends it
+// when the policy gives no reason of its own.
+const errNoPerm = "NOPERM this user has no permissions to access one of the channels used as arguments"
+
+// nopermReply is the error a denied request gets.
+func nopermReply(d policy.Decision) string {
+	if d.Reason == "" {
+		return errNoPerm
+	}
+	return "NOPERM " + printable([]byte(d.Reason))
+}
+
+// login binds the session to id if its tenant's connection quota and the
+// policy's connect decision admit it. A refusal is returned as the error
+// reply owed to the client, and leaves the session as it was.
+func (s *session) login(id auth.Identity) (refusal string) {
+	t := s.srv.tenants[id.Tenant]
+	if t == nil {
+		s.log.Error("identity of an unknown tenant", zap.String("user", id.User), zap.String("tenant", id.Tenant))
+		return "ERR pubgate: user has no tenant"
+	}
+	subject := policy.NewSubject(policy.Subject{
+		Tenant: id.Tenant, User: id.User, Roles: id.Roles, Method: id.Method, Claims: id.Claims, TLS: s.tlsInfo,
+	})
+	event := Event{Tenant: id.Tenant, User: id.User, Action: policy.Connect.String()}
+	switching := t != s.tenant
+	if switching {
+		if err := t.acquireConnection(); err != nil {
+			event.Type, event.Outcome, event.Reason = "quota", "deny", err.Error()
+			s.emit(event)
+			return err.Error()
+		}
+	}
+	d := s.srv.authz.Authorize(context.Background(), &policy.Request{
+		Subject: subject, Action: policy.Connect, ClientAddr: s.addr, ClientName: s.name,
+	})
+	event.Type, event.Reason, event.Revision = "authz", d.Reason, d.Revision
+	if !d.Allow {
+		if switching {
+			t.releaseConnection()
+		}
+		event.Outcome = "deny"
+		s.emit(event)
+		return nopermReply(d)
+	}
+	event.Outcome = "allow"
+	s.emit(event)
+	if switching && s.tenant != nil {
+		s.tenant.releaseConnection()
+	}
+	s.bind(id, subject, t)
+	return ""
+}
+
+// authorize asks the policy about one channel or pattern as the client
+// wrote it, and records a denial.
+func (s *session) authorize(action policy.Action, kind upstream.Kind, name string) policy.Decision {
+	d := s.decide(action, kind, name)
+	if !d.Allow {
+		s.emit(Event{Type: "authz", Outcome: "deny", Action: action.String(), Channel: name, Reason: d.Reason, Revision: d.Revision})
+	}
+	return d
+}
+
+// decide is authorize without the record, for questions the client did
+// not ask (PUBSUB filtering, re-checks).
+func (s *session) decide(action policy.Action, kind upstream.Kind, name string) policy.Decision {
+	up := s.ns.Upstream(kind, name)
+	r := policy.Request{Subject: s.subject, Action: action, Channel: name, Upstream: up, ClientAddr: s.addr, ClientName: s.name}
+	if kind == upstream.KindPattern {
+		r.PatternPrefix = upstream.LiteralPrefix(up)
+	}
+	return s.srv.authz.Authorize(context.Background(), &r)
+}
+
+var subscribeAction = [3]policy.Action{policy.Subscribe, policy.PSubscribe, policy.SSubscribe}
+
+// maySubscribe tells PUBSUB introspection whether the caller could
+// subscribe to a name: it answers only about those.
+func (s *session) maySubscribe(kind upstream.Kind, name string) bool {
+	return s.decide(subscribeAction[kind], kind, name).Allow
+}
+
+// Recheck asks every session to re-check its subscriptions (after a policy
+// change). Sessions do it on their own goroutine, between commands.
+func (srv *Server) Recheck() {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for sess := range srv.sessions {
+		sess.wake(wakeRecheck)
+	}
+}
+
+// recheck drops the subscriptions the policy no longer allows. Each
+// dropped one gets the unsubscribe confirmation Redis would send had the
+// client asked, which every client library understands. It reports false
+// when the identity itself may no longer connect: the session ends.
+func (s *session) recheck() bool {
+	if s.subject == nil {
+		return true
+	}
+	d := s.srv.authz.Authorize(context.Background(), &policy.Request{
+		Subject: s.subject, Action: policy.Connect, ClientAddr: s.addr, ClientName: s.name,
+	})
+	if !d.Allow {
+		s.emit(Event{Type: "revoke", Outcome: "deny", Action: policy.Connect.String(), Reason: d.Reason, Revision: d.Revision})
+		s.mute = false
+		s.writeError("ERR pubgate: the policy no longer admits this connection; closing it")
+		s.flushReplies()
+		return false
+	}
+	var released []*entry
+	for kind := range s.subs {
+		for name, mb := range s.subs[kind] {
+			d := s.decide(subscribeAction[kind], upstream.Kind(kind), name)
+			if d.Allow {
+				continue
+			}
+			s.emit(Event{Type: "revoke", Outcome: "deny", Action: subscribeAction[kind].String(), Channel: name, Reason: d.Reason, Revision: d.Revision})
+			delete(s.subs[kind], name)
+			count := s.countFor(upstream.Kind(kind))
+			mb.detach(func() {
+				s.writeSubReply(unsubscribeVerb[kind], &name, count)
+				s.flushReplies()
+			})
+			released = append(released, mb.e)
+		}
+	}
+	if len(released) > 0 {
+		s.tenant.releaseSubscriptions(len(released))
+		s.srv.hub.release(released)
+	}
+	return true
+}

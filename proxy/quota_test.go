@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/internal/testutil"
+)
+
+// startQuotaProxy serves pubgate with acme's quotas set.
+func startQuotaProxy(t *testing.T, q config.Quotas) *testEnv {
+	t.Helper()
+	tenants := map[string]*config.Tenant{"acme": {Prefix: "acme:", Quotas: q}, "globex": {Prefix: "globex:"}}
+	return startProxy(t, nil, func(o *Options) { o.Tenants = tenants })
+}
+
+func TestTenantConnectionQuota(t *testing.T) {
+	env := startQuotaProxy(t, config.Quotas{MaxConnections: 2})
+	first, _ := env.login(t, "alice"), env.login(t, "alice")
+	third := testutil.DialRESP(t, env.addr)
+	if r := third.Do("AUTH", "alice", "alice-secret"); r != "-ERR pubgate: tenant acme has its maximum of 2 connections (tenants.acme.quotas.max_connections)" {
+		t.Fatalf("third connection: %s", r)
+	}
+	env.login(t, "bob") // other tenants are not affected
+	// A connection that leaves (or logs out with RESET) frees its place.
+	first.Do("RESET")
+	if r := third.Do("AUTH", "alice", "alice-secret"); r != "OK" {
+		t.Fatalf("after RESET of another connection: %s", r)
+	}
+}
+
+func TestTenantSubscriptionQuota(t *testing.T) {
+	env := startQuotaProxy(t, config.Quotas{MaxSubscriptions: 3})
+	a, b := env.login(t, "alice"), env.login(t, "alice")
+	a.Do("SUBSCRIBE", "x", "y")
+	a.Read()
+	if r := b.Do("SUBSCRIBE", "p", "q"); !strings.HasPrefix(r, "-ERR pubgate: tenant acme holds its maximum of 3 subscriptions") {
+		t.Fatalf("over the quota: %s", r)
+	}
+	if r := b.Do("SUBSCRIBE", "p"); r != `["subscribe" "p" :1]` {
+		t.Fatalf("within the quota: %s", r)
+	}
+	a.Do("UNSUBSCRIBE", "x")
+	if r := b.Do("SUBSCRIBE", "q"); r != `["subscribe" "q" :2]` {
+		t.Fatalf("after an UNSUBSCRIBE freed one: %s", r)
+	}
+}
+
+func TestTenantPayloadAndRateQuotas(t *testing.T) {
+	env := startQuotaProxy(t, config.Quotas{MaxPayloadBytes: 10, PublishRate: config.PublishRate{Messages: 1}})
+	alice := env.login(t, "alice")
+	if r := alice.Do("PUBLISH", "x", "more than ten bytes"); r != "-ERR pubgate: message of 19 bytes exceeds tenants.acme.quotas.max_payload_bytes (10)" {
+		t.Fatalf("payload quota: %s", r)
+	}
+	// The bucket holds one second of the rate: of a pipeline of five, the
+	// first passes and the rest are refused (unless seconds pass between).
+	for range 5 {
+		alice.Send("PUBLISH", "x", "m")
+	}
+	refused := 0
+	for range 5 {
+		if r := alice.Read(); strings.Contains(r, "over its publish rate of 1 messages/s") {
+			refused++
+		} else if r != ":0" {
+			t.Fatalf("unexpected reply %s", r)
+		}
+	}
+	if refused == 0 {
+		t.Fatal("publish rate not enforced")
+	}
+	if r := env.login(t, "bob").Do("PUBLISH", "x", "more than ten bytes"); r != ":0" {
+		t.Fatalf("another tenant is limited too: %s", r)
+	}
+}
+
+func TestTenantByteRateQuota(t *testing.T) {
+	env := startQuotaProxy(t, config.Quotas{PublishRate: config.PublishRate{Bytes: 100}})
+	alice := env.login(t, "alice")
+	payload := strings.Repeat("b", 60)
+	alice.Send("PUBLISH", "x", payload)
+	alice.Send("PUBLISH", "x", payload)
+	expect(t, alice, ":0", "-ERR pubgate: tenant acme is over its publish rate of 100 B/s (tenants.acme.quotas.publish_rate.bytes); retry later")
+}
