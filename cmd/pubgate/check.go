@@ -5,6 +5,7 @@ import (
 
 	"github.com/pubgate/pubgate/config"
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 )
 
 // configFlag adds the required --config (-c) flag that serve and check share.
@@ -25,7 +26,12 @@ func newCheckCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			authz, err := newAuthorizer(cmd.Context(), cfg, zap.NewNop())
+			if err != nil {
+				return err
+			}
 			fmt.Fprint(cmd.OutOrStdout(), cfg.Summary())
+			fmt.Fprintf(cmd.OutOrStdout(), "policy revision %s compiles\n", authz.Revision())
 			fmt.Fprintf(cmd.OutOrStdout(), "configuration %s is valid\n", *path)
 			return nil
 		},

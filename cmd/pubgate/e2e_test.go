@@ -42,7 +42,8 @@ users:
 type gateway struct {
 	host   string
 	port   int
-	caFile string // the local CA's certificate, for clients to trust
+	caFile string      // the local CA's certificate, for clients to trust
+	logs   *syncBuffer // what pubgate logged so far
 }
 
 // tlsConfig is a client configuration trusting the gateway's CA.
@@ -80,6 +81,7 @@ func startGatewayWith(t *testing.T, config string, g gateway) gateway {
 	path := writeFile(t, config)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
+	g.logs = logs
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", path}, nil, io.Discard, logs) }()
 	// pubgate listens on port 0 and logs the address it got: no other

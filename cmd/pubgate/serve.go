@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/signal"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/proxy"
 	ptls "github.com/pubgate/pubgate/tls"
 	"github.com/pubgate/pubgate/upstream"
@@ -36,15 +38,19 @@ func newServeCommand() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, cfg, cmd)
+			reload := make(chan os.Signal, 1)
+			signal.Notify(reload, syscall.SIGHUP)
+			defer signal.Stop(reload)
+			return serve(ctx, cfg, cmd, reload)
 		},
 	}
 	path = configFlag(cmd)
 	return cmd
 }
 
-// serve runs pubgate until ctx is done, then shuts down gracefully.
-func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command) error {
+// serve runs pubgate until ctx is done, then shuts down gracefully. A
+// value on reload (SIGHUP) reloads the policy.
+func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, reload <-chan os.Signal) error {
 	log, err := newLogger(cfg.Log, cmd)
 	if err != nil {
 		return err
@@ -57,9 +63,19 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command) error {
 		return err
 	}
 	defer broker.Close()
-	srv, err := newProxy(ctx, cfg, broker, log)
+	authz, err := newAuthorizer(ctx, cfg, log.Named("policy"))
 	if err != nil {
 		return err
+	}
+	srv, err := newProxy(ctx, cfg, broker, authz, log)
+	if err != nil {
+		return err
+	}
+	authz.OnChange(func(string) { srv.Recheck() })
+	if cfg.Policy.Watch && cfg.Policy.Configured() {
+		if err := authz.Watch(ctx); err != nil {
+			return fmt.Errorf("policy: watch: %w", err)
+		}
 	}
 	ln, err := listen(cfg.Listen, log)
 	if err != nil {
@@ -74,10 +90,18 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
+	for running := true; running; {
+		select {
+		case err := <-served:
+			return err
+		case <-reload:
+			log.Info("SIGHUP: reloading the policy (other settings need a restart)")
+			if rev, err := authz.Reload(ctx); errors.Is(err, policy.ErrUnchanged) {
+				log.Info("policy unchanged", zap.String("revision", rev))
+			} // Reload logs a new revision, or why it kept the old one
+		case <-ctx.Done():
+			running = false
+		}
 	}
 	log.Info("shutting down", zap.Duration("timeout", cfg.Listen.ShutdownTimeout))
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Listen.ShutdownTimeout)
@@ -134,7 +158,7 @@ func openBroker(u config.Upstream) (upstream.Broker, error) {
 	return upstream.NewRedis(upstream.RedisOptions{URL: u.URL, Timeout: u.Timeout, PoolSize: u.PoolSize, TLS: tlsConfig})
 }
 
-func newProxy(ctx context.Context, cfg *config.Config, broker upstream.Broker, log *zap.Logger) (*proxy.Server, error) {
+func newProxy(ctx context.Context, cfg *config.Config, broker upstream.Broker, authz proxy.Authorizer, log *zap.Logger) (*proxy.Server, error) {
 	users := make(map[string]auth.PasswordUser, len(cfg.Users))
 	for name, u := range cfg.Users {
 		users[name] = auth.PasswordUser{Tenant: u.Tenant, PasswordHash: u.PasswordHash, Roles: u.Roles}
@@ -167,7 +191,8 @@ func newProxy(ctx context.Context, cfg *config.Config, broker upstream.Broker, l
 	return proxy.New(proxy.Options{
 		CertificateIdentity: certIdentity,
 		CertificateLogin:    cfg.Auth.Certificates != nil && cfg.Auth.Certificates.Login == "certificate",
-		Limits:              cfg.Limits, Tenants: cfg.Tenants, Broker: broker, Auth: authenticator,
+		Limits:              cfg.Limits, Tenants: cfg.Tenants, Namespace: cfg.Namespace,
+		Broker: broker, Auth: authenticator, Authorizer: authz,
 		DefaultUser: defaultUser, UpstreamTimeout: cfg.Upstream.Timeout, LoginTimeout: cfg.Auth.LoginTimeout,
 		Throttle:     auth.NewThrottle(cfg.Auth.Throttle.MaxFailures, cfg.Auth.Throttle.Window, cfg.Auth.Throttle.Lockout),
 		DrainTimeout: cfg.Listen.ShutdownTimeout, Version: buildVersion(), Logger: log,

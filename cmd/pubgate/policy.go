@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/policy"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+)
+
+// newAuthorizer compiles the configured policy (or the built-in one) with
+// the configuration's tenants, users and namespace as data.pubgate.
+func newAuthorizer(ctx context.Context, cfg *config.Config, log *zap.Logger) (*policy.Authorizer, error) {
+	return policy.New(ctx, policy.Options{
+		Sources: policy.Sources{
+			Paths: cfg.Policy.Paths, Bundle: cfg.Policy.Bundle, Builtin: policy.Builtin, Data: policyData(cfg),
+		},
+		CacheSize: cfg.Policy.CacheSize, Timeout: cfg.Policy.Timeout, Logger: log,
+	})
+}
+
+// policyData is what policies see as data.pubgate: no secrets.
+func policyData(cfg *config.Config) map[string]any {
+	tenants := make(map[string]any, len(cfg.Tenants))
+	for name, t := range cfg.Tenants {
+		q := t.Quotas
+		tenants[name] = map[string]any{"prefix": t.Prefix, "quotas": map[string]any{
+			"max_connections": q.MaxConnections, "max_subscriptions": q.MaxSubscriptions,
+			"max_payload_bytes": int64(q.MaxPayloadBytes),
+			"publish_rate":      map[string]any{"messages": q.PublishRate.Messages, "bytes": int64(q.PublishRate.Bytes)},
+		}}
+	}
+	users := make(map[string]any, len(cfg.Users))
+	for name, u := range cfg.Users {
+		roles := make([]any, len(u.Roles))
+		for i, r := range u.Roles {
+			roles[i] = r
+		}
+		users[name] = map[string]any{"tenant": u.Tenant, "roles": roles}
+	}
+	return map[string]any{
+		"tenants": tenants, "users": users,
+		"namespace": map[string]any{"mode": cfg.Namespace.Mode, "shared_prefix": cfg.Namespace.SharedPrefix},
+	}
+}
+
+func newPolicyCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Test and try Rego authorization policies",
+	}
+	cmd.AddCommand(newPolicyTestCommand(), newPolicyEvalCommand())
+	return cmd
+}
+
+func newPolicyTestCommand() *cobra.Command {
+	var run string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "test PATH...",
+		Short: "Run the Rego unit tests (rules named test_*) under the paths, like opa test",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, paths []string) error {
+			passed, err := policy.Test(cmd.Context(), policy.TestOptions{
+				Paths: paths, Run: run, Verbose: verbose, Output: cmd.OutOrStdout(),
+			})
+			if err != nil {
+				return err
+			}
+			if !passed {
+				return errors.New("policy tests failed")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&run, "run", "r", "", "run only tests matching this regular expression")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every test, not only failures")
+	return cmd
+}
+
+func newPolicyEvalCommand() *cobra.Command {
+	var path *string
+	var input string
+	var explain bool
+	cmd := &cobra.Command{
+		Use:   "eval --config FILE --input JSON|@FILE|-",
+		Short: "Decide one policy input document with the configured policy and show which rules decided",
+		Example: `  pubgate policy eval -c pubgate.yaml --input '{"action": "publish", "tenant": "acme", "user": "alice",
+    "roles": ["publisher"], "channel": "orders", "upstream_channel": "acme:orders", "pattern": false}'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(*path)
+			if err != nil {
+				return err
+			}
+			doc, err := readInput(input, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			a, err := newAuthorizer(cmd.Context(), cfg, zap.NewNop())
+			if err != nil {
+				return err
+			}
+			x, err := a.Explain(cmd.Context(), doc, explain)
+			if err != nil {
+				return fmt.Errorf("policy: evaluation failed (pubgate would deny): %w", err)
+			}
+			printExplanation(cmd.OutOrStdout(), x)
+			return nil
+		},
+	}
+	path = configFlag(cmd)
+	cmd.Flags().StringVarP(&input, "input", "i", "", "the input document: JSON, @file, or - for standard input")
+	_ = cmd.MarkFlagRequired("input")
+	cmd.Flags().BoolVar(&explain, "explain", false, "also print OPA's full evaluation trace")
+	return cmd
+}
+
+// readInput parses --input: inline JSON, @file or - (standard input).
+func readInput(arg string, stdin io.Reader) (map[string]any, error) {
+	var data []byte
+	var err error
+	switch {
+	case arg == "-":
+		data, err = io.ReadAll(stdin)
+	case strings.HasPrefix(arg, "@"):
+		data, err = os.ReadFile(arg[1:])
+	default:
+		data = []byte(arg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--input: %w", err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("--input: not a JSON object: %w", err)
+	}
+	return doc, nil
+}
+
+func printExplanation(w io.Writer, x policy.Explanation) {
+	verdict := "DENY"
+	if x.Decision.Allow {
+		verdict = "ALLOW"
+	}
+	fmt.Fprintf(w, "decision:  %s\n", verdict)
+	if x.Decision.Reason != "" {
+		fmt.Fprintf(w, "reason:    %s\n", x.Decision.Reason)
+	}
+	fmt.Fprintf(w, "revision:  %s\n", x.Decision.Revision)
+	fmt.Fprintf(w, "cacheable: %v\n", x.Cacheable)
+	fmt.Fprintln(w, "decided by:")
+	if len(x.Rules) == 0 {
+		fmt.Fprintln(w, "  (no rule of package pubgate.authz succeeded: undefined, which denies)")
+	}
+	for _, r := range x.Rules {
+		fmt.Fprintf(w, "  %s\n", r)
+	}
+	if x.Trace != "" {
+		fmt.Fprintf(w, "trace:\n%s", x.Trace)
+	}
+}
