@@ -1,10 +1,12 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/tester"
 )
@@ -15,6 +17,9 @@ type TestOptions struct {
 	Run     string // regular expression selecting tests, as opa test --run
 	Verbose bool
 	Output  io.Writer
+	// Timeout bounds each test (default 30s; opa test's 5s is tight for
+	// exhaustive table tests on a slow or race-instrumented build).
+	Timeout time.Duration
 }
 
 // Test runs the Rego unit tests (rules named test_*) found under the paths
@@ -35,6 +40,7 @@ func Test(ctx context.Context, o TestOptions) (passed bool, err error) {
 		SetStore(store).
 		SetModules(modules).
 		CapturePrintOutput(true).
+		SetTimeout(cmp.Or(o.Timeout, 30*time.Second)).
 		Filter(o.Run).
 		RunTests(ctx, txn)
 	if err != nil {

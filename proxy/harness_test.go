@@ -32,13 +32,13 @@ type testEnv struct {
 
 // startProxy serves pubgate on a free loopback port over broker (the memory
 // engine when nil); adjust may change the options.
-func startProxy(t *testing.T, broker upstream.Broker, adjust func(*Options)) *testEnv {
+func startProxy(t testing.TB, broker upstream.Broker, adjust func(*Options)) *testEnv {
 	t.Helper()
 	return startProxyTLS(t, broker, nil, adjust)
 }
 
 // startProxyTLS is startProxy with a TLS listener when tlsConfig is set.
-func startProxyTLS(t *testing.T, broker upstream.Broker, tlsConfig *tls.Config, adjust func(*Options)) *testEnv {
+func startProxyTLS(t testing.TB, broker upstream.Broker, tlsConfig *tls.Config, adjust func(*Options)) *testEnv {
 	t.Helper()
 	if broker == nil {
 		broker = upstream.NewMemory()
@@ -96,7 +96,7 @@ func (e *testEnv) login(t *testing.T, user string) *testutil.RESPConn {
 var authIdentityAlice = auth.Identity{Tenant: "acme", User: "alice", Method: "password"}
 
 // newTestAuthorizer compiles a policy with the data pubgate gives it.
-func newTestAuthorizer(t *testing.T, tenants map[string]*config.Tenant, ns config.Namespace, src policy.Sources) *policy.Authorizer {
+func newTestAuthorizer(t testing.TB, tenants map[string]*config.Tenant, ns config.Namespace, src policy.Sources) *policy.Authorizer {
 	t.Helper()
 	data := map[string]any{"users": map[string]any{}, "namespace": map[string]any{"mode": ns.Mode, "shared_prefix": ns.SharedPrefix}}
 	ts := map[string]any{}

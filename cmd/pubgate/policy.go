@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/policy"
@@ -63,13 +64,14 @@ func newPolicyCommand() *cobra.Command {
 func newPolicyTestCommand() *cobra.Command {
 	var run string
 	var verbose bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "test PATH...",
 		Short: "Run the Rego unit tests (rules named test_*) under the paths, like opa test",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			passed, err := policy.Test(cmd.Context(), policy.TestOptions{
-				Paths: paths, Run: run, Verbose: verbose, Output: cmd.OutOrStdout(),
+				Paths: paths, Run: run, Verbose: verbose, Output: cmd.OutOrStdout(), Timeout: timeout,
 			})
 			if err != nil {
 				return err
@@ -82,6 +84,7 @@ func newPolicyTestCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&run, "run", "r", "", "run only tests matching this regular expression")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every test, not only failures")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "time limit of each test")
 	return cmd
 }
 
