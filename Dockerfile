@@ -11,8 +11,11 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/pubgate /usr/local/bin/pubgate
 # Mount your configuration here; it must listen on 0.0.0.0:6380 (or [::]) to
-# be reachable from outside the container:
-#   docker run -v $PWD/pubgate.yaml:/etc/pubgate/pubgate.yaml:ro -p 6380:6380 pubgate
+# be reachable from outside the container. Mount policies beside it (policy
+# paths are relative to the configuration file); pubgate reloads them when
+# the mounted files change:
+#   docker run -v $PWD/pubgate.yaml:/etc/pubgate/pubgate.yaml:ro \
+#     -v $PWD/policies:/etc/pubgate/policies:ro -p 6380:6380 pubgate
 USER nonroot:nonroot
 EXPOSE 6380
 ENTRYPOINT ["/usr/local/bin/pubgate"]

@@ -137,9 +137,6 @@ func (s *session) recheck() bool {
 			released = append(released, mb.e)
 		}
 	}
-	if len(released) > 0 {
-		s.tenant.releaseSubscriptions(len(released))
-		s.srv.hub.release(released)
-	}
+	s.releaseEntries(released)
 	return true
 }
