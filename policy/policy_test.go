@@ -301,3 +301,18 @@ func TestTestRunnerReportsLikeOPA(t *testing.T) {
 		t.Fatalf("passed=%v err=%v\n%s", passed, err, out.String())
 	}
 }
+
+func TestBundleDirectory(t *testing.T) {
+	dir := writePolicy(t, map[string]string{
+		".manifest":  `{"revision": "v7", "roots": ["pubgate/authz", "settings"]}`,
+		"authz.rego": "package pubgate.authz\nallow if input.channel in data.settings.open\n",
+		"data.json":  `{"settings": {"open": ["a"]}}`,
+	})
+	a := newAuthorizer(t, Sources{Bundle: dir})
+	if !ask(a, Publish, "a").Allow || ask(a, Publish, "b").Allow {
+		t.Fatal("bundle policy or data not in effect")
+	}
+	if c := a.current.Load(); c.bundle != "v7" {
+		t.Fatalf("bundle revision %q", c.bundle)
+	}
+}
