@@ -244,16 +244,18 @@ func (h *Hub) release(entries []*entry) {
 }
 
 // attach adds a session to an entry's fan-out. before runs under the entry
-// lock first, so that what it queues (the subscribe confirmation) precedes
-// every message the session receives from the entry, and messages the
-// engine received before are not delivered to it.
+// lock, so that what it queues (the subscribe confirmation) precedes every
+// message the session receives from the entry, and messages the engine
+// received before are not delivered to it. It runs after the member is
+// counted: a client that saw its confirmation must find itself in every
+// count (PUBLISH receivers) another client asks for next.
 func (h *Hub) attach(e *entry, s *session, before func()) *membership {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	before()
 	mb := &membership{s: s, e: e, idx: len(e.members), since: h.broker.Received()}
 	e.members = append(e.members, mb)
 	e.count.Store(int64(len(e.members)))
+	before()
 	return mb
 }
 
