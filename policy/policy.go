@@ -28,16 +28,6 @@ func (a Action) String() string {
 	return "unknown"
 }
 
-// ParseAction is the inverse of String.
-func ParseAction(s string) (Action, bool) {
-	for i, n := range actionNames {
-		if n == s {
-			return Action(i), true
-		}
-	}
-	return 0, false
-}
-
 // Subject is who asks: everything about a client a decision may depend on
 // besides the channel. It is built once per login, because its cache key is
 // computed from all of it.

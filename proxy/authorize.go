@@ -42,9 +42,7 @@ func (s *session) login(id auth.Identity) (refusal string) {
 			return err.Error()
 		}
 	}
-	d := s.srv.authz.Authorize(context.Background(), &policy.Request{
-		Subject: subject, Action: policy.Connect, ClientAddr: s.addr, ClientName: s.name,
-	})
+	d := s.ask(subject, policy.Connect, "", "")
 	event.Type, event.Reason, event.Revision = "authz", d.Reason, d.Revision
 	if !d.Allow {
 		if switching {
@@ -63,10 +61,10 @@ func (s *session) login(id auth.Identity) (refusal string) {
 	return ""
 }
 
-// authorize asks the policy about one channel or pattern as the client
-// wrote it, and records a denial.
-func (s *session) authorize(action policy.Action, kind upstream.Kind, name string) policy.Decision {
-	d := s.decide(action, kind, name)
+// authorize asks the policy about one channel or pattern, as the client
+// wrote it (name) and as it goes upstream (up), and records a denial.
+func (s *session) authorize(action policy.Action, name, up string) policy.Decision {
+	d := s.decide(action, name, up)
 	if !d.Allow {
 		s.emit(Event{Type: "authz", Outcome: "deny", Action: action.String(), Channel: name, Reason: d.Reason, Revision: d.Revision})
 	}
@@ -75,21 +73,27 @@ func (s *session) authorize(action policy.Action, kind upstream.Kind, name strin
 
 // decide is authorize without the record, for questions the client did
 // not ask (PUBSUB filtering, re-checks).
-func (s *session) decide(action policy.Action, kind upstream.Kind, name string) policy.Decision {
-	up := s.ns.Upstream(kind, name)
-	r := policy.Request{Subject: s.subject, Action: action, Channel: name, Upstream: up, ClientAddr: s.addr, ClientName: s.name}
-	if kind == upstream.KindPattern {
+func (s *session) decide(action policy.Action, name, up string) policy.Decision {
+	return s.ask(s.subject, action, name, up)
+}
+
+// ask puts one question to the policy. The request is the session's own,
+// reused, so that a PUBLISH does not allocate one; Authorize does not keep it.
+func (s *session) ask(subject *policy.Subject, action policy.Action, name, up string) policy.Decision {
+	r := &s.query
+	*r = policy.Request{Subject: subject, Action: action, Channel: name, Upstream: up, ClientAddr: s.addr, ClientName: s.name}
+	if action == policy.PSubscribe {
 		r.PatternPrefix = upstream.LiteralPrefix(up)
 	}
-	return s.srv.authz.Authorize(context.Background(), &r)
+	return s.srv.authz.Authorize(context.Background(), r)
 }
 
 var subscribeAction = [3]policy.Action{policy.Subscribe, policy.PSubscribe, policy.SSubscribe}
 
 // maySubscribe tells PUBSUB introspection whether the caller could
-// subscribe to a name: it answers only about those.
-func (s *session) maySubscribe(kind upstream.Kind, name string) bool {
-	return s.decide(subscribeAction[kind], kind, name).Allow
+// subscribe to a name (up upstream): it answers only about those.
+func (s *session) maySubscribe(kind upstream.Kind, name, up string) bool {
+	return s.decide(subscribeAction[kind], name, up).Allow
 }
 
 // Recheck asks every session to re-check its subscriptions (after a policy
@@ -110,9 +114,7 @@ func (s *session) recheck() bool {
 	if s.subject == nil {
 		return true
 	}
-	d := s.srv.authz.Authorize(context.Background(), &policy.Request{
-		Subject: s.subject, Action: policy.Connect, ClientAddr: s.addr, ClientName: s.name,
-	})
+	d := s.decide(policy.Connect, "", "")
 	if !d.Allow {
 		s.emit(Event{Type: "revoke", Outcome: "deny", Action: policy.Connect.String(), Reason: d.Reason, Revision: d.Revision})
 		s.mute = false
@@ -123,7 +125,7 @@ func (s *session) recheck() bool {
 	var released []*entry
 	for kind := range s.subs {
 		for name, mb := range s.subs[kind] {
-			d := s.decide(subscribeAction[kind], upstream.Kind(kind), name)
+			d := s.decide(subscribeAction[kind], name, mb.e.key.name)
 			if d.Allow {
 				continue
 			}

@@ -111,7 +111,8 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 func (s *session) authorizeAll(action policy.Action, kind upstream.Kind, names [][]byte) bool {
 	revisions := make([]string, len(names))
 	for i, n := range names {
-		d := s.authorize(action, kind, string(n))
+		name := string(n)
+		d := s.authorize(action, name, s.ns.Upstream(kind, name))
 		if !d.Allow {
 			s.writeError(nopermReply(d))
 			return false
@@ -219,14 +220,15 @@ func (s *session) deferPublish(args [][]byte) bool {
 	mute := s.replyOff || s.skipNext
 	s.skipNext = false
 	channel := string(args[1])
-	if refusal := s.admitPublish(action, kind, channel, args[2]); refusal != "" {
+	up := s.ns.Channel(channel)
+	if refusal := s.admitPublish(action, channel, up, args[2]); refusal != "" {
 		s.flushPublishes() // the replies owed to earlier publishes come first
 		s.mute = mute
 		s.writeError(refusal)
 		s.mute = false
 		return true
 	}
-	s.pending = append(s.pending, upstream.Publication{Kind: kind, Channel: s.ns.Channel(channel), Payload: args[2]})
+	s.pending = append(s.pending, upstream.Publication{Kind: kind, Channel: up, Payload: args[2]})
 	s.pendingMute = append(s.pendingMute, mute)
 	if len(s.pending) >= maxPublishPipeline {
 		s.flushPublishes()
@@ -236,12 +238,12 @@ func (s *session) deferPublish(args [][]byte) bool {
 
 // admitPublish checks a publish against the tenant's quotas, then the
 // policy; it returns the error reply of a refusal.
-func (s *session) admitPublish(action policy.Action, kind upstream.Kind, channel string, payload []byte) (refusal string) {
+func (s *session) admitPublish(action policy.Action, channel, up string, payload []byte) (refusal string) {
 	if err := s.tenant.admitPublish(len(payload)); err != nil {
 		s.emit(Event{Type: "quota", Outcome: "deny", Action: action.String(), Channel: channel, Reason: err.Error()})
 		return err.Error()
 	}
-	if d := s.authorize(action, kind, channel); !d.Allow {
+	if d := s.authorize(action, channel, up); !d.Allow {
 		return nopermReply(d)
 	}
 	return ""
@@ -354,7 +356,7 @@ func (s *session) pubsubChannels(kind upstream.Kind, pattern [][]byte) {
 	}
 	names := list[:0]
 	for _, ch := range list {
-		if name, ok := s.ns.Strip(ch); ok && s.maySubscribe(kind, name) {
+		if name, ok := s.ns.Strip(ch); ok && s.maySubscribe(kind, name, ch) {
 			names = append(names, name)
 		}
 	}
@@ -366,7 +368,7 @@ func (s *session) pubsubChannels(kind upstream.Kind, pattern [][]byte) {
 func (s *session) numPat() int64 {
 	var n int64
 	for _, e := range s.srv.hub.heldPatterns() {
-		if s.ns.Pattern(e.clientName) == e.key.name && s.maySubscribe(upstream.KindPattern, e.clientName) {
+		if s.ns.Pattern(e.clientName) == e.key.name && s.maySubscribe(upstream.KindPattern, e.clientName, e.key.name) {
 			n++
 		}
 	}
@@ -392,7 +394,7 @@ func (s *session) pubsubNumSub(kind upstream.Kind, channels [][]byte) {
 	s.writeArray(2 * len(names))
 	for i, c := range channels {
 		s.writeBulk(string(c))
-		if s.maySubscribe(kind, string(c)) {
+		if s.maySubscribe(kind, string(c), names[i]) {
 			s.writeInt(s.srv.hub.numSub(kind, names[i], counts[i]))
 		} else {
 			s.writeInt(0) // nothing about channels the caller may not use

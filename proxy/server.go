@@ -47,7 +47,8 @@ type Options struct {
 }
 
 // Authorizer is what the proxy needs of a policy engine: a decision per
-// request, denying on any failure of its own.
+// request, denying on any failure of its own. It must not keep r, which
+// the session reuses.
 type Authorizer interface {
 	Authorize(ctx context.Context, r *policy.Request) policy.Decision
 }

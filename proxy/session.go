@@ -39,6 +39,7 @@ type session struct {
 	ns      *Namespace      // the tenant's namespace
 	cert    *auth.Identity  // what the client certificate names, if anything
 	tlsInfo *policy.TLSInfo // nil for a plaintext connection
+	query   policy.Request  // the question being put to the policy (see ask)
 	// authenticated mirrors ident != nil for the login timer's goroutine.
 	authenticated atomic.Bool
 	loginTimer    *time.Timer
@@ -192,18 +193,15 @@ func (s *session) woken(err error) bool {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		return false
 	}
-	if s.wakeups.Load()&wakeEnd != 0 {
-		return false
-	}
 	_ = s.conn.SetReadDeadline(time.Time{})
-	flags := s.wakeups.Swap(0)
-	if flags&wakeEnd != 0 {
+	switch flags := s.wakeups.Swap(0); {
+	case flags&wakeEnd != 0:
 		return false
-	}
-	if flags&wakeRecheck != 0 {
+	case flags&wakeRecheck != 0:
 		return s.recheck()
+	default:
+		return true // a wake whose flag an earlier wakeup already handled
 	}
-	return true // a wake whose flag an earlier wakeup already handled
 }
 
 // overflow is the outbox's limit callback: it may run on the hub goroutine,
