@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,6 +55,9 @@ func TestParseValid(t *testing.T) {
 	}
 	if s := c.Summary(); strings.Contains(s, "secret") || !strings.Contains(s, "alice") {
 		t.Errorf("summary leaks the password or misses users:\n%s", s)
+	}
+	if d := fmt.Sprint(c.PolicyData()); strings.Contains(d, hash) || !strings.Contains(d, "gx/") || !strings.Contains(d, "publisher") {
+		t.Errorf("policy data leaks the password hash or misses tenants and roles: %s", d)
 	}
 }
 

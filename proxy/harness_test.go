@@ -98,13 +98,7 @@ var authIdentityAlice = auth.Identity{Tenant: "acme", User: "alice", Method: "pa
 // newTestAuthorizer compiles a policy with the data pubgate gives it.
 func newTestAuthorizer(t testing.TB, tenants map[string]*config.Tenant, ns config.Namespace, src policy.Sources) *policy.Authorizer {
 	t.Helper()
-	data := map[string]any{"users": map[string]any{}, "namespace": map[string]any{"mode": ns.Mode, "shared_prefix": ns.SharedPrefix}}
-	ts := map[string]any{}
-	for name, tn := range tenants {
-		ts[name] = map[string]any{"prefix": tn.Prefix}
-	}
-	data["tenants"] = ts
-	src.Data = data
+	src.Data = (&config.Config{Tenants: tenants, Namespace: ns}).PolicyData()
 	a, err := policy.New(context.Background(), policy.Options{Sources: src, CacheSize: 1000, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -21,35 +21,10 @@ import (
 func newAuthorizer(ctx context.Context, cfg *config.Config, log *zap.Logger) (*policy.Authorizer, error) {
 	return policy.New(ctx, policy.Options{
 		Sources: policy.Sources{
-			Paths: cfg.Policy.Paths, Bundle: cfg.Policy.Bundle, Builtin: policy.Builtin, Data: policyData(cfg),
+			Paths: cfg.Policy.Paths, Bundle: cfg.Policy.Bundle, Builtin: policy.Builtin, Data: cfg.PolicyData(),
 		},
 		CacheSize: cfg.Policy.CacheSize, Timeout: cfg.Policy.Timeout, Logger: log,
 	})
-}
-
-// policyData is what policies see as data.pubgate: no secrets.
-func policyData(cfg *config.Config) map[string]any {
-	tenants := make(map[string]any, len(cfg.Tenants))
-	for name, t := range cfg.Tenants {
-		q := t.Quotas
-		tenants[name] = map[string]any{"prefix": t.Prefix, "quotas": map[string]any{
-			"max_connections": q.MaxConnections, "max_subscriptions": q.MaxSubscriptions,
-			"max_payload_bytes": int64(q.MaxPayloadBytes),
-			"publish_rate":      map[string]any{"messages": q.PublishRate.Messages, "bytes": int64(q.PublishRate.Bytes)},
-		}}
-	}
-	users := make(map[string]any, len(cfg.Users))
-	for name, u := range cfg.Users {
-		roles := make([]any, len(u.Roles))
-		for i, r := range u.Roles {
-			roles[i] = r
-		}
-		users[name] = map[string]any{"tenant": u.Tenant, "roles": roles}
-	}
-	return map[string]any{
-		"tenants": tenants, "users": users,
-		"namespace": map[string]any{"mode": cfg.Namespace.Mode, "shared_prefix": cfg.Namespace.SharedPrefix},
-	}
 }
 
 func newPolicyCommand() *cobra.Command {
