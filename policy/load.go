@@ -24,7 +24,8 @@ type Sources struct {
 	// Data is pubgate's own document, visible to policies as data.pubgate
 	// (tenants, users, namespace). Loaded files must not write under it.
 	Data map[string]any
-	// Builtin, when no paths or bundle are set, is a module used instead.
+	// Builtin is the module used when neither Paths nor Bundle is set. A
+	// configured policy that turns out empty is an error, never replaced.
 	Builtin string
 }
 
@@ -56,7 +57,7 @@ func load(src Sources) (*loaded, error) {
 			return nil, err
 		}
 	}
-	if len(l.modules) == 0 && src.Builtin != "" {
+	if len(src.Paths) == 0 && src.Bundle == "" && src.Builtin != "" {
 		m, err := ast.ParseModuleWithOpts("builtin.rego", src.Builtin, ast.ParserOptions{RegoVersion: ast.RegoV1})
 		if err != nil {
 			return nil, fmt.Errorf("policy: built-in policy: %w", err)

@@ -316,3 +316,11 @@ func TestBundleDirectory(t *testing.T) {
 		t.Fatalf("bundle revision %q", c.bundle)
 	}
 }
+
+func TestConfiguredButEmptyPolicyIsNotReplacedByTheBuiltin(t *testing.T) {
+	dir := writePolicy(t, map[string]string{"README": "the policies were not deployed"})
+	_, err := New(context.Background(), Options{Sources: Sources{Paths: []string{dir}, Builtin: Builtin, Data: testData}})
+	if err == nil || !strings.Contains(err.Error(), "no module declares package pubgate.authz") {
+		t.Fatalf("err = %v", err)
+	}
+}
