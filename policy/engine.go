@@ -40,6 +40,9 @@ decision := {"allow": allow, "reason": reason, "cache": cache}
 
 const decisionQuery = "data.system.pubgate.decision"
 
+// reservedPackage holds decisionModule; policies may not define it.
+var reservedPackage = ast.MustParseRef("data.system.pubgate")
+
 // compiled is one revision of the policy, ready to evaluate, with the cache
 // of its decisions: the two are swapped together, so a cached decision never
 // outlives the policy that made it.
@@ -73,10 +76,10 @@ func compile(ctx context.Context, l *loaded, cacheSize int, hook print.Hook) (*c
 	}
 	modules := make(map[string]*ast.Module, len(l.modules)+1)
 	for name, m := range l.modules {
-		if m.Package.Path.HasPrefix(ast.MustParseRef("data.system.pubgate")) {
+		if m.Package.Path.HasPrefix(reservedPackage) {
 			return nil, fmt.Errorf("policy: %s: package %s is reserved for pubgate", name, m.Package.Path)
 		}
-		modules[name] = m.Copy()
+		modules[name] = m
 	}
 	modules["pubgate-decision.rego"] = sys
 	compiler := ast.NewCompiler().WithEnablePrintStatements(true)
