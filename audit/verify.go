@@ -1,0 +1,239 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// maxLineBytes bounds one record when reading a log back: a payload-level
+// record of the largest message pubgate accepts fits.
+const maxLineBytes = 64 << 20
+
+// Problem locates the first record that breaks the chain.
+type Problem struct {
+	File string
+	Line int    // 1-based; 0 when the problem is a file as a whole
+	Seq  uint64 // 0 when the record has none that can be read
+	Why  string
+}
+
+func (p *Problem) Error() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	if p.Seq > 0 {
+		return fmt.Sprintf("%s: seq %d: %s", loc, p.Seq, p.Why)
+	}
+	return fmt.Sprintf("%s: %s", loc, p.Why)
+}
+
+// Report is what a clean verification found.
+type Report struct {
+	Files    []string // in chain order
+	Records  int
+	FirstSeq uint64
+	LastSeq  uint64
+	// Warnings are facts that do not break the chain but deserve a look:
+	// the set starts after the chain's first file, or a run ended
+	// without a seal.
+	Warnings []string
+}
+
+// Verify checks that files (in any order) hold one unbroken, sealed chain
+// under key: every hash matches, every record names the one before, seq
+// numbers follow each other, every file after the first starts with a
+// file_start, and the last record is a seal. A *Problem names the first
+// record that fails.
+func Verify(key []byte, files []string) (*Report, error) {
+	ordered, err := OrderFiles(files)
+	if err != nil {
+		return nil, err
+	}
+	v := &verifier{key: key, report: &Report{Files: ordered}}
+	for i, f := range ordered {
+		if err := v.file(f, i == 0); err != nil {
+			return nil, err
+		}
+	}
+	if v.last == nil {
+		return nil, errors.New("audit: no records")
+	}
+	if v.last.Event != EventSeal {
+		return nil, &Problem{File: v.lastFile, Line: v.lastLine, Seq: v.last.Seq,
+			Why: "the log ends without a seal: records were cut from the end, or pubgate is still writing it (a seal follows within audit.seal_interval, and at shutdown)"}
+	}
+	return v.report, nil
+}
+
+type verifier struct {
+	key      []byte
+	report   *Report
+	last     *Entry
+	lastFile string
+	lastLine int
+}
+
+func (v *verifier) file(path string, first bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+	for n := 1; ; n++ {
+		line, err := readLine(r)
+		if err == io.EOF {
+			if n == 1 {
+				return &Problem{File: path, Why: "empty file"}
+			}
+			return nil
+		}
+		bad := func(seq uint64, format string, args ...any) error {
+			return &Problem{File: path, Line: n, Seq: seq, Why: fmt.Sprintf(format, args...)}
+		}
+		if err != nil {
+			return bad(0, "%v", err)
+		}
+		e, err := v.check(line)
+		if err != nil {
+			var seq uint64
+			if e != nil {
+				seq = e.Seq
+			}
+			return bad(seq, "%v", err)
+		}
+		if err := v.link(e, n == 1, first); err != nil {
+			return bad(e.Seq, "%v", err)
+		}
+		v.last, v.lastFile, v.lastLine = e, path, n
+		v.report.Records++
+		v.report.LastSeq = e.Seq
+		if e.Event == EventAuditStart && e.Outcome == Failure {
+			v.report.Warnings = append(v.report.Warnings, fmt.Sprintf("%s:%d: seq %d: %s", path, n, e.Seq, e.Reason))
+		}
+	}
+}
+
+// check parses a line and verifies its hash.
+func (v *verifier) check(line []byte) (*Entry, error) {
+	canonical, hash, err := splitLine(line)
+	if err != nil {
+		return nil, err
+	}
+	e, err := parseEntry(line)
+	if err != nil {
+		return nil, err
+	}
+	if want := hashOf(v.key, e.Prev, canonical); !hmac.Equal([]byte(want), []byte(hash)) {
+		return e, errors.New("the hash does not match: the record was altered or forged (or the key is not the log's)")
+	}
+	return e, nil
+}
+
+// link checks that e follows the record before it.
+func (v *verifier) link(e *Entry, firstInFile, firstFile bool) error {
+	if v.last == nil {
+		switch {
+		case e.Seq == 1 && e.Prev == Genesis:
+		case e.Event == EventFileStart:
+			v.report.Warnings = append(v.report.Warnings,
+				fmt.Sprintf("the chain is verified from seq %d: the files before it were not given (rotated away?)", e.Seq))
+		default:
+			return errors.New("the first record neither starts the chain (seq 1) nor a file (file_start): the beginning of the file was cut")
+		}
+		v.report.FirstSeq = e.Seq
+		return nil
+	}
+	if firstInFile && !firstFile && e.Event != EventFileStart && !(e.Seq == 1 && v.last.Event == EventSeal) {
+		return errors.New("a file after the first does not start with file_start: its beginning was cut")
+	}
+	if e.Seq == 1 && e.Prev == Genesis && e.Event == EventAuditStart {
+		if v.last.Event != EventSeal {
+			return fmt.Errorf("a new chain starts after seq %d, which is not a seal: records were cut before it", v.last.Seq)
+		}
+		return nil
+	}
+	switch want := v.last.Seq + 1; {
+	case e.Seq < want:
+		return fmt.Errorf("seq %d comes after seq %d: records were reordered or repeated", e.Seq, v.last.Seq)
+	case e.Seq > want:
+		return fmt.Errorf("seq %d follows seq %d: %d record(s) missing before this one", e.Seq, v.last.Seq, e.Seq-want)
+	}
+	if e.Prev != v.last.Hash {
+		return errors.New("prev does not name the previous record's hash")
+	}
+	return nil
+}
+
+// readLine reads one newline-terminated line, without the newline.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		line = append(line, chunk...)
+		switch {
+		case err == nil:
+			return line[:len(line)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			if len(line) > maxLineBytes {
+				return nil, fmt.Errorf("a line longer than %d bytes", maxLineBytes)
+			}
+		case err == io.EOF && len(line) > 0:
+			return nil, errors.New("the last line is incomplete (no newline): the file was cut in the middle of a record")
+		default:
+			return nil, err
+		}
+	}
+}
+
+// OrderFiles sorts log files into chain order, by the seq of their first
+// record, so that a shell glob of rotated files can be given as is.
+func OrderFiles(files []string) ([]string, error) {
+	type first struct {
+		path string
+		seq  uint64
+	}
+	firsts := make([]first, 0, len(files))
+	for _, path := range files {
+		seq, err := firstSeq(path)
+		if err != nil {
+			return nil, err
+		}
+		firsts = append(firsts, first{path, seq})
+	}
+	sort.SliceStable(firsts, func(i, j int) bool { return firsts[i].seq < firsts[j].seq })
+	out := make([]string, len(firsts))
+	for i, f := range firsts {
+		out[i] = f.path
+	}
+	return out, nil
+}
+
+func firstSeq(path string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	defer f.Close()
+	line, err := readLine(bufio.NewReaderSize(f, 64<<10))
+	if err != nil && err != io.EOF {
+		return 0, &Problem{File: path, Line: 1, Why: err.Error()}
+	}
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 {
+		return 0, nil
+	}
+	e, err := parseEntry(line)
+	if err != nil {
+		return 0, &Problem{File: path, Line: 1, Why: strings.TrimSpace(err.Error())}
+	}
+	return e.Seq, nil
+}
