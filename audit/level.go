@@ -107,4 +107,3 @@ func (s Scope) check(prefix string) error {
 	}
 	return nil
 }
-
