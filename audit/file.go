@@ -125,8 +125,15 @@ func (f *File) Close() error {
 
 func (f *File) closeQuietly() { _ = f.Close() }
 
-// empty reports whether the open file holds nothing yet.
-func (f *File) empty() bool { return f.size == 0 }
+// empty reports whether the file holds nothing yet, reopening it first if
+// a failure closed it (it may be a new file by now). An error counts as
+// empty: the write that follows reports it.
+func (f *File) empty() bool {
+	if f.f == nil && f.open() != nil {
+		return true
+	}
+	return f.size == 0
+}
 
 // rotationDue reports whether the next records should go to a new file.
 func (f *File) rotationDue(now time.Time) bool {

@@ -34,6 +34,7 @@ type Config struct {
 	Auth      Auth      `yaml:"auth"`
 	Namespace Namespace `yaml:"namespace"`
 	Policy    Policy    `yaml:"policy"`
+	Audit     Audit     `yaml:"audit"`
 	Limits    Limits    `yaml:"limits"`
 	Log       Log       `yaml:"log"`
 }
@@ -288,7 +289,8 @@ func Default() *Config {
 			MaxChannelBytes:           4 << 10,
 			ClientOutputBuffer:        OutputBuffer{HardLimit: 32 << 20, SoftLimit: 8 << 20, SoftSeconds: 60},
 		},
-		Log: Log{Level: "info", Format: "console"},
+		Log:   Log{Level: "info", Format: "console"},
+		Audit: defaultAudit(),
 	}
 }
 

@@ -92,6 +92,7 @@ func parse(data []byte, dir string) (*Config, error) {
 		return nil, err
 	}
 	c.Policy.resolvePaths(dir)
+	c.Audit.resolvePaths(dir)
 	c.fillDerivedDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err

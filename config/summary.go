@@ -34,6 +34,7 @@ func (c *Config) Summary() string {
 	} else {
 		b.WriteString("policy:   built-in (each tenant may use the channels under its prefix)\n")
 	}
+	b.WriteString(c.Audit.summary())
 	fmt.Fprintf(&b, "users:    %d\n", len(c.Users))
 	for _, name := range sortedKeys(c.Users) {
 		u := c.Users[name]

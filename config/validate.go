@@ -41,6 +41,7 @@ func (c *Config) Validate() error {
 	c.validateLimits(add)
 	c.validateNamespace(add)
 	c.validatePolicy(add)
+	c.validateAudit(add)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -33,7 +33,7 @@ type Authorizer struct {
 
 	reloadMu sync.Mutex // one reload at a time
 	subsMu   sync.Mutex
-	onChange []func(revision string)
+	onReload []func(ReloadResult)
 
 	stats stats
 }
@@ -117,12 +117,31 @@ func (a *Authorizer) evaluate(ctx context.Context, c *compiled, r *Request, key 
 	return d
 }
 
-// OnChange registers f to run after every reload that changed the policy,
-// with the new revision (to re-check what was allowed before).
-func (a *Authorizer) OnChange(f func(revision string)) {
+// ReloadResult is the outcome of one reload.
+type ReloadResult struct {
+	Previous, Revision string // the revision before and the one in effect after
+	Err                error  // why the reload was refused; ErrUnchanged if nothing changed
+}
+
+// Changed reports whether a new revision took effect.
+func (r ReloadResult) Changed() bool { return r.Err == nil }
+
+// OnReload registers f to run after every reload, applied or not (to
+// re-check what was allowed before, to record it).
+func (a *Authorizer) OnReload(f func(ReloadResult)) {
 	a.subsMu.Lock()
 	defer a.subsMu.Unlock()
-	a.onChange = append(a.onChange, f)
+	a.onReload = append(a.onReload, f)
+}
+
+// notify tells the OnReload subscribers.
+func (a *Authorizer) notify(r ReloadResult) {
+	a.subsMu.Lock()
+	subs := append([]func(ReloadResult){}, a.onReload...)
+	a.subsMu.Unlock()
+	for _, f := range subs {
+		f(r)
+	}
 }
 
 // ErrUnchanged is returned by Reload when the sources did not change.
@@ -136,24 +155,21 @@ func (a *Authorizer) Reload(ctx context.Context) (revision string, err error) {
 	old := a.current.Load()
 	c, err := a.build(ctx, old.revision)
 	if errors.Is(err, ErrUnchanged) {
+		a.notify(ReloadResult{Previous: old.revision, Revision: old.revision, Err: err})
 		return old.revision, err
 	}
 	if err != nil {
 		a.stats.reloadFailures.Add(1)
 		a.log.Error("policy reload refused; the previous policy stays in effect",
 			zap.String("revision", old.revision), zap.Error(err))
+		a.notify(ReloadResult{Previous: old.revision, Revision: old.revision, Err: err})
 		return old.revision, err
 	}
 	a.current.Store(c)
 	a.stats.reloads.Add(1)
 	a.log.Info("policy reloaded", zap.String("previous_revision", old.revision),
 		zap.String("revision", c.revision), zap.String("modules", c.files), zap.String("bundle_revision", c.bundle))
-	a.subsMu.Lock()
-	subs := append([]func(string){}, a.onChange...)
-	a.subsMu.Unlock()
-	for _, f := range subs {
-		f(c.revision)
-	}
+	a.notify(ReloadResult{Previous: old.revision, Revision: c.revision})
 	return c.revision, nil
 }
 

@@ -189,7 +189,11 @@ func TestReloadSwapsPolicyAndCacheOrKeepsTheOld(t *testing.T) {
 	dir := writePolicy(t, map[string]string{"p.rego": "package pubgate.authz\nallow := true\n"})
 	a := newAuthorizer(t, Sources{Paths: []string{dir}})
 	var changes []string
-	a.OnChange(func(rev string) { changes = append(changes, rev) })
+	a.OnReload(func(r ReloadResult) {
+		if r.Changed() {
+			changes = append(changes, r.Revision)
+		}
+	})
 	first := a.Revision()
 	if !ask(a, Publish, "x").Allow {
 		t.Fatal("denied")
@@ -233,7 +237,11 @@ func TestWatchReloadsOnEdit(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	changed := make(chan string, 1)
-	a.OnChange(func(rev string) { changed <- rev })
+	a.OnReload(func(r ReloadResult) {
+		if r.Changed() {
+			changed <- r.Revision
+		}
+	})
 	if err := a.Watch(ctx); err != nil {
 		t.Fatal(err)
 	}
