@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"strings"
 
+	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
@@ -33,27 +35,27 @@ func (s *session) login(id auth.Identity) (refusal string) {
 	subject := policy.NewSubject(policy.Subject{
 		Tenant: id.Tenant, User: id.User, Roles: id.Roles, Method: id.Method, Claims: id.Claims, TLS: s.tlsInfo,
 	})
-	event := Event{Tenant: id.Tenant, User: id.User, Action: policy.Connect.String()}
 	switching := t != s.tenant
 	if switching {
 		if err := t.acquireConnection(); err != nil {
-			event.Type, event.Outcome, event.Reason = "quota", "deny", err.Error()
-			s.emit(event)
+			_ = s.recordLogin(id, audit.Failure, auditReason(err.Error()), "")
 			return err.Error()
 		}
 	}
-	d := s.ask(subject, policy.Connect, "", "")
-	event.Type, event.Reason, event.Revision = "authz", d.Reason, d.Revision
-	if !d.Allow {
+	refuse := func(reply string) string {
 		if switching {
 			t.releaseConnection()
 		}
-		event.Outcome = "deny"
-		s.emit(event)
-		return nopermReply(d)
+		return reply
 	}
-	event.Outcome = "allow"
-	s.emit(event)
+	d := s.ask(subject, policy.Connect, "", "")
+	if !d.Allow {
+		_ = s.recordLogin(id, audit.Failure, "denied by the policy: "+orDefault(d.Reason, "connect not allowed"), d.Revision)
+		return refuse(nopermReply(d))
+	}
+	if s.recordLogin(id, audit.Success, "", d.Revision) != nil {
+		return refuse(errAudit)
+	}
 	if switching && s.tenant != nil {
 		s.tenant.releaseConnection()
 	}
@@ -61,18 +63,32 @@ func (s *session) login(id auth.Identity) (refusal string) {
 	return ""
 }
 
-// authorize asks the policy about one channel or pattern, as the client
-// wrote it (name) and as it goes upstream (up), and records a denial.
-func (s *session) authorize(action policy.Action, name, up string) policy.Decision {
-	d := s.decide(action, name, up)
-	if !d.Allow {
-		s.emit(Event{Type: "authz", Outcome: "deny", Action: action.String(), Channel: name, Reason: d.Reason, Revision: d.Revision})
-	}
-	return d
+// recordLogin records a login attempt of id.
+func (s *session) recordLogin(id auth.Identity, outcome audit.Outcome, reason, revision string) error {
+	return s.record(audit.Record{Event: audit.EventAuth, Outcome: outcome, Tenant: id.Tenant, User: id.User,
+		AuthMethod: id.Method, Reason: reason, Revision: revision})
 }
 
-// decide is authorize without the record, for questions the client did
-// not ask (PUBSUB filtering, re-checks).
+// recordAuthFailure records a login that failed before it had an identity.
+func (s *session) recordAuthFailure(user, reason string) {
+	_ = s.record(audit.Record{Event: audit.EventAuth, Outcome: audit.Failure, User: user, Reason: reason})
+}
+
+// auditReason is an error reply as the audit log tells it, without the
+// reply's error code.
+func auditReason(reply string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(reply, "ERR "), "pubgate: ")
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// decide asks the policy about one channel or pattern, as the client wrote
+// it (name) and as it goes upstream (up).
 func (s *session) decide(action policy.Action, name, up string) policy.Decision {
 	return s.ask(s.subject, action, name, up)
 }
@@ -116,7 +132,8 @@ func (s *session) recheck() bool {
 	}
 	d := s.decide(policy.Connect, "", "")
 	if !d.Allow {
-		s.emit(Event{Type: "revoke", Outcome: "deny", Action: policy.Connect.String(), Reason: d.Reason, Revision: d.Revision})
+		s.recordRevoke(policy.Connect, "", d)
+		s.forceEnd("the policy no longer admits this connection")
 		s.mute = false
 		s.writeError("ERR pubgate: the policy no longer admits this connection; closing it")
 		s.flushReplies()
@@ -129,7 +146,7 @@ func (s *session) recheck() bool {
 			if d.Allow {
 				continue
 			}
-			s.emit(Event{Type: "revoke", Outcome: "deny", Action: subscribeAction[kind].String(), Channel: name, Reason: d.Reason, Revision: d.Revision})
+			s.recordRevoke(subscribeAction[kind], name, d)
 			delete(s.subs[kind], name)
 			count := s.countFor(upstream.Kind(kind))
 			mb.detach(func() {
@@ -141,4 +158,9 @@ func (s *session) recheck() bool {
 	}
 	s.releaseEntries(released)
 	return true
+}
+
+func (s *session) recordRevoke(action policy.Action, channel string, d policy.Decision) {
+	_ = s.record(audit.Record{Event: audit.EventRevoke, Outcome: audit.Deny, Action: action.String(), Channel: channel,
+		Reason: d.Reason, Revision: d.Revision})
 }

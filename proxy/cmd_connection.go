@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/auth"
 	"go.uber.org/zap"
 )
@@ -40,6 +41,7 @@ func (s *session) authenticate(user, password string) bool {
 	done, ok, wait := s.srv.throttle.Begin(host)
 	if !ok {
 		s.log.Info("login refused: address locked out after failed logins", zap.String("user", user))
+		s.recordAuthFailure(user, "address locked out after failed logins")
 		s.writeErrorf("ERR pubgate: too many failed logins from %s; try again in %s", host, wait.Round(time.Second))
 		return false
 	}
@@ -50,18 +52,22 @@ func (s *session) authenticate(user, password string) bool {
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		s.log.Info("authentication failed", zap.String("user", user))
+		s.recordAuthFailure(user, "invalid credentials")
 		s.writeError("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
 	case err != nil:
 		s.log.Error("authentication unavailable", zap.String("user", user), zap.Error(err))
+		s.recordAuthFailure(user, "authentication unavailable: "+err.Error())
 		s.writeError("ERR pubgate: authentication is unavailable, try again later")
 		return false
 	}
 	if !s.admits(id.Tenant) {
+		_ = s.recordLogin(id, audit.Failure, "the client certificate is of another tenant", "")
 		s.writeErrorf("ERR pubgate: the client certificate is of tenant %s; AUTH as a user of tenant %s refused", s.cert.Tenant, id.Tenant)
 		return false
 	}
 	if s.subscriptionCount() > 0 && (s.tenant == nil || id.Tenant != s.tenant.name) {
+		_ = s.recordLogin(id, audit.Failure, "cannot switch to another tenant while subscribed", "")
 		s.writeError("ERR pubgate: cannot switch to another tenant while subscribed; UNSUBSCRIBE or RESET first")
 		return false
 	}

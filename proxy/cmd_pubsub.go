@@ -65,7 +65,7 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 	}
 	action := subscribeAction[kind]
 	if err := s.tenant.acquireSubscriptions(len(fresh)); err != nil {
-		s.emit(Event{Type: "quota", Outcome: "deny", Action: action.String(), Channel: string(names[0]), Reason: err.Error()})
+		s.recordDecision(action, string(names[0]), policy.Decision{Reason: auditReason(err.Error())}, nil)
 		s.writeError(err.Error())
 		return
 	}
@@ -107,20 +107,25 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 
 // authorizeAll asks the policy about every name of a command; on the first
 // denial it replies NOPERM and reports false. Allowed names are recorded
-// only once the whole command is.
+// only once the whole command is; if the audit log cannot take them, the
+// command is refused.
 func (s *session) authorizeAll(action policy.Action, kind upstream.Kind, names [][]byte) bool {
-	revisions := make([]string, len(names))
+	decisions := make([]policy.Decision, len(names))
 	for i, n := range names {
 		name := string(n)
-		d := s.authorize(action, name, s.ns.Upstream(kind, name))
+		d := s.decide(action, name, s.ns.Upstream(kind, name))
 		if !d.Allow {
+			s.recordDecision(action, name, d, nil)
 			s.writeError(nopermReply(d))
 			return false
 		}
-		revisions[i] = d.Revision
+		decisions[i] = d
 	}
 	for i, n := range names {
-		s.emit(Event{Type: "authz", Outcome: "allow", Action: action.String(), Channel: string(n), Revision: revisions[i]})
+		if !s.recordDecision(action, string(n), decisions[i], nil) {
+			s.writeError(errAudit)
+			return false
+		}
 	}
 	return true
 }
@@ -240,11 +245,16 @@ func (s *session) deferPublish(args [][]byte) bool {
 // policy; it returns the error reply of a refusal.
 func (s *session) admitPublish(action policy.Action, channel, up string, payload []byte) (refusal string) {
 	if err := s.tenant.admitPublish(len(payload)); err != nil {
-		s.emit(Event{Type: "quota", Outcome: "deny", Action: action.String(), Channel: channel, Reason: err.Error()})
+		s.recordDecision(action, channel, policy.Decision{Reason: auditReason(err.Error())}, payload)
 		return err.Error()
 	}
-	if d := s.authorize(action, channel, up); !d.Allow {
+	d := s.decide(action, channel, up)
+	switch {
+	case !d.Allow:
+		s.recordDecision(action, channel, d, payload)
 		return nopermReply(d)
+	case !s.recordDecision(action, channel, d, payload):
+		return errAudit
 	}
 	return ""
 }

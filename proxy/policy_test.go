@@ -253,7 +253,11 @@ func TestPolicyReloadRevokesSubscriptions(t *testing.T) {
 	}
 	write(`allow := true` + "\n")
 	env, authz := startPolicyProxy(t, rewriteShared, nil, dir)
-	authz.OnChange(func(string) { env.srv.Recheck() })
+	authz.OnReload(func(r policy.ReloadResult) {
+		if r.Changed() {
+			env.srv.Recheck()
+		}
+	})
 
 	resp2 := loginAs(t, env, "alice")
 	resp2.Do("SUBSCRIBE", "keep", "drop.a")
@@ -298,7 +302,11 @@ func TestPolicyReloadEndsConnectionsItNoLongerAdmits(t *testing.T) {
 		t.Fatal(err)
 	}
 	env, authz := startPolicyProxy(t, rewriteShared, nil, dir)
-	authz.OnChange(func(string) { env.srv.Recheck() })
+	authz.OnReload(func(r policy.ReloadResult) {
+		if r.Changed() {
+			env.srv.Recheck()
+		}
+	})
 	bob := loginAs(t, env, "bob")
 	alice := loginAs(t, env, "alice")
 	if err := os.WriteFile(path, []byte("package pubgate.authz\nallow if input.tenant != \"globex\"\n"), 0o600); err != nil {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/policy"
@@ -29,8 +30,10 @@ type Options struct {
 	Auth      auth.Authenticator
 	// Authorizer decides every connect, subscribe and publish; required.
 	Authorizer Authorizer
-	// Events receives authorization and quota events; nil: the log.
-	Events       EventSink
+	// Audit receives the audit records; nil: the operational log.
+	Audit Auditor
+	// AuditLevels say which allowed actions are recorded, per tenant.
+	AuditLevels  audit.Levels
 	DefaultUser  *auth.Identity // bound to connections before AUTH; nil: AUTH required
 	LoginTimeout time.Duration  // unauthenticated connections are closed after it; 0: never
 	Throttle     *auth.Throttle // failed-login throttle per client address; nil: none
@@ -61,7 +64,7 @@ type Server struct {
 	hub             *Hub
 	auth            auth.Authenticator
 	authz           Authorizer
-	events          EventSink
+	audit           Auditor
 	defaultUser     *auth.Identity
 	loginTimeout    time.Duration
 	throttle        *auth.Throttle
@@ -92,8 +95,8 @@ func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	if o.Events == nil {
-		o.Events = logEvents{o.Logger.Named("event")}
+	if o.Audit == nil {
+		o.Audit = logAuditor{o.Logger.Named("audit")}
 	}
 	if o.UpstreamTimeout <= 0 {
 		o.UpstreamTimeout = 5 * time.Second
@@ -102,7 +105,7 @@ func New(o Options) (*Server, error) {
 		o.DrainTimeout = 5 * time.Second
 	}
 	s := &Server{
-		limits: o.Limits, broker: o.Broker, auth: o.Auth, authz: o.Authorizer, events: o.Events, defaultUser: o.DefaultUser,
+		limits: o.Limits, broker: o.Broker, auth: o.Auth, authz: o.Authorizer, audit: o.Audit, defaultUser: o.DefaultUser,
 		loginTimeout: o.LoginTimeout, throttle: o.Throttle,
 		certIdentity: o.CertificateIdentity, certLogin: o.CertificateLogin,
 		upstreamTimeout: o.UpstreamTimeout, drainTimeout: o.DrainTimeout,
@@ -114,6 +117,7 @@ func New(o Options) (*Server, error) {
 	}
 	for name, t := range o.Tenants {
 		s.tenants[name] = newTenant(name, t, o.Namespace)
+		s.tenants[name].audit = resolveLevels(o.AuditLevels, name)
 	}
 	if d := o.DefaultUser; d != nil && s.tenants[d.Tenant] == nil {
 		return nil, fmt.Errorf("proxy: default user %q has unknown tenant %q", d.User, d.Tenant)
@@ -155,6 +159,8 @@ func (s *Server) accept(conn net.Conn) {
 		s.mu.Unlock()
 		if full {
 			s.log.Warn("refusing client: limits.max_clients reached", zap.String("addr", conn.RemoteAddr().String()))
+			_ = s.audit.Record(audit.Record{Time: time.Now(), Event: audit.EventConnect, Outcome: audit.Failure,
+				ClientAddr: conn.RemoteAddr().String(), Reason: "limits.max_clients reached"})
 			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = conn.Write([]byte("-ERR max number of clients reached\r\n"))
 		}
@@ -219,6 +225,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for sess := range s.sessions {
 		// Unblock the reader; the session drains its outbox and closes.
+		sess.forceEnd("server shutting down")
 		sess.wake(wakeEnd)
 	}
 	s.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
@@ -50,6 +51,8 @@ type session struct {
 	// wakeups asks the reader, woken by a read deadline, to do something
 	// for another goroutine (wakeEnd, wakeRecheck).
 	wakeups atomic.Uint32
+	// forcedEnd is why pubgate ended the session, if it did (see forceEnd).
+	forcedEnd atomic.Pointer[string]
 
 	name, libName, libVer string
 	replyOff, skipNext    bool
@@ -169,6 +172,7 @@ func (s *session) loginExpired() {
 // shutdown.
 func (s *session) endWith(reason, reply string) {
 	s.log.Info("closing connection: " + reason)
+	s.forceEnd(reason)
 	s.out.pushNotice(redcon.AppendError(nil, reply))
 	s.wake(wakeEnd)
 }
@@ -211,6 +215,7 @@ func (s *session) woken(err error) bool {
 // megabytes.
 func (s *session) overflow(reason string) {
 	s.log.Warn("disconnecting slow client", zap.String("reason", reason))
+	s.forceEnd("slow consumer: " + reason)
 	s.srv.slowDisconnects.Add(1)
 	conn := s.conn
 	if tc, ok := conn.(*tls.Conn); ok {
@@ -228,9 +233,12 @@ func (s *session) serve() {
 	go func() { writerDone <- s.out.writeLoop(s.conn) }()
 
 	err := s.handshake()
+	s.recordConnect(err)
 	if err == nil {
 		s.bindDefaultUser() // a client certificate may bind, or exclude the default user
 		err = s.readLoopGuarded()
+		reason, forced := s.endReason(err)
+		_ = s.record(audit.Record{Event: audit.EventDisconnect, Reason: reason, Forced: forced})
 	}
 	s.stopLoginTimer()
 	s.armExpiry(time.Time{})
@@ -245,6 +253,19 @@ func (s *session) serve() {
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.drainTimeout))
 	<-writerDone
 	_ = s.conn.Close()
+}
+
+// recordConnect records a new connection, or why its TLS handshake (or
+// its certificate) failed.
+func (s *session) recordConnect(handshake error) {
+	r := audit.Record{Event: audit.EventConnect, Outcome: audit.Success}
+	if handshake != nil {
+		r.Outcome, r.Reason = audit.Failure, handshake.Error()
+	}
+	if s.tlsInfo != nil {
+		r.TLSVersion, r.TLSSubject = s.tlsInfo.Version, s.tlsInfo.Subject
+	}
+	_ = s.record(r)
 }
 
 // handshake completes TLS before the first command, so that a client
@@ -310,6 +331,7 @@ func (s *session) readLoopGuarded() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("session panicked; connection closed", zap.Any("panic", r), zap.Stack("stack"))
+			s.forceEnd("internal error")
 			err = fmt.Errorf("panic: %v", r)
 		}
 	}()

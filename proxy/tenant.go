@@ -15,6 +15,7 @@ type tenant struct {
 	name   string
 	ns     *Namespace
 	quotas config.Quotas
+	audit  auditLevels // what the tenant's allowed actions record
 
 	connections   atomic.Int64
 	subscriptions atomic.Int64
