@@ -44,6 +44,7 @@ type gateway struct {
 	port   int
 	caFile string      // the local CA's certificate, for clients to trust
 	logs   *syncBuffer // what pubgate logged so far
+	stop   func() int  // stops pubgate (as SIGTERM does) and returns its exit status
 }
 
 // tlsConfig is a client configuration trusting the gateway's CA.
@@ -82,13 +83,22 @@ func startGatewayWith(t *testing.T, config string, g gateway) gateway {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	g.logs = logs
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve", "--config", path}, nil, io.Discard, logs) }()
+	exited := make(chan struct{})
+	var code int
+	go func() {
+		defer close(exited)
+		code = run(ctx, []string{"serve", "--config", path}, nil, io.Discard, logs)
+	}()
+	g.stop = func() int {
+		cancel()
+		<-exited
+		return code
+	}
 	// pubgate listens on port 0 and logs the address it got: no other
 	// process can take the port between choosing and binding it.
 	testutil.Eventually(t, "pubgate listening", func() bool {
 		select {
-		case code := <-done:
+		case <-exited:
 			t.Fatalf("pubgate exited %d before listening; log:\n%s", code, logs)
 		default:
 		}
@@ -100,8 +110,7 @@ func startGatewayWith(t *testing.T, config string, g gateway) gateway {
 		return true
 	})
 	t.Cleanup(func() {
-		cancel()
-		if code := <-done; code != 0 || t.Failed() {
+		if code := g.stop(); code != 0 || t.Failed() {
 			t.Logf("pubgate exited %d; log:\n%s", code, logs)
 			if code != 0 {
 				t.Fail()

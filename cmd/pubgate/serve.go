@@ -63,15 +63,25 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, reload <
 		return err
 	}
 	defer broker.Close()
+	auditor, closeAudit, err := openAudit(cfg.Audit, cmd.OutOrStdout(), log)
+	if err != nil {
+		return err
+	}
+	defer closeAudit(cfg.Listen.ShutdownTimeout)
 	authz, err := newAuthorizer(ctx, cfg, log.Named("policy"))
 	if err != nil {
 		return err
 	}
-	srv, err := newProxy(ctx, cfg, broker, authz, log)
+	srv, err := newProxy(ctx, cfg, broker, authz, auditor, log)
 	if err != nil {
 		return err
 	}
-	authz.OnChange(func(string) { srv.Recheck() })
+	authz.OnReload(func(r policy.ReloadResult) {
+		recordReload(auditor, r)
+		if r.Changed() {
+			srv.Recheck()
+		}
+	})
 	if cfg.Policy.Watch && cfg.Policy.Configured() {
 		if err := authz.Watch(ctx); err != nil {
 			return fmt.Errorf("policy: watch: %w", err)
@@ -158,7 +168,7 @@ func openBroker(u config.Upstream) (upstream.Broker, error) {
 	return upstream.NewRedis(upstream.RedisOptions{URL: u.URL, Timeout: u.Timeout, PoolSize: u.PoolSize, TLS: tlsConfig})
 }
 
-func newProxy(ctx context.Context, cfg *config.Config, broker upstream.Broker, authz proxy.Authorizer, log *zap.Logger) (*proxy.Server, error) {
+func newProxy(ctx context.Context, cfg *config.Config, broker upstream.Broker, authz proxy.Authorizer, auditor proxy.Auditor, log *zap.Logger) (*proxy.Server, error) {
 	users := make(map[string]auth.PasswordUser, len(cfg.Users))
 	for name, u := range cfg.Users {
 		users[name] = auth.PasswordUser{Tenant: u.Tenant, PasswordHash: u.PasswordHash, Roles: u.Roles}
@@ -192,7 +202,7 @@ func newProxy(ctx context.Context, cfg *config.Config, broker upstream.Broker, a
 		CertificateIdentity: certIdentity,
 		CertificateLogin:    cfg.Auth.Certificates != nil && cfg.Auth.Certificates.Login == "certificate",
 		Limits:              cfg.Limits, Tenants: cfg.Tenants, Namespace: cfg.Namespace,
-		Broker: broker, Auth: authenticator, Authorizer: authz,
+		Broker: broker, Auth: authenticator, Authorizer: authz, Audit: auditor, AuditLevels: cfg.Audit.AuditLevels(),
 		DefaultUser: defaultUser, UpstreamTimeout: cfg.Upstream.Timeout, LoginTimeout: cfg.Auth.LoginTimeout,
 		Throttle:     auth.NewThrottle(cfg.Auth.Throttle.MaxFailures, cfg.Auth.Throttle.Window, cfg.Auth.Throttle.Lockout),
 		DrainTimeout: cfg.Listen.ShutdownTimeout, Version: buildVersion(), Logger: log,

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/pubgate/pubgate/audit"
+	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/policy"
+	"github.com/pubgate/pubgate/proxy"
+	"go.uber.org/zap"
+)
+
+// openAudit opens the configured audit log; without one, records go to the
+// operational log. The returned close flushes and seals it, waiting at
+// most the given time for a failing sink.
+func openAudit(c config.Audit, stdout io.Writer, log *zap.Logger) (proxy.Auditor, func(time.Duration), error) {
+	if !c.Enabled() {
+		return nil, func(time.Duration) {}, nil
+	}
+	key, err := audit.LoadKey(c.KeyFile, c.KeyEnv)
+	if err != nil {
+		return nil, nil, err
+	}
+	o := audit.Options{
+		Key: key, FailClosed: c.FailClosed, QueueSize: c.QueueSize,
+		FsyncInterval: c.FsyncInterval, FsyncRecords: c.FsyncRecords, SealInterval: c.SealInterval,
+		Logger: log.Named("audit"),
+	}
+	if c.Sink == "file" {
+		if o.File, err = audit.OpenFile(audit.FileOptions{Path: c.Path, MaxSize: int64(c.MaxSize), MaxAge: c.MaxAge, MaxBackups: c.MaxBackups}); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		o.Stream = stdout
+	}
+	l, err := audit.New(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("audit log open", zap.String("sink", c.Sink), zap.String("path", c.Path), zap.Bool("fail_closed", c.FailClosed))
+	return l, func(timeout time.Duration) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := l.Close(ctx); err != nil {
+			log.Error("audit log not closed cleanly", zap.Error(err))
+		}
+	}, nil
+}
+
+// recordReload records a policy reload, applied, refused or unchanged.
+func recordReload(a proxy.Auditor, r policy.ReloadResult) {
+	if a == nil {
+		return
+	}
+	rec := audit.Record{Time: time.Now(), Event: audit.EventPolicyReload, Outcome: audit.Success, Revision: r.Revision}
+	switch {
+	case errors.Is(r.Err, policy.ErrUnchanged):
+		rec.Reason = "unchanged"
+	case r.Err != nil:
+		rec.Outcome, rec.Reason = audit.Failure, "refused, revision "+r.Previous+" stays in effect: "+r.Err.Error()
+	default:
+		rec.Reason = "replaces revision " + r.Previous
+	}
+	_ = a.Record(rec)
+}
