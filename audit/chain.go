@@ -6,7 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"time"
+	"hash"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -30,48 +30,50 @@ const MinKeyBytes = 32
 // is its canonical JSON (ending with "prev") with the hash member added,
 // hash = HMAC-SHA256(key, prev ‖ canonical JSON). The canonical JSON is the
 // exact bytes written, so verification never re-encodes anything.
+//
+// A chain is used by one goroutine; it reuses its MAC and buffers, so that
+// chaining a record allocates only the new prev.
 type chain struct {
-	key  []byte
-	seq  uint64
-	prev string
-	enc  zapcore.Encoder
+	seq     uint64
+	prev    string
+	enc     zapcore.Encoder
+	mac     hash.Hash
+	fields  [3]zapcore.Field
+	scratch []byte
+	sum     [2 * sha256.Size]byte
 }
 
 func newChain(key []byte, seq uint64, prev string) *chain {
-	return &chain{key: key, seq: seq, prev: prev, enc: zapcore.NewJSONEncoder(zapcore.EncoderConfig{
+	return &chain{seq: seq, prev: prev, mac: hmac.New(sha256.New, key), enc: zapcore.NewJSONEncoder(zapcore.EncoderConfig{
 		TimeKey: "ts", MessageKey: "event",
-		EncodeTime:     utcRFC3339Nano,
+		EncodeTime:     zapcore.RFC3339NanoTimeEncoder, // of a UTC time: see next
 		EncodeDuration: zapcore.StringDurationEncoder,
 		LineEnding:     "\n",
 	})}
 }
 
-func utcRFC3339Nano(t time.Time, enc zapcore.PrimitiveArrayEncoder) {
-	enc.AppendString(t.UTC().Format(time.RFC3339Nano))
-}
-
 // next appends the line of the chain's next record to dst.
 func (c *chain) next(dst []byte, r *Record) ([]byte, error) {
 	c.seq++
-	buf, err := c.enc.EncodeEntry(zapcore.Entry{Time: r.Time, Message: string(r.Event)},
-		[]zapcore.Field{zap.Uint64("seq", c.seq), zap.Inline(r), zap.String("prev", c.prev)})
+	c.fields = [3]zapcore.Field{zap.Uint64("seq", c.seq), zap.Inline(r), zap.String("prev", c.prev)}
+	buf, err := c.enc.EncodeEntry(zapcore.Entry{Time: r.Time.UTC(), Message: string(r.Event)}, c.fields[:])
 	if err != nil {
 		c.seq--
 		return dst, err
 	}
 	defer buf.Free()
 	canonical := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	hash := c.sum(c.prev, canonical)
+	c.mac.Reset()
+	c.scratch = append(c.scratch[:0], c.prev...)
+	c.mac.Write(c.scratch)
+	c.mac.Write(canonical)
+	hex.Encode(c.sum[:], c.mac.Sum(c.scratch[:0]))
 	dst = append(dst, canonical[:len(canonical)-1]...)
 	dst = append(dst, hashKey...)
-	dst = append(dst, hash...)
+	dst = append(dst, c.sum[:]...)
 	dst = append(dst, "\"}\n"...)
-	c.prev = hash
+	c.prev = string(c.sum[:])
 	return dst, nil
-}
-
-func (c *chain) sum(prev string, canonical []byte) string {
-	return hashOf(c.key, prev, canonical)
 }
 
 func hashOf(key []byte, prev string, canonical []byte) string {

@@ -1,0 +1,40 @@
+package audit
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// BenchmarkLogger measures the audit writer's throughput: b.N metadata
+// records of a publish through Record into a real file with group fsync
+// (the default bounds), until Close has written, sealed and fsynced them.
+func BenchmarkLogger(b *testing.B) {
+	file, err := OpenFile(FileOptions{Path: filepath.Join(b.TempDir(), "audit.log"), MaxSize: 100 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := New(Options{Key: testKey, File: file, FailClosed: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := Record{Time: time.Now(), Event: EventAuthz, Outcome: Allow, Tenant: "acme", User: "alice", AuthMethod: "password",
+		ClientID: 42, ClientAddr: "127.0.0.1:50312", Action: "publish", Channel: "orders.eu", Revision: "3089772db610"}
+	r.SetPayload(Metadata, make([]byte, 64))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := l.Record(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	if s := l.Stats(); s.Written != int64(b.N) {
+		b.Fatalf("written %d of %d", s.Written, b.N)
+	}
+}
