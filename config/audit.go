@@ -88,7 +88,8 @@ func (c *Config) validateAudit(add addFunc) {
 		add("audit.sink", "must be none, file or stdout, not %q", a.Sink)
 	}
 	if err := a.AuditLevels().Check("audit"); err != nil {
-		add("audit", "%v", strings.TrimPrefix(err.Error(), "audit."))
+		key, msg, _ := strings.Cut(err.Error(), ": ") // Check names the key
+		add(key, "%s", msg)
 	}
 	for _, name := range sortedKeys(a.Tenants) {
 		if c.Tenants[name] == nil {

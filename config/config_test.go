@@ -117,6 +117,17 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"negative quota", "listen: {plaintext: true}\ntenants:\n  acme: {quotas: {max_connections: -1}}\n", "tenants.acme.quotas.max_connections: must not be negative"},
 		{"negative rate", "listen: {plaintext: true}\ntenants:\n  acme: {quotas: {publish_rate: {messages: -5}}}\n", "tenants.acme.quotas.publish_rate.messages: must not be negative"},
 		{"unknown quota", "listen: {plaintext: true}\ntenants:\n  acme: {quotas: {max_conns: 1}}\n", "tenants.acme.quotas.max_conns: unknown key"},
+		{"bad audit sink", base + "audit: {sink: syslog}\n", `audit.sink: must be none, file or stdout, not "syslog"`},
+		{"audit file without path", base + "audit: {sink: file, key_env: PUBGATE_TEST_NO_SUCH_VAR}\n", "audit.path: the file sink needs a path"},
+		{"audit without key", base + "audit: {sink: stdout}\n", "audit.key_file: no key"},
+		{"audit key env unset", base + "audit: {sink: stdout, key_env: PUBGATE_TEST_NO_SUCH_VAR}\n", "audit.key_env: key: environment variable PUBGATE_TEST_NO_SUCH_VAR is empty or not set"},
+		{"audit key file missing", base + "audit: {sink: stdout, key_file: /nope.key}\n", "audit.key_file: key: open /nope.key"},
+		{"audit key in config", base + "audit: {sink: stdout, key: abc}\n", "audit.key: unknown key"},
+		{"bad audit level", base + "audit: {level: all}\n", `audit.level: must be none, metadata, payload_digest or payload, not "all"`},
+		{"bad audit action", base + "audit: {levels: {connect: none}}\n", `audit.levels: unknown action "connect"`},
+		{"audit tenant unknown", base + "audit: {tenants: {initech: {level: none}}}\n", "audit.tenants.initech: no such tenant"},
+		{"bad audit tenant level", base + "audit: {tenants: {acme: {levels: {publish: loads}}}}\n", "audit.tenants.acme.levels.publish: must be none"},
+		{"zero fsync records", base + "audit: {fsync_records: 0}\n", "audit.fsync_records: must be positive"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,5 +213,34 @@ func TestPolicyPathsAreRelativeToTheConfigFile(t *testing.T) {
 	}
 	if s := c.Summary(); !strings.Contains(s, "quotas: 3 connections, 10 msg/s, 1.0 KiB/s") || !strings.Contains(s, "policies, reloaded on change") {
 		t.Fatalf("summary:\n%s", s)
+	}
+}
+
+func TestAuditSettings(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "audit.key"), []byte(strings.Repeat("k", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "pubgate.yaml")
+	cfg := "listen: {plaintext: true}\ntenants: {acme: {}, globex: {}}\n" +
+		"audit: {sink: file, path: log/audit.log, key_file: audit.key, levels: {publish: metadata}, tenants: {globex: {level: payload_digest}}}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Audit
+	if a.Path != filepath.Join(dir, "log/audit.log") || a.KeyFile != filepath.Join(dir, "audit.key") || !a.FailClosed ||
+		a.FsyncInterval != time.Second || a.FsyncRecords != 1000 || a.SealInterval != time.Minute || a.MaxSize != 100<<20 {
+		t.Fatalf("audit %+v", a)
+	}
+	s := c.Summary()
+	for _, want := range []string{"audit:    file " + a.Path, "fail closed", "all tenants      subscribe=metadata psubscribe=metadata ssubscribe=metadata publish=metadata spublish=none",
+		"tenant globex    subscribe=payload_digest"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary lacks %q:\n%s", want, s)
+		}
 	}
 }
