@@ -260,6 +260,9 @@ func (l *Logger) run() {
 			l.pending = append(l.pending, l.internal(EventSeal, "shutdown"))
 			l.commit(true)
 			l.report()
+			// An anchor outside the files: what remains of a log cut back
+			// to an earlier seal no longer ends with this one.
+			l.o.Logger.Info("audit log sealed", zap.Uint64("seq", l.chain.seq), zap.String("hash", l.chain.prev))
 			if l.o.File != nil {
 				_ = l.o.File.Close()
 			}
