@@ -25,7 +25,12 @@ func openLogger(t *testing.T, path string, adjust func(*Options)) *Logger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	t.Cleanup(func() {
+		// Bounded: a test that failed may leave the sink failing.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = l.Close(ctx)
+	})
 	return l
 }
 
