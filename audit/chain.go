@@ -43,12 +43,11 @@ type chain struct {
 	sum     [2 * sha256.Size]byte
 }
 
-func newChain(key []byte, seq uint64, prev string) *chain {
-	return &chain{seq: seq, prev: prev, mac: hmac.New(sha256.New, key), enc: zapcore.NewJSONEncoder(zapcore.EncoderConfig{
+func newChain(key []byte) *chain {
+	return &chain{prev: Genesis, mac: hmac.New(sha256.New, key), enc: zapcore.NewJSONEncoder(zapcore.EncoderConfig{
 		TimeKey: "ts", MessageKey: "event",
-		EncodeTime:     zapcore.RFC3339NanoTimeEncoder, // of a UTC time: see next
-		EncodeDuration: zapcore.StringDurationEncoder,
-		LineEnding:     "\n",
+		EncodeTime: zapcore.RFC3339NanoTimeEncoder, // of a UTC time: see next
+		LineEnding: "\n",
 	})}
 }
 

@@ -75,11 +75,12 @@ type Logger struct {
 	stop  chan struct{} // Close asks the writer to finish
 	// abandon tells the writer, retrying a failing sink at Close, that the
 	// close deadline passed.
-	abandon   chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-	closed    atomic.Bool
-	failing   atomic.Bool
+	abandon     chan struct{}
+	abandonOnce sync.Once
+	done        chan struct{}
+	closeOnce   sync.Once
+	closed      atomic.Bool
+	failing     atomic.Bool
 
 	written, dropped, refused atomic.Int64
 
@@ -118,7 +119,7 @@ func New(o Options) (*Logger, error) {
 		stop: make(chan struct{}), abandon: make(chan struct{}), done: make(chan struct{}),
 	}
 	start := Record{Time: time.Now(), Event: EventAuditStart, Outcome: Success, Reason: "new chain"}
-	l.sink, l.chain = o.Stream, newChain(o.Key, 0, Genesis)
+	l.sink, l.chain = o.Stream, newChain(o.Key)
 	if o.File != nil {
 		l.sink = o.File
 		if err := l.continueChain(&start); err != nil {
@@ -151,7 +152,7 @@ func (l *Logger) continueChain(start *Record) error {
 		if err != nil {
 			return fmt.Errorf("audit: cannot continue the chain of %s: its last record is unreadable (%v); move the file away to start a new chain", l.o.File.o.Path, err)
 		}
-		l.chain = newChain(l.o.Key, e.Seq, e.Hash)
+		l.chain.seq, l.chain.prev = e.Seq, e.Hash
 		start.Reason = "continues the chain; the previous run ended with a seal"
 		if e.Event != EventSeal {
 			start.Outcome = Failure
@@ -174,7 +175,7 @@ func (l *Logger) Record(r Record) error {
 		l.dropped.Add(1)
 		return ErrClosed
 	}
-	mustRecord := l.o.FailClosed && r.grants()
+	mustRecord := l.o.FailClosed && r.Grants()
 	if mustRecord && l.failing.Load() {
 		l.refused.Add(1)
 		return ErrUnavailable
@@ -219,17 +220,9 @@ func (l *Logger) Close(ctx context.Context) error {
 	case <-l.done:
 		return nil
 	case <-ctx.Done():
-		l.abandonOnce()
+		l.abandonOnce.Do(func() { close(l.abandon) })
 		<-l.done
 		return fmt.Errorf("audit: closed before everything was written: %w", ctx.Err())
-	}
-}
-
-func (l *Logger) abandonOnce() {
-	select {
-	case <-l.abandon:
-	default:
-		close(l.abandon)
 	}
 }
 

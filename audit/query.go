@@ -1,11 +1,9 @@
 package audit
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,31 +133,20 @@ func Query(files []string, f Filter, emit func(line []byte, e *Entry) error) err
 }
 
 func queryFile(path string, f *Filter, emit func([]byte, *Entry) error) error {
-	file, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	defer file.Close()
-	r := bufio.NewReaderSize(file, 64<<10)
-	for n := 1; ; n++ {
-		line, err := readLine(r)
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("audit: %w", &Problem{File: path, Line: n, Why: err.Error()})
-		}
+	_, err := eachLine(path, func(n int, line []byte) error {
 		e, err := parseEntry(line)
 		if err != nil {
-			return fmt.Errorf("audit: %w", &Problem{File: path, Line: n, Why: err.Error()})
+			return &Problem{File: path, Line: n, Why: err.Error()}
 		}
 		if !f.Match(e) {
-			continue
+			return nil
 		}
-		if err := emit(line, e); err != nil {
-			return err
-		}
+		return emit(line, e)
+	})
+	if p, ok := err.(*Problem); ok { // a line that could not be read or parsed, not emit's error
+		return fmt.Errorf("audit: %w", p)
 	}
+	return err
 }
 
 // maxReasonRunes keeps a long reason (a policy's message, an error) from

@@ -66,9 +66,9 @@ type Record struct {
 	Payload     []byte            // at Payload; a copy the record owns
 }
 
-// grants reports whether the record admits the client to something: a
+// Grants reports whether the record admits the client to something: a
 // fail-closed log must refuse those it cannot write.
-func (r *Record) grants() bool {
+func (r *Record) Grants() bool {
 	return r.Outcome == Allow || (r.Event == EventAuth && r.Outcome == Success)
 }
 

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 )
 
 // maxLineBytes bounds one record when reading a log back: a payload-level
@@ -82,25 +81,9 @@ type verifier struct {
 }
 
 func (v *verifier) file(path string, first bool) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
-	for n := 1; ; n++ {
-		line, err := readLine(r)
-		if err == io.EOF {
-			if n == 1 {
-				return &Problem{File: path, Why: "empty file"}
-			}
-			return nil
-		}
+	lines, err := eachLine(path, func(n int, line []byte) error {
 		bad := func(seq uint64, format string, args ...any) error {
 			return &Problem{File: path, Line: n, Seq: seq, Why: fmt.Sprintf(format, args...)}
-		}
-		if err != nil {
-			return bad(0, "%v", err)
 		}
 		e, err := v.check(line)
 		if err != nil {
@@ -118,6 +101,35 @@ func (v *verifier) file(path string, first bool) error {
 		v.report.LastSeq = e.Seq
 		if e.Event == EventAuditStart && e.Outcome == Failure {
 			v.report.Warnings = append(v.report.Warnings, fmt.Sprintf("%s:%d: seq %d: %s", path, n, e.Seq, e.Reason))
+		}
+		return nil
+	})
+	if err == nil && lines == 0 {
+		return &Problem{File: path, Why: "empty file"}
+	}
+	return err
+}
+
+// eachLine calls f with each line of a file (numbered from 1, without its
+// newline) until f returns an error, and returns how many lines it read. A
+// line that cannot be read is a *Problem naming it.
+func eachLine(path string, f func(n int, line []byte) error) (int, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	defer file.Close()
+	r := bufio.NewReaderSize(file, 64<<10)
+	for n := 1; ; n++ {
+		line, err := readLine(r)
+		if err == io.EOF {
+			return n - 1, nil
+		}
+		if err != nil {
+			return n - 1, &Problem{File: path, Line: n, Why: err.Error()}
+		}
+		if err := f(n, line); err != nil {
+			return n, err
 		}
 	}
 }
@@ -217,23 +229,23 @@ func OrderFiles(files []string) ([]string, error) {
 	return out, nil
 }
 
-func firstSeq(path string) (uint64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
+// errStop ends eachLine early without an error.
+var errStop = errors.New("stop")
+
+func firstSeq(path string) (seq uint64, err error) {
+	_, err = eachLine(path, func(_ int, line []byte) error {
+		if line = bytes.TrimSpace(line); len(line) == 0 {
+			return errStop
+		}
+		e, err := parseEntry(line)
+		if err != nil {
+			return &Problem{File: path, Line: 1, Why: err.Error()}
+		}
+		seq = e.Seq
+		return errStop
+	})
+	if errors.Is(err, errStop) {
+		err = nil
 	}
-	defer f.Close()
-	line, err := readLine(bufio.NewReaderSize(f, 64<<10))
-	if err != nil && err != io.EOF {
-		return 0, &Problem{File: path, Line: 1, Why: err.Error()}
-	}
-	line = bytes.TrimSpace(line)
-	if len(line) == 0 {
-		return 0, nil
-	}
-	e, err := parseEntry(line)
-	if err != nil {
-		return 0, &Problem{File: path, Line: 1, Why: strings.TrimSpace(err.Error())}
-	}
-	return e.Seq, nil
+	return seq, err
 }

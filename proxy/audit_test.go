@@ -23,7 +23,7 @@ type recorder struct {
 func (r *recorder) Record(rec audit.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.unavailable && (rec.Outcome == audit.Allow || rec.Event == audit.EventAuth && rec.Outcome == audit.Success) {
+	if r.unavailable && rec.Grants() {
 		return audit.ErrUnavailable
 	}
 	r.records = append(r.records, rec)

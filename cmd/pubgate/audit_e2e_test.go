@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -158,7 +160,7 @@ func TestAuditLogOfARealSession(t *testing.T) {
 	// go-redis opens its connections (one for PUBLISH, one for SUBSCRIBE)
 	// in its own order; match by content.
 	var got [][]string
-	for _, id := range sortedIDs(byClient) {
+	for _, id := range slices.Sorted(maps.Keys(byClient)) {
 		got = append(got, byClient[id])
 	}
 	if !sameSessions(got, want) {
@@ -209,21 +211,6 @@ func slowSubscriber(t *testing.T, g gateway, channel string) net.Conn {
 		got = append(got, buf[:n]...)
 	}
 	return conn
-}
-
-func sortedIDs(m map[int64][]string) []int64 {
-	ids := make([]int64, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	for i := range ids {
-		for j := i + 1; j < len(ids); j++ {
-			if ids[j] < ids[i] {
-				ids[i], ids[j] = ids[j], ids[i]
-			}
-		}
-	}
-	return ids
 }
 
 // sameSessions compares two lists of sessions' records, ignoring the
