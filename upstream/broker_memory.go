@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"sort"
 	"sync"
@@ -47,14 +48,19 @@ func (m *Memory) Publish(ctx context.Context, batch []Publication) error {
 }
 
 func (m *Memory) publish(ctx context.Context, p *Publication) (int64, error) {
-	// The hub reads the payload after Publish returned: copy it once for all
-	// of its deliveries.
-	p.Payload = append([]byte(nil), p.Payload...)
 	out, ok := m.deliveries(p)
 	if !ok {
 		return 0, ErrClosed
 	}
 	defer m.inflight.Done()
+	// The hub reads the payload after Publish returned: copy it once for all
+	// of its deliveries, and not at all when there are none.
+	if len(out) > 0 {
+		payload := bytes.Clone(p.Payload)
+		for i := range out {
+			out[i].Payload = payload
+		}
+	}
 	for _, msg := range out {
 		select {
 		case m.messages <- msg:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,14 +95,12 @@ func (r *Redis) Publish(ctx context.Context, batch []Publication) error {
 	// go-redis leaves commands without an error when the pipeline failed
 	// with a Redis error before running them (WRONGPASS from the
 	// connection's AUTH): if no command carries an error, none ran.
-	perCommandErrors := false
-	for _, c := range cmds {
-		perCommandErrors = perCommandErrors || c.Err() != nil
-	}
+	noneRan := batchErr != nil && !slices.ContainsFunc(cmds, func(c *redis.IntCmd) bool { return c.Err() != nil })
 	for i, c := range cmds {
-		batch[i].Receivers, batch[i].Err = c.Result()
-		if batch[i].Err == nil && batchErr != nil && !perCommandErrors {
+		if noneRan {
 			batch[i].Receivers, batch[i].Err = 0, batchErr
+		} else {
+			batch[i].Receivers, batch[i].Err = c.Result()
 		}
 	}
 	return nil
