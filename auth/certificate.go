@@ -83,14 +83,18 @@ func placeholderExpr(template string) string {
 	return "([^" + class.String() + "]+)"
 }
 
-// validName is what a user or tenant read from a certificate may look like,
-// as in the configuration.
-var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$`)
+// namePattern is what tenant, user and role names may contain: they
+// appear in logs, policies and audit records, so they are kept plain.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$`)
+
+// ValidName reports whether s may name a tenant, a user or a role, in the
+// configuration or read from a certificate.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
 
 // Map returns the tenant and user a certificate names.
 func (m *CertificateMapper) Map(cert *x509.Certificate) (tenant, user string, err error) {
 	tenant, user, err = m.names(cert)
-	if err == nil && (!validName.MatchString(tenant) || !validName.MatchString(user)) {
+	if err == nil && (!ValidName(tenant) || !ValidName(user)) {
 		err = fmt.Errorf("%w: %q/%q are not valid tenant and user names", ErrNoCertificateIdentity, tenant, user)
 	}
 	return tenant, user, err

@@ -8,19 +8,15 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/pubgate/pubgate/auth"
 	"golang.org/x/crypto/bcrypt"
 )
-
-// namePattern is what tenant and user names may contain: they appear in
-// logs, policies and audit records, so keep them plain.
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$`)
 
 // Validate checks the configuration; every error names its key.
 func (c *Config) Validate() error {
@@ -160,7 +156,7 @@ func (c *Config) validateTenants(add addFunc) {
 	names := sortedKeys(c.Tenants)
 	for _, name := range names {
 		key := "tenants." + name
-		if !namePattern.MatchString(name) {
+		if !auth.ValidName(name) {
 			add(key, "tenant names may contain letters, digits and _.@- only")
 		}
 		if p := c.Tenants[name].Prefix; strings.IndexFunc(p, isUnsafePrefixRune) >= 0 {
@@ -245,7 +241,7 @@ func isUnsafePrefixRune(r rune) bool { return unicode.IsSpace(r) || unicode.IsCo
 func (c *Config) validateUsers(add addFunc) {
 	for _, name := range sortedKeys(c.Users) {
 		u, key := c.Users[name], "users."+name
-		if !namePattern.MatchString(name) {
+		if !auth.ValidName(name) {
 			add(key, "user names may contain letters, digits and _.@- only")
 		}
 		if u.Tenant == "" {
@@ -259,7 +255,7 @@ func (c *Config) validateUsers(add addFunc) {
 			add(key+".password_hash", "not a bcrypt hash (generate one with `pubgate passwd`): %v", err)
 		}
 		for i, r := range u.Roles {
-			if !namePattern.MatchString(r) {
+			if !auth.ValidName(r) {
 				add(fmt.Sprintf("%s.roles[%d]", key, i), "role names may contain letters, digits and _.@- only")
 			}
 		}

@@ -29,7 +29,6 @@ const (
 type localCA struct {
 	cert              *x509.Certificate
 	key               *ecdsa.PrivateKey
-	dir               string
 	certFile          string
 	leafFile, keyFile string
 }
@@ -43,7 +42,7 @@ func loadOrCreateCA(dir string) (*localCA, error) {
 		return nil, err
 	}
 	ca := &localCA{
-		dir: dir, certFile: filepath.Join(dir, "ca.crt"),
+		certFile: filepath.Join(dir, "ca.crt"),
 		leafFile: filepath.Join(dir, "server.crt"), keyFile: filepath.Join(dir, "server.key"),
 	}
 	caKeyFile := filepath.Join(dir, "ca.key")
@@ -120,15 +119,7 @@ func (ca *localCA) serves(leaf *x509.Certificate, names []string) bool {
 		return false
 	}
 	dns, ips := splitNames(names)
-	var leafIPs []string
-	for _, ip := range leaf.IPAddresses {
-		leafIPs = append(leafIPs, ip.String())
-	}
-	var wantIPs []string
-	for _, ip := range ips {
-		wantIPs = append(wantIPs, ip.String())
-	}
-	return slices.Equal(leaf.DNSNames, dns) && slices.Equal(leafIPs, wantIPs)
+	return slices.Equal(leaf.DNSNames, dns) && slices.EqualFunc(leaf.IPAddresses, ips, net.IP.Equal)
 }
 
 func (ca *localCA) issue(names []string) (*tls.Certificate, error) {
@@ -158,11 +149,11 @@ func (ca *localCA) issue(names []string) (*tls.Certificate, error) {
 	if err := writePEM(ca.leafFile, "CERTIFICATE", der, 0o644); err != nil {
 		return nil, err
 	}
-	pair, err := tls.LoadX509KeyPair(ca.leafFile, ca.keyFile)
+	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, err
 	}
-	return &pair, nil
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 func splitNames(names []string) (dns []string, ips []net.IP) {

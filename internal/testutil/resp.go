@@ -30,8 +30,7 @@ func DialRESP(t testing.TB, addr string) *RESPConn {
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return &RESPConn{t: t, Conn: c, r: bufio.NewReader(c)}
+	return NewRESPConn(t, c)
 }
 
 // Send writes one command as a RESP array.
@@ -156,8 +155,7 @@ func DialRESPFrom(t testing.TB, addr, localIP string) *RESPConn {
 	if err != nil {
 		t.Fatalf("dial %s from %s: %v", addr, localIP, err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return &RESPConn{t: t, Conn: c, r: bufio.NewReader(c)}
+	return NewRESPConn(t, c)
 }
 
 // NewRESPConn wraps an established connection (a TLS one, say); it is
