@@ -54,12 +54,24 @@ func (c *Config) Validate() error {
 
 type addFunc func(key, format string, args ...any)
 
+// LoadCertPool reads the PEM certificates of a CA file. Validation uses it
+// to check the files the TLS setup will load with it.
+func LoadCertPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no PEM certificate in %s", path)
+	}
+	return pool, nil
+}
+
 // checkCAFile reports a CA file that cannot be read or holds no certificate.
 func checkCAFile(add addFunc, key, path string) {
-	if pem, err := os.ReadFile(path); err != nil {
+	if _, err := LoadCertPool(path); err != nil {
 		add(key, "%v", err)
-	} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-		add(key, "no PEM certificate in %s", path)
 	}
 }
 

@@ -44,7 +44,7 @@ func newACME(ctx context.Context, c *config.ACME, log *zap.Logger) (*acmeManager
 		}
 	}
 	if c.CARootFile != "" {
-		pool, err := LoadCertPool(c.CARootFile)
+		pool, err := config.LoadCertPool(c.CARootFile)
 		if err != nil {
 			return nil, fmt.Errorf("acme ca_root_file: %w", err)
 		}

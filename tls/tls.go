@@ -109,7 +109,7 @@ func (s *Source) tlsConfig(c config.TLS, base *tls.Config) (*tls.Config, error) 
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	if c.ClientCAFile != "" {
-		pool, err := LoadCertPool(c.ClientCAFile)
+		pool, err := config.LoadCertPool(c.ClientCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("tls: client CA: %w", err)
 		}

@@ -205,12 +205,10 @@ func servedName(t *testing.T, addr string, cfg *tls.Config) string {
 func TestInternalCA(t *testing.T) {
 	dir := t.TempDir()
 	src := newSource(t, config.TLS{Internal: &config.InternalCA{Names: []string{"localhost", "127.0.0.1"}, DataDir: dir}})
-	caPEM, err := os.ReadFile(src.CAFile)
+	pool, err := config.LoadCertPool(src.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
 	addr := serve(t, src.Config())
 	for _, name := range []string{"localhost", "127.0.0.1"} {
 		c, err := dial(addr, &tls.Config{RootCAs: pool, ServerName: name})

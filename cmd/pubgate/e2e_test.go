@@ -8,7 +8,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/internal/testutil"
 	"github.com/redis/go-redis/v9"
 )
@@ -49,12 +49,10 @@ type gateway struct {
 
 // tlsConfig is a client configuration trusting the gateway's CA.
 func (g gateway) tlsConfig(t *testing.T) *tls.Config {
-	pem, err := os.ReadFile(g.caFile)
+	pool, err := config.LoadCertPool(g.caFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
 	return &tls.Config{RootCAs: pool, ServerName: g.host}
 }
 
