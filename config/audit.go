@@ -96,15 +96,20 @@ func (c *Config) validateAudit(add addFunc) {
 			add("audit.tenants."+name, "no such tenant")
 		}
 	}
-	positive := map[string]bool{
-		"audit.max_size": a.MaxSize > 0, "audit.fsync_interval": a.FsyncInterval > 0,
-		"audit.fsync_records": a.FsyncRecords > 0, "audit.seal_interval": a.SealInterval > 0,
-		"audit.queue_size": a.QueueSize > 0,
+	if a.MaxSize <= 0 {
+		add("audit.max_size", "must be positive")
 	}
-	for _, key := range sortedKeys(positive) {
-		if !positive[key] {
-			add(key, "must be positive")
-		}
+	if a.FsyncInterval <= 0 {
+		add("audit.fsync_interval", "must be positive")
+	}
+	if a.FsyncRecords <= 0 {
+		add("audit.fsync_records", "must be positive")
+	}
+	if a.SealInterval <= 0 {
+		add("audit.seal_interval", "must be positive")
+	}
+	if a.QueueSize <= 0 {
+		add("audit.queue_size", "must be positive")
 	}
 	if a.MaxAge < 0 || a.MaxBackups < 0 {
 		add("audit", "max_age and max_backups must not be negative (0: no limit)")

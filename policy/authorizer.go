@@ -39,7 +39,9 @@ type Authorizer struct {
 }
 
 type stats struct {
-	allowed, denied, errors, hits, misses, reloads, reloadFailures atomic.Int64
+	// Hits are derived (every decision is a hit or a miss): a cached
+	// decision, the common case, costs one atomic add.
+	allowed, denied, errors, misses, reloads, reloadFailures atomic.Int64
 }
 
 // Stats are counters since start.
@@ -64,11 +66,7 @@ func New(ctx context.Context, opts Options) (*Authorizer, error) {
 	a.evalLog = a.log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, time.Second, 3, 0)
 	}))
-	l, err := load(opts.Sources)
-	if err != nil {
-		return nil, err
-	}
-	c, err := compile(ctx, l, opts.CacheSize, a.printHook())
+	c, err := a.build(ctx, "") // no revision is empty: never ErrUnchanged
 	if err != nil {
 		return nil, err
 	}
@@ -85,9 +83,7 @@ func (a *Authorizer) Authorize(ctx context.Context, r *Request) Decision {
 	c := a.current.Load()
 	key := cacheKey{subject: r.Subject.key, action: r.Action, channel: r.Channel}
 	d, ok := c.cache.Get(key)
-	if ok {
-		a.stats.hits.Add(1)
-	} else {
+	if !ok {
 		a.stats.misses.Add(1)
 		d = a.evaluate(ctx, c, r, key)
 	}
@@ -154,14 +150,12 @@ func (a *Authorizer) Reload(ctx context.Context) (revision string, err error) {
 	defer a.reloadMu.Unlock()
 	old := a.current.Load()
 	c, err := a.build(ctx, old.revision)
-	if errors.Is(err, ErrUnchanged) {
-		a.notify(ReloadResult{Previous: old.revision, Revision: old.revision, Err: err})
-		return old.revision, err
-	}
 	if err != nil {
-		a.stats.reloadFailures.Add(1)
-		a.log.Error("policy reload refused; the previous policy stays in effect",
-			zap.String("revision", old.revision), zap.Error(err))
+		if !errors.Is(err, ErrUnchanged) {
+			a.stats.reloadFailures.Add(1)
+			a.log.Error("policy reload refused; the previous policy stays in effect",
+				zap.String("revision", old.revision), zap.Error(err))
+		}
 		a.notify(ReloadResult{Previous: old.revision, Revision: old.revision, Err: err})
 		return old.revision, err
 	}
@@ -187,9 +181,10 @@ func (a *Authorizer) build(ctx context.Context, current string) (*compiled, erro
 // Stats returns the counters.
 func (a *Authorizer) Stats() Stats {
 	s := &a.stats
+	allowed, denied, misses := s.allowed.Load(), s.denied.Load(), s.misses.Load()
 	return Stats{
-		Allowed: s.allowed.Load(), Denied: s.denied.Load(), Errors: s.errors.Load(),
-		CacheHits: s.hits.Load(), CacheMisses: s.misses.Load(),
+		Allowed: allowed, Denied: denied, Errors: s.errors.Load(),
+		CacheHits: allowed + denied - misses, CacheMisses: misses,
 		Reloads: s.reloads.Load(), ReloadFailures: s.reloadFailures.Load(),
 	}
 }

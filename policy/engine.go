@@ -67,7 +67,7 @@ type cacheKey struct {
 // policy that does not define package pubgate.authz (which would deny
 // everything).
 func compile(ctx context.Context, l *loaded, cacheSize int, hook print.Hook) (*compiled, error) {
-	if !l.declares("pubgate.authz") {
+	if !l.declaresAuthz() {
 		return nil, fmt.Errorf("policy: no module declares package pubgate.authz (loaded: %s); every request would be denied", l.files())
 	}
 	sys, err := ast.ParseModuleWithOpts("pubgate-decision.rego", decisionModule, ast.ParserOptions{RegoVersion: ast.RegoV1})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -101,12 +102,7 @@ func (l *loaded) addBundle(path string) error {
 // that a reload that changes nothing keeps the revision (and its cache).
 func (l *loaded) hash() (string, error) {
 	h := sha256.New()
-	names := make([]string, 0, len(l.raw))
-	for n := range l.raw {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(l.raw)) {
 		fmt.Fprintf(h, "%d:%s\n%d:", len(n), n, len(l.raw[n]))
 		h.Write(l.raw[n])
 	}
@@ -118,11 +114,10 @@ func (l *loaded) hash() (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
-// declares reports whether some module is in package path (e.g. "pubgate.authz").
-func (l *loaded) declares(path string) bool {
-	want := "data." + path
+// declaresAuthz reports whether some module is in package pubgate.authz.
+func (l *loaded) declaresAuthz() bool {
 	for _, m := range l.modules {
-		if m.Package.Path.String() == want {
+		if m.Package.Path.Equal(authzPackage) {
 			return true
 		}
 	}
@@ -131,10 +126,5 @@ func (l *loaded) declares(path string) bool {
 
 // files lists the module names, for logs.
 func (l *loaded) files() string {
-	names := make([]string, 0, len(l.modules))
-	for n := range l.modules {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
+	return strings.Join(slices.Sorted(maps.Keys(l.modules)), ", ")
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pubgate/pubgate/upstream"
 	"go.uber.org/zap"
 )
 
@@ -50,12 +51,12 @@ func ask(a *Authorizer, action Action, channel string) Decision {
 	})
 }
 
-// literal mimics the proxy: the pattern prefix only for PSUBSCRIBE.
+// literal is what the proxy sends: the pattern prefix only for PSUBSCRIBE.
 func literal(action Action, pattern string) string {
 	if action != PSubscribe {
 		return ""
 	}
-	return strings.SplitN(strings.SplitN(strings.SplitN(pattern, "*", 2)[0], "?", 2)[0], "[", 2)[0]
+	return upstream.LiteralPrefix(pattern)
 }
 
 func TestBuiltinConfinesTenantToItsPrefix(t *testing.T) {
