@@ -199,31 +199,18 @@ func (s *session) unsubscribeAll() {
 	s.releaseEntries(released)
 }
 
-// deferPublish queues a well-formed PUBLISH or SPUBLISH so that a run of
-// them read together goes upstream as one pipeline. Anything it declines is
-// handled (and refused with the right error) by the command table.
-func (s *session) deferPublish(args [][]byte) bool {
-	if len(args) != 3 || s.ident == nil || int64(len(args[2])) > int64(s.srv.limits.MaxPayloadBytes) ||
-		int64(len(args[1])) > int64(s.srv.limits.MaxChannelBytes) {
+// deferPublish queues a PUBLISH or SPUBLISH the command table admitted, so
+// that a run of them read together goes upstream as one pipeline; mute says
+// whether its reply is dropped (CLIENT REPLY). It declines one over a size
+// limit, which cmdPublish refuses.
+func (s *session) deferPublish(cmd *command, args [][]byte, mute bool) bool {
+	if int64(len(args[2])) > int64(s.srv.limits.MaxPayloadBytes) || int64(len(args[1])) > int64(s.srv.limits.MaxChannelBytes) {
 		return false
 	}
-	var kind upstream.Kind
-	var action policy.Action
-	switch cmd := lookup(args[0]); {
-	case cmd == nil:
-		return false
-	case cmd.name == "publish":
-		kind, action = upstream.KindChannel, policy.Publish
-	case cmd.name == "spublish":
-		kind, action = upstream.KindShard, policy.SPublish
-	default:
-		return false
+	kind, action := cmd.kind, policy.Publish
+	if kind == upstream.KindShard {
+		action = policy.SPublish
 	}
-	if s.inRESP2SubscribeMode() {
-		return false
-	}
-	mute := s.replyOff || s.skipNext
-	s.skipNext = false
 	channel := string(args[1])
 	up := s.ns.Channel(channel)
 	if refusal := s.admitPublish(action, channel, up, args[2]); refusal != "" {
@@ -270,16 +257,13 @@ func (s *session) channelNameOK(name []byte) bool {
 	return true
 }
 
-// cmdPublish sees only what deferPublish declined.
+// cmdPublish sees only what deferPublish declined: a channel name or a
+// message over its size limit.
 func (s *session) cmdPublish(args [][]byte) {
 	if !s.channelNameOK(args[1]) {
 		return
 	}
-	if max := int64(s.srv.limits.MaxPayloadBytes); int64(len(args[2])) > max {
-		s.writeErrorf("ERR pubgate: message of %d bytes exceeds limits.max_payload_bytes (%d)", len(args[2]), max)
-		return
-	}
-	s.writeError("ERR pubgate: PUBLISH refused")
+	s.writeErrorf("ERR pubgate: message of %d bytes exceeds limits.max_payload_bytes (%d)", len(args[2]), int64(s.srv.limits.MaxPayloadBytes))
 }
 
 // flushPublishes sends the queued publishes as one pipeline and writes their

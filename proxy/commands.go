@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/pubgate/pubgate/upstream"
 )
 
 // command is one entry of the command table.
@@ -12,8 +15,12 @@ type command struct {
 	// noAuth commands run before AUTH; inSubscribe commands run in RESP2
 	// subscribe mode.
 	noAuth, inSubscribe bool
-	flags               []string // reported by COMMAND
-	run                 func(s *session, args [][]byte)
+	// publish marks PUBLISH and SPUBLISH (kind says which), which sessions
+	// queue to send upstream as one pipeline (see deferPublish).
+	publish bool
+	kind    upstream.Kind
+	flags   []string // reported by COMMAND
+	run     func(s *session, args [][]byte)
 }
 
 // commands is pubgate's whole client surface; everything else is refused
@@ -38,8 +45,8 @@ func init() {
 		{name: "unsubscribe", arity: -1, inSubscribe: true, flags: pubsubFlags, run: (*session).cmdUnsubscribe},
 		{name: "punsubscribe", arity: -1, inSubscribe: true, flags: pubsubFlags, run: (*session).cmdPUnsubscribe},
 		{name: "sunsubscribe", arity: -1, inSubscribe: true, flags: pubsubFlags, run: (*session).cmdSUnsubscribe},
-		{name: "publish", arity: 3, flags: []string{"pubsub", "loading", "stale", "fast"}, run: (*session).cmdPublish},
-		{name: "spublish", arity: 3, flags: []string{"pubsub", "loading", "stale", "fast"}, run: (*session).cmdPublish},
+		{name: "publish", arity: 3, publish: true, kind: upstream.KindChannel, flags: []string{"pubsub", "loading", "stale", "fast"}, run: (*session).cmdPublish},
+		{name: "spublish", arity: 3, publish: true, kind: upstream.KindShard, flags: []string{"pubsub", "loading", "stale", "fast"}, run: (*session).cmdPublish},
 		{name: "pubsub", arity: -2, flags: []string{"pubsub", "loading", "stale"}, run: (*session).cmdPubsub},
 	} {
 		commands[c.name] = c
@@ -73,31 +80,41 @@ func lookup(name []byte) *command {
 	return commands[string(buf[:len(name)])]
 }
 
-// handle runs one client command.
+// handle runs one client command. A PUBLISH is queued (deferPublish); any
+// other command first sends the queued ones, so that replies keep their order.
 func (s *session) handle(args [][]byte) {
 	if len(args) == 0 {
 		return
 	}
-	if s.deferPublish(args) {
+	cmd := lookup(args[0])
+	mute := s.replyOff || s.skipNext
+	s.skipNext = false
+	refusal := s.refusal(cmd, args)
+	if refusal == "" && cmd.publish && s.deferPublish(cmd, args, mute) {
 		return
 	}
 	s.flushPublishes()
+	s.mute = mute
+	if refusal != "" {
+		s.writeError(refusal)
+		return
+	}
+	cmd.run(s, args)
+}
 
-	s.mute = s.replyOff || s.skipNext
-	s.skipNext = false
-	cmd := lookup(args[0])
+// refusal is the error reply a command gets before it runs, if any.
+func (s *session) refusal(cmd *command, args [][]byte) string {
 	switch {
 	case cmd == nil:
-		s.writeErrorf("ERR pubgate is a pub/sub proxy: command '%s' is not supported", printable(args[0]))
+		return fmt.Sprintf("ERR pubgate is a pub/sub proxy: command '%s' is not supported", printable(args[0]))
 	case !arityOK(cmd.arity, len(args)):
-		s.writeErrorf("ERR wrong number of arguments for '%s' command", cmd.name)
+		return fmt.Sprintf("ERR wrong number of arguments for '%s' command", cmd.name)
 	case s.ident == nil && !cmd.noAuth:
-		s.writeError("NOAUTH Authentication required.")
+		return "NOAUTH Authentication required."
 	case s.inRESP2SubscribeMode() && !cmd.inSubscribe:
-		s.writeErrorf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", cmd.name)
-	default:
-		cmd.run(s, args)
+		return fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", cmd.name)
 	}
+	return ""
 }
 
 func arityOK(arity, n int) bool {

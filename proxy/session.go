@@ -212,7 +212,9 @@ func (s *session) woken(err error) bool {
 // so it touches no session state and only closes the connection; the reader
 // then tears the session down. The close is abortive: what the kernel still
 // holds for a client that does not read would be lost anyway, and may be
-// megabytes.
+// megabytes. It closes the TCP connection under TLS: closing the TLS one
+// would first try to send close_notify to a client that does not read,
+// blocking the hub's fan-out for seconds.
 func (s *session) overflow(reason string) {
 	s.log.Warn("disconnecting slow client", zap.String("reason", reason))
 	s.forceEnd("slow consumer: " + reason)
@@ -224,7 +226,7 @@ func (s *session) overflow(reason string) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
-	_ = s.conn.Close()
+	_ = conn.Close()
 }
 
 // serve runs the session until the client leaves or the server stops.
