@@ -51,8 +51,7 @@ func (r *recorder) setUnavailable(v bool) {
 func startAuditedProxy(t *testing.T, levels audit.Levels, q config.Quotas) (*testEnv, *recorder) {
 	t.Helper()
 	rec := &recorder{}
-	tenants := map[string]*config.Tenant{"acme": {Prefix: "acme:", Quotas: q}, "globex": {Prefix: "globex:"}}
-	env := startProxy(t, nil, func(o *Options) { o.Audit, o.AuditLevels, o.Tenants = rec, levels, tenants })
+	env := startQuotaProxy(t, q, func(o *Options) { o.Audit, o.AuditLevels = rec, levels })
 	return env, rec
 }
 

@@ -1,8 +1,8 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
-	"strings"
 
 	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/auth"
@@ -38,8 +38,8 @@ func (s *session) login(id auth.Identity) (refusal string) {
 	switching := t != s.tenant
 	if switching {
 		if err := t.acquireConnection(); err != nil {
-			_ = s.recordLogin(id, audit.Failure, auditReason(err.Error()), "")
-			return err.Error()
+			_ = s.recordLogin(id, audit.Failure, err.Error(), "")
+			return quotaReply(err)
 		}
 	}
 	refuse := func(reply string) string {
@@ -50,7 +50,7 @@ func (s *session) login(id auth.Identity) (refusal string) {
 	}
 	d := s.ask(subject, policy.Connect, "", "")
 	if !d.Allow {
-		_ = s.recordLogin(id, audit.Failure, "denied by the policy: "+orDefault(d.Reason, "connect not allowed"), d.Revision)
+		_ = s.recordLogin(id, audit.Failure, "denied by the policy: "+cmp.Or(d.Reason, "connect not allowed"), d.Revision)
 		return refuse(nopermReply(d))
 	}
 	if s.recordLogin(id, audit.Success, "", d.Revision) != nil {
@@ -72,19 +72,6 @@ func (s *session) recordLogin(id auth.Identity, outcome audit.Outcome, reason, r
 // recordAuthFailure records a login that failed before it had an identity.
 func (s *session) recordAuthFailure(user, reason string) {
 	_ = s.record(audit.Record{Event: audit.EventAuth, Outcome: audit.Failure, User: user, Reason: reason})
-}
-
-// auditReason is an error reply as the audit log tells it, without the
-// reply's error code.
-func auditReason(reply string) string {
-	return strings.TrimPrefix(strings.TrimPrefix(reply, "ERR "), "pubgate: ")
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // decide asks the policy about one channel or pattern, as the client wrote
@@ -147,13 +134,7 @@ func (s *session) recheck() bool {
 				continue
 			}
 			s.recordRevoke(subscribeAction[kind], name, d)
-			delete(s.subs[kind], name)
-			count := s.countFor(upstream.Kind(kind))
-			mb.detach(func() {
-				s.writeSubReply(unsubscribeVerb[kind], &name, count)
-				s.flushReplies()
-			})
-			released = append(released, mb.e)
+			released = append(released, s.dropSubscription(upstream.Kind(kind), name, mb, true))
 		}
 	}
 	s.releaseEntries(released)

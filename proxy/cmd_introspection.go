@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -54,7 +55,7 @@ func (s *session) writeCommandInfo(c *command) {
 	s.writeInt(0) // last key
 	s.writeInt(0) // step
 	category := "@connection"
-	if strings.Contains(strings.Join(c.flags, " "), "pubsub") {
+	if slices.Contains(c.flags, "pubsub") {
 		category = "@pubsub"
 	}
 	s.writeArray(1)

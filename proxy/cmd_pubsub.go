@@ -65,8 +65,8 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 	}
 	action := subscribeAction[kind]
 	if err := s.tenant.acquireSubscriptions(len(fresh)); err != nil {
-		s.recordDecision(action, string(names[0]), policy.Decision{Reason: auditReason(err.Error())}, nil)
-		s.writeError(err.Error())
+		s.recordDecision(action, string(names[0]), policy.Decision{Reason: err.Error()}, nil)
+		s.writeError(quotaReply(err))
 		return
 	}
 	if !s.authorizeAll(action, kind, names) {
@@ -113,7 +113,7 @@ func (s *session) authorizeAll(action policy.Action, kind upstream.Kind, names [
 	decisions := make([]policy.Decision, len(names))
 	for i, n := range names {
 		name := string(n)
-		d := s.decide(action, name, s.ns.Upstream(kind, name))
+		d := s.decide(action, name, s.tenant.ns.Upstream(kind, name))
 		if !d.Allow {
 			s.recordDecision(action, name, d, nil)
 			s.writeError(nopermReply(d))
@@ -141,7 +141,7 @@ func (s *session) newSubscriptions(kind upstream.Kind, names [][]byte) []subscri
 			continue
 		}
 		seen[name] = true
-		fresh = append(fresh, subscription{kind: kind, clientName: name, ns: s.ns})
+		fresh = append(fresh, subscription{kind: kind, clientName: name, ns: s.tenant.ns})
 	}
 	return fresh
 }
@@ -165,15 +165,26 @@ func (s *session) unsubscribe(kind upstream.Kind, names [][]byte) {
 			s.writeSubReply(verb, &name, s.countFor(kind))
 			continue
 		}
-		delete(s.subs[kind], name)
-		count := s.countFor(kind)
-		mb.detach(func() {
-			s.writeSubReply(verb, &name, count)
-			s.flushReplies()
-		})
-		released = append(released, mb.e)
+		released = append(released, s.dropSubscription(kind, name, mb, true))
 	}
 	s.releaseEntries(released)
+}
+
+// dropSubscription forgets one of the session's subscriptions and returns
+// its entry, to be released. With confirm, the client gets the unsubscribe
+// confirmation Redis would send, ordered after the last message of it.
+func (s *session) dropSubscription(kind upstream.Kind, name string, mb *membership, confirm bool) *entry {
+	delete(s.subs[kind], name)
+	if !confirm {
+		mb.detach(nil)
+		return mb.e
+	}
+	count := s.countFor(kind)
+	mb.detach(func() {
+		s.writeSubReply(unsubscribeVerb[kind], &name, count)
+		s.flushReplies()
+	})
+	return mb.e
 }
 
 // releaseEntries gives back the subscriptions a session dropped, to its
@@ -191,9 +202,7 @@ func (s *session) unsubscribeAll() {
 	var released []*entry
 	for kind := range s.subs {
 		for name, mb := range s.subs[kind] {
-			mb.detach(nil)
-			released = append(released, mb.e)
-			delete(s.subs[kind], name)
+			released = append(released, s.dropSubscription(upstream.Kind(kind), name, mb, false))
 		}
 	}
 	s.releaseEntries(released)
@@ -212,7 +221,7 @@ func (s *session) deferPublish(cmd *command, args [][]byte, mute bool) bool {
 		action = policy.SPublish
 	}
 	channel := string(args[1])
-	up := s.ns.Channel(channel)
+	up := s.tenant.ns.Channel(channel)
 	if refusal := s.admitPublish(action, channel, up, args[2]); refusal != "" {
 		s.flushPublishes() // the replies owed to earlier publishes come first
 		s.mute = mute
@@ -232,8 +241,8 @@ func (s *session) deferPublish(cmd *command, args [][]byte, mute bool) bool {
 // policy; it returns the error reply of a refusal.
 func (s *session) admitPublish(action policy.Action, channel, up string, payload []byte) (refusal string) {
 	if err := s.tenant.admitPublish(len(payload)); err != nil {
-		s.recordDecision(action, channel, policy.Decision{Reason: auditReason(err.Error())}, payload)
-		return err.Error()
+		s.recordDecision(action, channel, policy.Decision{Reason: err.Error()}, payload)
+		return quotaReply(err)
 	}
 	d := s.decide(action, channel, up)
 	switch {
@@ -342,7 +351,7 @@ func (s *session) pubsubChannels(kind upstream.Kind, pattern [][]byte) {
 		p = string(pattern[0])
 	}
 	ctx, cancel := s.upstreamCtx()
-	list, err := s.srv.broker.Channels(ctx, kind, s.ns.Pattern(p))
+	list, err := s.srv.broker.Channels(ctx, kind, s.tenant.ns.Pattern(p))
 	cancel()
 	if err != nil {
 		s.writeError(errUpstream)
@@ -350,7 +359,7 @@ func (s *session) pubsubChannels(kind upstream.Kind, pattern [][]byte) {
 	}
 	names := list[:0]
 	for _, ch := range list {
-		if name, ok := s.ns.Strip(ch); ok && s.maySubscribe(kind, name, ch) {
+		if name, ok := s.tenant.ns.Strip(ch); ok && s.maySubscribe(kind, name, ch) {
 			names = append(names, name)
 		}
 	}
@@ -362,7 +371,7 @@ func (s *session) pubsubChannels(kind upstream.Kind, pattern [][]byte) {
 func (s *session) numPat() int64 {
 	var n int64
 	for _, e := range s.srv.hub.heldPatterns() {
-		if s.ns.Pattern(e.clientName) == e.key.name && s.maySubscribe(upstream.KindPattern, e.clientName, e.key.name) {
+		if s.tenant.ns.Pattern(e.clientName) == e.key.name && s.maySubscribe(upstream.KindPattern, e.clientName, e.key.name) {
 			n++
 		}
 	}
@@ -372,7 +381,7 @@ func (s *session) numPat() int64 {
 func (s *session) pubsubNumSub(kind upstream.Kind, channels [][]byte) {
 	names := make([]string, len(channels))
 	for i, c := range channels {
-		names[i] = s.ns.Channel(string(c))
+		names[i] = s.tenant.ns.Channel(string(c))
 	}
 	counts := make([]int64, len(names))
 	if len(names) > 0 {

@@ -82,11 +82,17 @@ func startProxyTLS(t testing.TB, broker upstream.Broker, tlsConfig *tls.Config, 
 // login connects and authenticates as user (password "<user>-secret").
 func (e *testEnv) login(t *testing.T, user string) *testutil.RESPConn {
 	t.Helper()
-	c := testutil.DialRESP(t, e.addr)
 	pass := user + "-secret"
 	if user == "default" {
 		pass = "alice-secret"
 	}
+	return e.loginWith(t, user, pass)
+}
+
+// loginWith connects and authenticates as user with a password.
+func (e *testEnv) loginWith(t *testing.T, user, pass string) *testutil.RESPConn {
+	t.Helper()
+	c := testutil.DialRESP(t, e.addr)
 	if r := c.Do("AUTH", user, pass); r != "OK" {
 		t.Fatalf("AUTH %s: %s", user, r)
 	}

@@ -45,15 +45,6 @@ func startPolicyProxy(t *testing.T, ns config.Namespace, adjust func(*Options), 
 	return env, authz
 }
 
-func loginAs(t *testing.T, env *testEnv, user string) *testutil.RESPConn {
-	t.Helper()
-	c := testutil.DialRESP(t, env.addr)
-	if r := c.Do("AUTH", user, "alice-secret"); r != "OK" {
-		t.Fatalf("AUTH %s: %s", user, r)
-	}
-	return c
-}
-
 var (
 	rewriteShared = config.Namespace{Mode: "rewrite", SharedPrefix: "shared:"}
 	enforce       = config.Namespace{Mode: "enforce"}
@@ -71,7 +62,7 @@ func runAuthzRows(t *testing.T, env *testEnv, rows []authzRow) {
 	for _, r := range rows {
 		verdict := map[bool]string{true: "ALLOWED", false: "DENIED"}[r.allowed]
 		t.Run(verdict+"/"+r.user+"/"+r.cmd+"/"+r.name, func(t *testing.T) {
-			c := loginAs(t, env, r.user)
+			c := env.loginWith(t, r.user, "alice-secret")
 			var got string
 			if strings.HasSuffix(r.cmd, "SUBSCRIBE") {
 				got = c.Do(r.cmd, r.name)
@@ -186,7 +177,7 @@ func TestBuiltinPolicyInEnforceModeConfinesTenants(t *testing.T) {
 
 func TestDeniedCommandsAreAllOrNothingAndInOrder(t *testing.T) {
 	env, _ := startPolicyProxy(t, enforce, nil, examplePolicies)
-	alice := loginAs(t, env, "alice")
+	alice := env.loginWith(t, "alice", "alice-secret")
 	if r := alice.Do("SUBSCRIBE", "acme:a", "globex:b"); r != "-NOPERM channel outside tenant acme" {
 		t.Fatalf("SUBSCRIBE with one foreign channel: %s", r)
 	}
@@ -202,7 +193,7 @@ func TestDeniedCommandsAreAllOrNothingAndInOrder(t *testing.T) {
 
 func TestAllowedTrafficFlowsInEnforceModeAndAcrossTheSharedChannel(t *testing.T) {
 	env, _ := startPolicyProxy(t, enforce, nil, examplePolicies)
-	alice, bob, herald := loginAs(t, env, "alice"), loginAs(t, env, "bob"), loginAs(t, env, "herald")
+	alice, bob, herald := env.loginWith(t, "alice", "alice-secret"), env.loginWith(t, "bob", "alice-secret"), env.loginWith(t, "herald", "alice-secret")
 	if r := alice.Do("PSUBSCRIBE", "acme:orders.*"); r != `["psubscribe" "acme:orders.*" :1]` {
 		t.Fatal(r)
 	}
@@ -212,7 +203,7 @@ func TestAllowedTrafficFlowsInEnforceModeAndAcrossTheSharedChannel(t *testing.T)
 	if r := alice.Do("SUBSCRIBE", "shared:announcements"); r != `["subscribe" "shared:announcements" :2]` {
 		t.Fatal(r)
 	}
-	pub := loginAs(t, env, "svc")
+	pub := env.loginWith(t, "svc", "alice-secret")
 	if r := pub.Do("PUBLISH", "acme:orders.new", "o1"); r != ":1" {
 		t.Fatalf("PUBLISH: %s", r)
 	}
@@ -226,7 +217,7 @@ func TestAllowedTrafficFlowsInEnforceModeAndAcrossTheSharedChannel(t *testing.T)
 
 func TestSharedChannelInRewriteModeIsNotPrefixed(t *testing.T) {
 	env, _ := startPolicyProxy(t, rewriteShared, nil, examplePolicies)
-	alice, herald := loginAs(t, env, "alice"), loginAs(t, env, "herald")
+	alice, herald := env.loginWith(t, "alice", "alice-secret"), env.loginWith(t, "herald", "alice-secret")
 	if r := alice.Do("SUBSCRIBE", "shared:announcements", "orders"); !strings.Contains(r, "shared:announcements") {
 		t.Fatal(r)
 	}
@@ -236,7 +227,7 @@ func TestSharedChannelInRewriteModeIsNotPrefixed(t *testing.T) {
 	}
 	expect(t, alice, `["message" "shared:announcements" "hi"]`)
 	// globex's "orders" is not acme's.
-	if r := loginAs(t, env, "bob").Do("PUBLISH", "orders", "x"); r != ":0" {
+	if r := env.loginWith(t, "bob", "alice-secret").Do("PUBLISH", "orders", "x"); r != ":0" {
 		t.Fatalf("cross-tenant PUBLISH reached %s", r)
 	}
 }
@@ -259,13 +250,13 @@ func TestPolicyReloadRevokesSubscriptions(t *testing.T) {
 		}
 	})
 
-	resp2 := loginAs(t, env, "alice")
+	resp2 := env.loginWith(t, "alice", "alice-secret")
 	resp2.Do("SUBSCRIBE", "keep", "drop.a")
 	resp2.Read()
-	resp3 := loginAs(t, env, "bob")
+	resp3 := env.loginWith(t, "bob", "alice-secret")
 	resp3.Do("HELLO", "3")
 	resp3.Do("PSUBSCRIBE", "drop.*")
-	pub := loginAs(t, env, "svc")
+	pub := env.loginWith(t, "svc", "alice-secret")
 
 	write(`allow if not startswith(input.channel, "drop")
 reason := "drop is closed" if not allow
@@ -307,8 +298,8 @@ func TestPolicyReloadEndsConnectionsItNoLongerAdmits(t *testing.T) {
 			env.srv.Recheck()
 		}
 	})
-	bob := loginAs(t, env, "bob")
-	alice := loginAs(t, env, "alice")
+	bob := env.loginWith(t, "bob", "alice-secret")
+	alice := env.loginWith(t, "alice", "alice-secret")
 	if err := os.WriteFile(path, []byte("package pubgate.authz\nallow if input.tenant != \"globex\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

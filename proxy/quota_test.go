@@ -8,15 +8,21 @@ import (
 	"github.com/pubgate/pubgate/internal/testutil"
 )
 
-// startQuotaProxy serves pubgate with acme's quotas set.
-func startQuotaProxy(t *testing.T, q config.Quotas) *testEnv {
+// startQuotaProxy serves pubgate with acme's quotas set, and whatever
+// else adjust sets.
+func startQuotaProxy(t *testing.T, q config.Quotas, adjust func(*Options)) *testEnv {
 	t.Helper()
 	tenants := map[string]*config.Tenant{"acme": {Prefix: "acme:", Quotas: q}, "globex": {Prefix: "globex:"}}
-	return startProxy(t, nil, func(o *Options) { o.Tenants = tenants })
+	return startProxy(t, nil, func(o *Options) {
+		o.Tenants = tenants
+		if adjust != nil {
+			adjust(o)
+		}
+	})
 }
 
 func TestTenantConnectionQuota(t *testing.T) {
-	env := startQuotaProxy(t, config.Quotas{MaxConnections: 2})
+	env := startQuotaProxy(t, config.Quotas{MaxConnections: 2}, nil)
 	first, _ := env.login(t, "alice"), env.login(t, "alice")
 	third := testutil.DialRESP(t, env.addr)
 	if r := third.Do("AUTH", "alice", "alice-secret"); r != "-ERR pubgate: tenant acme has its maximum of 2 connections (tenants.acme.quotas.max_connections)" {
@@ -31,7 +37,7 @@ func TestTenantConnectionQuota(t *testing.T) {
 }
 
 func TestTenantSubscriptionQuota(t *testing.T) {
-	env := startQuotaProxy(t, config.Quotas{MaxSubscriptions: 3})
+	env := startQuotaProxy(t, config.Quotas{MaxSubscriptions: 3}, nil)
 	a, b := env.login(t, "alice"), env.login(t, "alice")
 	a.Do("SUBSCRIBE", "x", "y")
 	a.Read()
@@ -48,7 +54,7 @@ func TestTenantSubscriptionQuota(t *testing.T) {
 }
 
 func TestTenantPayloadAndRateQuotas(t *testing.T) {
-	env := startQuotaProxy(t, config.Quotas{MaxPayloadBytes: 10, PublishRate: config.PublishRate{Messages: 1}})
+	env := startQuotaProxy(t, config.Quotas{MaxPayloadBytes: 10, PublishRate: config.PublishRate{Messages: 1}}, nil)
 	alice := env.login(t, "alice")
 	if r := alice.Do("PUBLISH", "x", "more than ten bytes"); r != "-ERR pubgate: message of 19 bytes exceeds tenants.acme.quotas.max_payload_bytes (10)" {
 		t.Fatalf("payload quota: %s", r)
@@ -75,7 +81,7 @@ func TestTenantPayloadAndRateQuotas(t *testing.T) {
 }
 
 func TestTenantByteRateQuota(t *testing.T) {
-	env := startQuotaProxy(t, config.Quotas{PublishRate: config.PublishRate{Bytes: 100}})
+	env := startQuotaProxy(t, config.Quotas{PublishRate: config.PublishRate{Bytes: 100}}, nil)
 	alice := env.login(t, "alice")
 	payload := strings.Repeat("b", 60)
 	alice.Send("PUBLISH", "x", payload)

@@ -37,7 +37,6 @@ type session struct {
 	ident   *auth.Identity  // nil until authenticated
 	subject *policy.Subject // the identity as the policy sees it
 	tenant  *tenant         // the identity's tenant, counted in its quota
-	ns      *Namespace      // the tenant's namespace
 	cert    *auth.Identity  // what the client certificate names, if anything
 	tlsInfo *policy.TLSInfo // nil for a plaintext connection
 	query   policy.Request  // the question being put to the policy (see ask)
@@ -119,7 +118,7 @@ func (s *session) admits(tenant string) bool {
 }
 
 func (s *session) bind(id auth.Identity, subject *policy.Subject, t *tenant) {
-	s.ident, s.subject, s.tenant, s.ns = &id, subject, t, t.ns
+	s.ident, s.subject, s.tenant = &id, subject, t
 	s.authenticated.Store(true)
 	s.stopLoginTimer()
 	s.armExpiry(id.Expires)
@@ -130,7 +129,7 @@ func (s *session) unbind() {
 	if s.tenant != nil {
 		s.tenant.releaseConnection()
 	}
-	s.ident, s.subject, s.tenant, s.ns = nil, nil, nil, nil
+	s.ident, s.subject, s.tenant = nil, nil, nil
 	s.authenticated.Store(false)
 	s.armExpiry(time.Time{})
 }

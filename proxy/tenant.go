@@ -43,14 +43,18 @@ func newTenant(name string, t *config.Tenant, ns config.Namespace) *tenant {
 }
 
 // quotaKey names a quota in errors: the configuration key that sets it.
+// The errors are reasons (for the audit log); quotaReply makes the client's
+// reply of one.
 func (t *tenant) quotaKey(quota string) string { return "tenants." + t.name + ".quotas." + quota }
+
+func quotaReply(err error) string { return "ERR pubgate: " + err.Error() }
 
 // acquireConnection counts a connection in, unless the tenant is full.
 func (t *tenant) acquireConnection() error {
 	max := int64(t.quotas.MaxConnections)
 	if n := t.connections.Add(1); max > 0 && n > max {
 		t.connections.Add(-1)
-		return fmt.Errorf("ERR pubgate: tenant %s has its maximum of %d connections (%s)", t.name, max, t.quotaKey("max_connections"))
+		return fmt.Errorf("tenant %s has its maximum of %d connections (%s)", t.name, max, t.quotaKey("max_connections"))
 	}
 	return nil
 }
@@ -63,7 +67,7 @@ func (t *tenant) acquireSubscriptions(n int) error {
 	max := int64(t.quotas.MaxSubscriptions)
 	if got := t.subscriptions.Add(int64(n)); max > 0 && got > max {
 		t.subscriptions.Add(-int64(n))
-		return fmt.Errorf("ERR pubgate: tenant %s holds its maximum of %d subscriptions (%s)", t.name, max, t.quotaKey("max_subscriptions"))
+		return fmt.Errorf("tenant %s holds its maximum of %d subscriptions (%s)", t.name, max, t.quotaKey("max_subscriptions"))
 	}
 	return nil
 }
@@ -74,18 +78,18 @@ func (t *tenant) releaseSubscriptions(n int) { t.subscriptions.Add(-int64(n)) }
 // quotas.
 func (t *tenant) admitPublish(payload int) error {
 	if max := int(t.quotas.MaxPayloadBytes); max > 0 && payload > max {
-		return fmt.Errorf("ERR pubgate: message of %d bytes exceeds %s (%d)", payload, t.quotaKey("max_payload_bytes"), max)
+		return fmt.Errorf("message of %d bytes exceeds %s (%d)", payload, t.quotaKey("max_payload_bytes"), max)
 	}
 	if t.messages == nil && t.bytes == nil {
 		return nil
 	}
 	now := time.Now()
 	if t.messages != nil && !t.messages.AllowN(now, 1) {
-		return fmt.Errorf("ERR pubgate: tenant %s is over its publish rate of %d messages/s (%s); retry later",
+		return fmt.Errorf("tenant %s is over its publish rate of %d messages/s (%s); retry later",
 			t.name, t.quotas.PublishRate.Messages, t.quotaKey("publish_rate.messages"))
 	}
 	if t.bytes != nil && !t.bytes.AllowN(now, payload) {
-		return fmt.Errorf("ERR pubgate: tenant %s is over its publish rate of %s/s (%s); retry later",
+		return fmt.Errorf("tenant %s is over its publish rate of %s/s (%s); retry later",
 			t.name, t.quotas.PublishRate.Bytes, t.quotaKey("publish_rate.bytes"))
 	}
 	return nil
