@@ -73,23 +73,13 @@ func keySet(ctx context.Context, o JWTOptions) (keyfunc.Keyfunc, error) {
 		}
 		return keyfunc.NewJWKSetJSON(raw)
 	}
-	remote, err := jwkset.NewStorageFromHTTP(o.JWKSURL, jwkset.HTTPClientStorageOptions{
-		Client: o.HTTPClient, Ctx: ctx, RefreshInterval: o.RefreshInterval,
-		// Start even while the provider is down; tokens fail until it is back.
-		NoErrorReturnFirstHTTPReq: true,
+	// keyfunc's defaults start even while the provider is down (tokens
+	// fail until it is back); refresh errors are not logged through slog.
+	return keyfunc.NewDefaultOverrideCtx(ctx, []string{o.JWKSURL}, keyfunc.Override{
+		Client: o.HTTPClient, RefreshInterval: o.RefreshInterval, RateLimitWaitMax: time.Second,
+		RefreshUnknownKID:       rate.NewLimiter(rate.Every(o.UnknownKIDInterval), 1),
+		RefreshErrorHandlerFunc: func(string) func(context.Context, error) { return func(context.Context, error) {} },
 	})
-	if err != nil {
-		return nil, err
-	}
-	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
-		HTTPURLs:          map[string]jwkset.Storage{o.JWKSURL: remote},
-		RateLimitWaitMax:  time.Second,
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(o.UnknownKIDInterval), 1),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: client})
 }
 
 // Authenticate verifies the token in c.Password. The user name given with
