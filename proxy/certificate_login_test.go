@@ -21,11 +21,7 @@ type mtlsEnv struct {
 
 func startMTLSProxy(t *testing.T, certLogin bool, adjust ...func(*Options)) *mtlsEnv {
 	serverCA, clientCA := testutil.NewCA(t, "server CA"), testutil.NewCA(t, "client CA")
-	certFile, keyFile := serverCA.Issue(testutil.CertSpec{CommonName: "pubgate", Hosts: []string{"127.0.0.1"}})
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair := serverCA.IssuePair(testutil.CertSpec{CommonName: "pubgate", Hosts: []string{"127.0.0.1"}})
 	mapper, err := auth.NewCertificateMapper("spiffe://example.org/tenant/{tenant}/svc/{user}")
 	if err != nil {
 		t.Fatal(err)
@@ -55,12 +51,7 @@ func (e *mtlsEnv) dial(t *testing.T, spiffeID string) *testutil.RESPConn {
 	t.Helper()
 	cfg := &tls.Config{RootCAs: e.serverCA.Pool(), ServerName: "127.0.0.1"}
 	if spiffeID != "" {
-		certFile, keyFile := e.clientCA.Issue(testutil.CertSpec{CommonName: "client", URIs: []string{spiffeID}, Client: true})
-		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
+		cfg.Certificates = []tls.Certificate{e.clientCA.IssuePair(testutil.CertSpec{CommonName: "client", URIs: []string{spiffeID}, Client: true})}
 	}
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.addr, cfg)
 	if err != nil {

@@ -243,10 +243,5 @@ func TestInternalCA(t *testing.T) {
 
 func loadPair(t *testing.T, ca *testutil.CA, spec testutil.CertSpec) []tls.Certificate {
 	t.Helper()
-	certFile, keyFile := ca.Issue(spec)
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []tls.Certificate{pair}
+	return []tls.Certificate{ca.IssuePair(spec)}
 }

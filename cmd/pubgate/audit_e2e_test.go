@@ -45,7 +45,7 @@ func auditGateway(t *testing.T) (g gateway, dir, policies string) {
 	dir = t.TempDir()
 	writeIn(t, dir, "audit.key", strings.Repeat("k", 40)+"\n")
 	policies = copyPolicies(t)
-	g = gateway{host: "127.0.0.1", caFile: filepath.Join(dir, "ca.crt")}
+	g = localGateway(dir)
 	return startGatewayWith(t, fmt.Sprintf(auditE2EConfig, dir, policies), g), dir, policies
 }
 

@@ -47,6 +47,12 @@ type gateway struct {
 	stop   func() int  // stops pubgate (as SIGTERM does) and returns its exit status
 }
 
+// localGateway is a gateway on 127.0.0.1 whose certificate comes from the
+// local CA pubgate keeps in dataDir.
+func localGateway(dataDir string) gateway {
+	return gateway{host: "127.0.0.1", caFile: filepath.Join(dataDir, "ca.crt")}
+}
+
 // tlsConfig is a client configuration trusting the gateway's CA.
 func (g gateway) tlsConfig(t *testing.T) *tls.Config {
 	pool, err := config.LoadCertPool(g.caFile)
@@ -63,7 +69,7 @@ func (g gateway) addr() string { return net.JoinHostPort(g.host, strconv.Itoa(g.
 func startGateway(t *testing.T, upstreamURL string) gateway {
 	t.Helper()
 	dataDir := t.TempDir()
-	g := gateway{host: "127.0.0.1", caFile: filepath.Join(dataDir, "ca.crt")}
+	g := localGateway(dataDir)
 	return startGatewayWith(t, fmt.Sprintf(e2eConfig, "127.0.0.1:0", dataDir, upstreamURL), g)
 }
 
@@ -355,13 +361,8 @@ users:
 	lines := startLines(t, sub)
 	expectLines(t, lines, "subscribe", "orders", "1")
 
-	pubCert, pubKey := clientCA.Issue(testutil.CertSpec{CommonName: "billing", URIs: []string{"spiffe://example.org/tenant/acme/svc/billing"}, Client: true})
-	pair, err := tls.LoadX509KeyPair(pubCert, pubKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tlsCfg := g.tlsConfig(t)
-	tlsCfg.Certificates = []tls.Certificate{pair}
+	tlsCfg.Certificates = []tls.Certificate{clientCA.IssuePair(testutil.CertSpec{CommonName: "billing", URIs: []string{"spiffe://example.org/tenant/acme/svc/billing"}, Client: true})}
 	pub := redis.NewClient(&redis.Options{Addr: g.addr(), TLSConfig: tlsCfg})
 	defer pub.Close()
 	if n, err := pub.Publish(context.Background(), "orders", "via mTLS").Result(); err != nil || n != 1 {
@@ -402,7 +403,7 @@ func TestUpstreamTLSAndACL(t *testing.T) {
 		"--user", "default", "off", "--user", "gate", "on", ">gate-secret", "~*", "&*", "+@all")
 	clientCert, clientKey := clientCA.Issue(testutil.CertSpec{CommonName: "pubgate", Client: true})
 	dataDir := t.TempDir()
-	g := gateway{host: "127.0.0.1", caFile: filepath.Join(dataDir, "ca.crt")}
+	g := localGateway(dataDir)
 	cfg := fmt.Sprintf(e2eConfig, "127.0.0.1:0", dataDir, "rediss://gate:gate-secret@"+srv.Addr()+"/")
 	upstreamTLS := fmt.Sprintf("upstream: {tls: {ca_file: %q, cert_file: %q, key_file: %q}, ", redisCA.CertFile, clientCert, clientKey)
 	cfg = strings.Replace(cfg, "upstream: {", upstreamTLS, 1)
@@ -429,7 +430,7 @@ func TestJWTLogin(t *testing.T) {
 	}
 	jwksFile := writeFile(t, string(raw))
 	dataDir := t.TempDir()
-	g := gateway{host: "127.0.0.1", caFile: filepath.Join(dataDir, "ca.crt")}
+	g := localGateway(dataDir)
 	cfg := fmt.Sprintf(e2eConfig, "127.0.0.1:0", dataDir, "memory://") + fmt.Sprintf(`auth:
   jwt: {jwks_file: %q, issuer: "https://idp.example", audience: pubgate, algorithms: [ES256]}
 `, jwksFile)

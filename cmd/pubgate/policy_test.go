@@ -110,7 +110,7 @@ users:
 func startPolicyGateway(t *testing.T, policyDir string, watch bool) gateway {
 	t.Helper()
 	dataDir := t.TempDir()
-	g := gateway{host: "127.0.0.1", caFile: filepath.Join(dataDir, "ca.crt")}
+	g := localGateway(dataDir)
 	return startGatewayWith(t, fmt.Sprintf(policyE2EConfig, dataDir, policyDir, watch), g)
 }
 

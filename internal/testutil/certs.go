@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -61,6 +62,16 @@ type CertSpec struct {
 	Hosts        []string // DNS names and IP addresses (server certificates)
 	URIs         []string // URI SANs, e.g. SPIFFE IDs (client certificates)
 	Client       bool     // client authentication rather than server
+}
+
+// IssuePair issues a certificate (as Issue) and loads it for a tls.Config.
+func (ca *CA) IssuePair(spec CertSpec) tls.Certificate {
+	ca.t.Helper()
+	pair, err := tls.LoadX509KeyPair(ca.Issue(spec))
+	if err != nil {
+		ca.t.Fatal(err)
+	}
+	return pair
 }
 
 // Issue writes a certificate and its key as PEM files and returns their paths.

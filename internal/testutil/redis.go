@@ -41,11 +41,7 @@ func StartRedis(t testing.TB, extra ...string) *RedisServer {
 func StartRedisTLS(t testing.TB, serverCA, clientCA *CA, extra ...string) *RedisServer {
 	t.Helper()
 	certFile, keyFile := serverCA.Issue(CertSpec{CommonName: "redis", Hosts: []string{"127.0.0.1"}})
-	clientCert, clientKey := clientCA.Issue(CertSpec{CommonName: "pubgate", Client: true})
-	pair, err := tls.LoadX509KeyPair(clientCert, clientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair := clientCA.IssuePair(CertSpec{CommonName: "pubgate", Client: true})
 	cfg := &tls.Config{RootCAs: serverCA.Pool(), Certificates: []tls.Certificate{pair}, ServerName: "127.0.0.1"}
 	args := append([]string{"--tls-cert-file", certFile, "--tls-key-file", keyFile,
 		"--tls-ca-cert-file", clientCA.CertFile, "--tls-auth-clients", "yes"}, extra...)
