@@ -33,6 +33,12 @@ no_denylist := object.union(settings, {"denied_prefixes": []})
 
 # --- building the input -------------------------------------------------------
 
+# channel_input and pattern_input are bare inputs for the library's helper
+# rules, which read only the tenant, the upstream name and the pattern fields.
+channel_input(t, up) := {"action": "publish", "tenant": t, "upstream_channel": up, "pattern": false, "pattern_literal_prefix": ""}
+
+pattern_input(t, up, lp) := {"action": "psubscribe", "tenant": t, "upstream_channel": up, "pattern": true, "pattern_literal_prefix": lp}
+
 # req(ns, tenant, roles, action, channel) is the input document pubgate sends
 # when a client of `tenant` holding `roles` does `action` on `channel` (as the
 # client wrote it) under namespace config `ns`.

@@ -4,9 +4,6 @@ package pubgate.lib.shared_test
 import data.pubgate.fixtures_test as f
 import data.pubgate.lib.shared
 
-channel(up) := {"action": "subscribe", "upstream_channel": up, "pattern": false, "pattern_literal_prefix": ""}
-
-pattern(up, lp) := {"action": "psubscribe", "upstream_channel": up, "pattern": true, "pattern_literal_prefix": lp}
 
 test_channels_from_settings if {
 	shared.channels == {"shared:announcements"} with data.policy_settings as f.settings
@@ -15,31 +12,31 @@ test_channels_from_settings if {
 }
 
 test_listed_channel_is_shared if {
-	shared.is_shared_channel with input as channel("shared:announcements") with data.policy_settings as f.settings
+	shared.is_shared_channel with input as f.channel_input("acme", "shared:announcements") with data.policy_settings as f.settings
 }
 
 test_unlisted_channels_are_not_shared if {
 	every up in ["shared:other", "shared:announcements.x", "shared:", "acme:shared:announcements", "shared:Announcements"] {
-		not shared.is_shared_channel with input as channel(up) with data.policy_settings as f.settings
+		not shared.is_shared_channel with input as f.channel_input("acme", up) with data.policy_settings as f.settings
 	}
 }
 
 test_nothing_shared_without_settings if {
-	not shared.is_shared_channel with input as channel("shared:announcements") with data.policy_settings as {}
+	not shared.is_shared_channel with input as f.channel_input("acme", "shared:announcements") with data.policy_settings as {}
 }
 
 test_pattern_is_never_a_shared_channel if {
-	not shared.is_shared_channel with input as pattern("shared:announcements", "shared:announcements") with data.policy_settings as f.settings
+	not shared.is_shared_channel with input as f.pattern_input("acme", "shared:announcements", "shared:announcements") with data.policy_settings as f.settings
 }
 
 test_patterns_aiming_at_shared_channels if {
 	every p in [["shared:*", "shared:"], ["shared:announce*", "shared:announce"], ["s*", "s"], ["shared:announcements", "shared:announcements"]] {
-		shared.pattern_on_shared with input as pattern(p[0], p[1]) with data.policy_settings as f.settings
+		shared.pattern_on_shared with input as f.pattern_input("acme", p[0], p[1]) with data.policy_settings as f.settings
 	}
 }
 
 test_patterns_not_aiming_at_shared_channels if {
 	every p in [["*", ""], ["acme:*", "acme:"], ["shared:x*", "shared:x"]] {
-		not shared.pattern_on_shared with input as pattern(p[0], p[1]) with data.policy_settings as f.settings
+		not shared.pattern_on_shared with input as f.pattern_input("acme", p[0], p[1]) with data.policy_settings as f.settings
 	}
 }
