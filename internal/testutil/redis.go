@@ -113,12 +113,12 @@ func (r *RedisServer) start() error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	r.Stop()
-	return fmt.Errorf("redis-server on port %d did not answer PING", r.Port)
+	return fmt.Errorf("redis-server on port %d did not answer INFO", r.Port)
 }
 
 // ours reports whether the server answering on the port is this process
 // (and not another test's that took the port first). A server that requires
-// AUTH cannot tell; its answer is taken as ours once PING gets one.
+// AUTH cannot tell: its NOAUTH answer is taken as ours.
 func (r *RedisServer) ours() bool {
 	info, err := r.command("INFO server")
 	if err != nil {
@@ -158,19 +158,6 @@ func (r *RedisServer) dial() (net.Conn, error) {
 		return tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", r.Addr(), r.TLS)
 	}
 	return net.DialTimeout("tcp", r.Addr(), time.Second)
-}
-
-// Ping sends PING on a fresh connection. A server that requires AUTH
-// answers NOAUTH, which also shows it is up.
-func (r *RedisServer) Ping() error {
-	line, err := r.command("PING")
-	if err != nil {
-		return err
-	}
-	if line = strings.TrimSpace(line); line != "+PONG" && !strings.HasPrefix(line, "-NOAUTH") {
-		return fmt.Errorf("PING answered %q", line)
-	}
-	return nil
 }
 
 // Stop kills the server and waits for it to exit; it is safe to call twice.
