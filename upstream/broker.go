@@ -87,5 +87,8 @@ type Broker interface {
 	// Received is the Seq of the last message received so far, so that the
 	// hub can tell messages that predate a local subscribe.
 	Received() uint64
+	// Health reports whether the engine is reachable: publishes fail and
+	// subscriptions wait while it is not.
+	Health() Health
 	Close() error
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Memory is the embedded in-process engine: a single subscriber (the hub)
@@ -19,6 +20,7 @@ type Memory struct {
 	received atomic.Uint64
 	messages chan Message
 	done     chan struct{}
+	started  time.Time
 }
 
 var _ Broker = (*Memory)(nil)
@@ -29,7 +31,7 @@ const memoryQueue = 1024
 
 // NewMemory returns an empty memory engine.
 func NewMemory() *Memory {
-	m := &Memory{messages: make(chan Message, memoryQueue), done: make(chan struct{})}
+	m := &Memory{messages: make(chan Message, memoryQueue), done: make(chan struct{}), started: time.Now()}
 	for i := range m.subs {
 		m.subs[i] = make(map[string]struct{})
 	}
@@ -165,3 +167,6 @@ func (m *Memory) Close() error {
 	close(m.messages)
 	return nil
 }
+
+// Health is always up: the engine is in the process.
+func (m *Memory) Health() Health { return Health{Up: true, Since: m.started} }

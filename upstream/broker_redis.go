@@ -2,36 +2,32 @@ package upstream
 
 import (
 	"context"
-	"crypto/tls"
-	"fmt"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// RedisOptions configures the Redis engine.
-type RedisOptions struct {
-	URL      string        // redis://[user:pass@]host:port/ or rediss://… (the user is a Redis ACL user)
-	Timeout  time.Duration // dial/read/write timeout of pooled connections
-	PoolSize int           // 0 picks go-redis's default
-	// TLS replaces the default TLS configuration of a rediss:// URL: a CA to
-	// trust, a client certificate, a server name.
-	TLS *tls.Config
-}
-
-// Redis is the engine on a standalone Redis server. Publishes go over a
-// pooled client; subscriptions live on two dedicated connections, one for
-// channels and patterns and one for shard channels, because Redis's reply
-// to SUBSCRIBE and SSUBSCRIBE messages look alike on one connection.
+// Redis is the engine on Redis: a standalone server, the primary of a
+// Sentinel deployment, or a Redis Cluster. Publishes go over a pooled
+// client; channels and patterns share one dedicated subscriber connection,
+// and shard channels have their own (one per hash slot in a cluster),
+// because Redis's replies to SUBSCRIBE and SSUBSCRIBE look alike on one
+// connection.
 type Redis struct {
-	client   *redis.Client
-	main     *subscriber // channels and patterns
-	shard    *subscriber // shard channels
+	client   redis.UniversalClient
+	cluster  *redis.ClusterClient // set for a Redis Cluster
+	sharded  bool                 // cluster mode: channels travel as shard channels
+	main     *subscriber          // channels and patterns
+	shards   shardSubscriptions   // shard channels
+	aliases  *aliases             // sharded mode: the local kinds of each shard channel
+	shardMu  sync.Mutex           // orders alias updates with the shard commands they cause
 	messages chan Message
-	received atomic.Uint64 // Seq of the last message from either connection
+	received atomic.Uint64 // Seq of the last message from any connection
+	health   *healthState
+	stop     context.CancelFunc
 	wg       sync.WaitGroup
 	close    sync.Once
 }
@@ -41,50 +37,108 @@ var _ Broker = (*Redis)(nil)
 // messageBuffer is how many messages the receive loops may queue for the hub.
 const messageBuffer = 4096
 
-// NewRedis connects lazily: it fails only on a malformed URL, and the
-// subscriber connections come up (and come back) on their own.
+// shardSubscriptions hold the SSUBSCRIBE side: one connection on a
+// standalone server, one per hash slot in a cluster.
+type shardSubscriptions interface {
+	send(ctx context.Context, names []string) (waits []chan struct{}, forget func())
+	unsubscribe(ctx context.Context, names []string) error
+	close()
+}
+
+// NewRedis connects lazily: it fails only on malformed options, and the
+// connections come up (and come back) on their own.
 func NewRedis(o RedisOptions) (*Redis, error) {
-	opt, err := redis.ParseURL(o.URL)
+	client, err := newRedisClient(o)
 	if err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
+		return nil, err
 	}
-	if o.TLS != nil {
-		if opt.TLSConfig == nil {
-			return nil, fmt.Errorf("upstream: TLS options need a rediss:// URL")
-		}
-		cfg := o.TLS.Clone()
-		if cfg.ServerName == "" {
-			cfg.ServerName = opt.TLSConfig.ServerName // the URL's host
-		}
-		opt.TLSConfig = cfg
+	r := &Redis{client: client, messages: make(chan Message, messageBuffer), health: newHealthState(o.OnHealthChange)}
+	ctx, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	r.main = newSubscriber(client.Subscribe(ctx), r.emitter(KindChannel))
+	r.start(r.main)
+	if c, ok := client.(*redis.ClusterClient); ok {
+		r.cluster, r.sharded = c, o.Cluster.Sharded
+		r.shards = newSlotSubscribers(c, r)
+	} else {
+		s := newSubscriber(client.SSubscribe(ctx), r.emitter(KindShard))
+		r.start(s)
+		r.shards = singleShard{s}
 	}
-	opt.Protocol = 2 // push-free replies; pub/sub needs nothing from RESP3
-	opt.ClientName = "pubgate"
-	if o.PoolSize > 0 {
-		opt.PoolSize = o.PoolSize
+	if r.sharded {
+		r.aliases = newAliases()
 	}
-	if o.Timeout > 0 {
-		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = o.Timeout, o.Timeout, o.Timeout
+	interval := o.HealthInterval
+	if interval <= 0 {
+		interval = defaultHealthInterval
 	}
-	r := &Redis{client: redis.NewClient(opt), messages: make(chan Message, messageBuffer)}
-	ctx := context.Background()
-	r.main = newSubscriber(r.client.Subscribe(ctx), KindChannel, &r.received)
-	r.shard = newSubscriber(r.client.SSubscribe(ctx), KindShard, &r.received)
-	for _, s := range []*subscriber{r.main, r.shard} {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			s.run(r.messages)
-		}()
-	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.health.probeLoop(ctx, interval, r.probe)
+	}()
 	return r, nil
+}
+
+// start runs a subscriber's receive loop until its connection is closed.
+func (r *Redis) start(s *subscriber) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		s.run()
+	}()
+}
+
+// emitter turns a subscriber's Redis messages into the engine's: a shard
+// channel in sharded mode is delivered once per local kind that holds it.
+func (r *Redis) emitter(kind Kind) func(*redis.Message) {
+	return func(m *redis.Message) {
+		msg := Message{Kind: kind, Channel: m.Channel, Payload: []byte(m.Payload)}
+		if m.Pattern != "" {
+			msg.Kind, msg.Pattern = KindPattern, m.Pattern
+		}
+		if kind == KindShard && r.aliases != nil {
+			for _, k := range r.aliases.kinds(m.Channel) {
+				msg.Kind, msg.Seq = k, r.received.Add(1)
+				r.messages <- msg
+			}
+			return
+		}
+		msg.Seq = r.received.Add(1)
+		r.messages <- msg
+	}
+}
+
+// probe checks that every node pubgate needs answers; a cluster that fails
+// it re-reads its slot map, so that a promoted replica is found at once.
+func (r *Redis) probe(ctx context.Context) error {
+	if r.cluster == nil {
+		return r.client.Ping(ctx).Err()
+	}
+	err := r.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		return c.Ping(ctx).Err()
+	})
+	if err != nil {
+		r.cluster.ReloadState(ctx)
+	}
+	return err
+}
+
+func (r *Redis) Health() Health { return r.health.get() }
+
+// upstreamKind is the kind a subscription or publish of kind travels as.
+func (r *Redis) upstreamKind(kind Kind) Kind {
+	if r.sharded && kind == KindChannel {
+		return KindShard
+	}
+	return kind
 }
 
 func (r *Redis) Publish(ctx context.Context, batch []Publication) error {
 	cmds := make([]*redis.IntCmd, len(batch))
 	_, batchErr := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, p := range batch {
-			if p.Kind == KindShard {
+			if r.upstreamKind(p.Kind) == KindShard {
 				cmds[i] = pipe.SPublish(ctx, p.Channel, p.Payload)
 			} else {
 				cmds[i] = pipe.Publish(ctx, p.Channel, p.Payload)
@@ -103,22 +157,44 @@ func (r *Redis) Publish(ctx context.Context, batch []Publication) error {
 			batch[i].Receivers, batch[i].Err = c.Result()
 		}
 	}
+	var redisErr redis.Error
+	if batchErr != nil && !errors.As(batchErr, &redisErr) && ctx.Err() == nil {
+		r.health.set(batchErr) // unreachable, not refused: the probe will tell when it is back
+	}
 	return nil
 }
 
 func (r *Redis) Subscribe(ctx context.Context, kind Kind, names ...string) error {
-	return r.subscriberFor(kind).subscribe(ctx, kind, names)
+	switch {
+	case kind == KindPattern && r.sharded:
+		return ErrPatternsSharded
+	case r.upstreamKind(kind) == KindShard:
+		// A name already held sends SSUBSCRIBE again: Redis confirms it
+		// anyway, so the caller waits for the engine either way.
+		r.shardMu.Lock()
+		if r.aliases != nil {
+			r.aliases.add(kind, names)
+		}
+		waits, forget := r.shards.send(ctx, names)
+		r.shardMu.Unlock()
+		return awaitConfirmations(ctx, "ssubscribe", waits, forget)
+	}
+	return r.main.subscribe(ctx, kind, names)
 }
 
 func (r *Redis) Unsubscribe(ctx context.Context, kind Kind, names ...string) error {
-	return r.subscriberFor(kind).unsubscribe(ctx, kind, names)
-}
-
-func (r *Redis) subscriberFor(kind Kind) *subscriber {
-	if kind == KindShard {
-		return r.shard
+	if r.upstreamKind(kind) != KindShard {
+		return r.main.unsubscribe(ctx, kind, names)
 	}
-	return r.main
+	r.shardMu.Lock()
+	defer r.shardMu.Unlock()
+	if r.aliases != nil {
+		names = r.aliases.remove(kind, names)
+		if len(names) == 0 {
+			return nil
+		}
+	}
+	return r.shards.unsubscribe(ctx, names)
 }
 
 func (r *Redis) Messages() <-chan Message { return r.messages }
@@ -129,6 +205,10 @@ func (r *Redis) Channels(ctx context.Context, kind Kind, pattern string) ([]stri
 	if pattern == "" {
 		pattern = "*"
 	}
+	kind = r.upstreamKind(kind)
+	if r.cluster != nil {
+		return clusterChannels(ctx, r.cluster, kind, pattern)
+	}
 	if kind == KindShard {
 		return r.client.PubSubShardChannels(ctx, pattern).Result()
 	}
@@ -136,11 +216,15 @@ func (r *Redis) Channels(ctx context.Context, kind Kind, pattern string) ([]stri
 }
 
 func (r *Redis) NumSub(ctx context.Context, kind Kind, channels ...string) ([]int64, error) {
+	kind = r.upstreamKind(kind)
 	var counts map[string]int64
 	var err error
-	if kind == KindShard {
+	switch {
+	case r.cluster != nil:
+		counts, err = clusterNumSub(ctx, r.cluster, kind, channels)
+	case kind == KindShard:
 		counts, err = r.client.PubSubShardNumSub(ctx, channels...).Result()
-	} else {
+	default:
 		counts, err = r.client.PubSubNumSub(ctx, channels...).Result()
 	}
 	if err != nil {
@@ -155,8 +239,9 @@ func (r *Redis) NumSub(ctx context.Context, kind Kind, channels ...string) ([]in
 
 func (r *Redis) Close() error {
 	r.close.Do(func() {
+		r.stop()
 		_ = r.main.ps.Close()
-		_ = r.shard.ps.Close()
+		r.shards.close()
 		r.wg.Wait()
 		close(r.messages)
 		_ = r.client.Close()
@@ -164,138 +249,16 @@ func (r *Redis) Close() error {
 	return nil
 }
 
-// subscriber owns one go-redis PubSub connection. go-redis re-dials and
-// resubscribes it after a failure and pings it when idle; subscriber adds
-// waiting for Redis's confirmation of each subscribe.
-type subscriber struct {
-	ps       *redis.PubSub
-	kind     Kind // KindChannel (with patterns) or KindShard
-	received *atomic.Uint64
-	mu       sync.Mutex
-	waiters  map[string][]chan struct{} // "subscribe\x00name" → waiting callers
+// singleShard is the SSUBSCRIBE side of a standalone server (or primary):
+// one connection holds every shard channel.
+type singleShard struct{ s *subscriber }
+
+func (s singleShard) send(ctx context.Context, names []string) ([]chan struct{}, func()) {
+	return s.s.send(ctx, KindShard, names)
 }
 
-func newSubscriber(ps *redis.PubSub, kind Kind, received *atomic.Uint64) *subscriber {
-	return &subscriber{ps: ps, kind: kind, received: received, waiters: make(map[string][]chan struct{})}
+func (s singleShard) unsubscribe(ctx context.Context, names []string) error {
+	return s.s.unsubscribe(ctx, KindShard, names)
 }
 
-func confirmKey(redisKind, name string) string { return redisKind + "\x00" + name }
-
-func subscribeVerb(kind Kind) string {
-	switch kind {
-	case KindPattern:
-		return "psubscribe"
-	case KindShard:
-		return "ssubscribe"
-	}
-	return "subscribe"
-}
-
-func (s *subscriber) subscribe(ctx context.Context, kind Kind, names []string) error {
-	waits := s.expect(subscribeVerb(kind), names)
-	var err error
-	switch kind {
-	case KindPattern:
-		err = s.ps.PSubscribe(ctx, names...)
-	case KindShard:
-		err = s.ps.SSubscribe(ctx, names...)
-	default:
-		err = s.ps.Subscribe(ctx, names...)
-	}
-	// A failed write is not final: go-redis keeps the names and subscribes
-	// them again when it reconnects, so wait for the confirmation either way.
-	for _, w := range waits {
-		select {
-		case <-w:
-		case <-ctx.Done():
-			s.forget(subscribeVerb(kind), names, waits)
-			if err == nil {
-				err = ctx.Err()
-			}
-			return fmt.Errorf("upstream: %s not confirmed: %w", subscribeVerb(kind), err)
-		}
-	}
-	return nil
-}
-
-func (s *subscriber) unsubscribe(ctx context.Context, kind Kind, names []string) error {
-	switch kind {
-	case KindPattern:
-		return s.ps.PUnsubscribe(ctx, names...)
-	case KindShard:
-		return s.ps.SUnsubscribe(ctx, names...)
-	}
-	return s.ps.Unsubscribe(ctx, names...)
-}
-
-func (s *subscriber) expect(verb string, names []string) []chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	waits := make([]chan struct{}, len(names))
-	for i, n := range names {
-		w := make(chan struct{})
-		k := confirmKey(verb, n)
-		s.waiters[k] = append(s.waiters[k], w)
-		waits[i] = w
-	}
-	return waits
-}
-
-func (s *subscriber) forget(verb string, names []string, waits []chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, n := range names {
-		k := confirmKey(verb, n)
-		list := s.waiters[k]
-		for j, w := range list {
-			if w == waits[i] {
-				list = append(list[:j], list[j+1:]...)
-				break
-			}
-		}
-		if len(list) == 0 {
-			delete(s.waiters, k)
-		} else {
-			s.waiters[k] = list
-		}
-	}
-}
-
-func (s *subscriber) confirm(verb, name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := confirmKey(verb, name)
-	for _, w := range s.waiters[k] {
-		close(w)
-	}
-	delete(s.waiters, k)
-}
-
-// neverDrop is longer than any stall of the hub, which never blocks: go-redis
-// drops a message only when its channel stays full this long.
-const neverDrop = 24 * time.Hour
-
-func (s *subscriber) run(out chan<- Message) {
-	// go-redis's own buffer holds one message: the queue is r.messages,
-	// where messages already carry their Seq (see Broker.Received).
-	in := s.ps.ChannelWithSubscriptions(
-		redis.WithChannelSize(1),
-		redis.WithChannelSendTimeout(neverDrop),
-	)
-	for m := range in {
-		switch m := m.(type) {
-		case *redis.Subscription:
-			s.confirm(m.Kind, m.Channel)
-		case *redis.Message:
-			out <- s.message(m)
-		}
-	}
-}
-
-func (s *subscriber) message(m *redis.Message) Message {
-	msg := Message{Kind: s.kind, Channel: m.Channel, Payload: []byte(m.Payload), Seq: s.received.Add(1)}
-	if m.Pattern != "" {
-		msg.Kind, msg.Pattern = KindPattern, m.Pattern
-	}
-	return msg
-}
+func (s singleShard) close() { _ = s.s.ps.Close() }

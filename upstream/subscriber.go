@@ -1,0 +1,173 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// subscriber owns one go-redis PubSub connection. go-redis re-dials and
+// resubscribes it after a failure and pings it when idle; subscriber adds
+// waiting for Redis's confirmation of each subscribe.
+type subscriber struct {
+	ps   *redis.PubSub
+	emit func(*redis.Message)
+	// dropped, if set, hears of Redis ending a subscription that nobody
+	// asked to end: a cluster unsubscribes a shard channel whose slot
+	// moved to another shard.
+	dropped func(name string)
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{} // "subscribe\x00name" → waiting callers
+	leaving map[string]int             // shard channels with an SUNSUBSCRIBE of ours in flight
+}
+
+func newSubscriber(ps *redis.PubSub, emit func(*redis.Message)) *subscriber {
+	return &subscriber{ps: ps, emit: emit, waiters: make(map[string][]chan struct{}), leaving: make(map[string]int)}
+}
+
+func confirmKey(redisKind, name string) string { return redisKind + "\x00" + name }
+
+func subscribeVerb(kind Kind) string {
+	switch kind {
+	case KindPattern:
+		return "psubscribe"
+	case KindShard:
+		return "ssubscribe"
+	}
+	return "subscribe"
+}
+
+func (s *subscriber) subscribe(ctx context.Context, kind Kind, names []string) error {
+	waits, forget := s.send(ctx, kind, names)
+	return awaitConfirmations(ctx, subscribeVerb(kind), waits, forget)
+}
+
+// send writes the subscribe and returns what to wait for. A failed write is
+// not final: go-redis keeps the names and subscribes them again when it
+// reconnects, so the caller waits for the confirmation either way.
+func (s *subscriber) send(ctx context.Context, kind Kind, names []string) (waits []chan struct{}, forget func()) {
+	verb := subscribeVerb(kind)
+	waits = s.expect(verb, names)
+	switch kind {
+	case KindPattern:
+		_ = s.ps.PSubscribe(ctx, names...)
+	case KindShard:
+		_ = s.ps.SSubscribe(ctx, names...)
+	default:
+		_ = s.ps.Subscribe(ctx, names...)
+	}
+	return waits, func() { s.forget(verb, names, waits) }
+}
+
+// awaitConfirmations waits until Redis confirmed every subscription.
+func awaitConfirmations(ctx context.Context, verb string, waits []chan struct{}, forget func()) error {
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-ctx.Done():
+			forget()
+			return fmt.Errorf("upstream: %s not confirmed: %w", verb, ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (s *subscriber) unsubscribe(ctx context.Context, kind Kind, names []string) error {
+	switch kind {
+	case KindPattern:
+		return s.ps.PUnsubscribe(ctx, names...)
+	case KindShard:
+		s.mu.Lock()
+		for _, n := range names {
+			s.leaving[n]++
+		}
+		s.mu.Unlock()
+		return s.ps.SUnsubscribe(ctx, names...)
+	}
+	return s.ps.Unsubscribe(ctx, names...)
+}
+
+func (s *subscriber) expect(verb string, names []string) []chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	waits := make([]chan struct{}, len(names))
+	for i, n := range names {
+		w := make(chan struct{})
+		k := confirmKey(verb, n)
+		s.waiters[k] = append(s.waiters[k], w)
+		waits[i] = w
+	}
+	return waits
+}
+
+func (s *subscriber) forget(verb string, names []string, waits []chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, n := range names {
+		k := confirmKey(verb, n)
+		list := s.waiters[k]
+		for j, w := range list {
+			if w == waits[i] {
+				list = append(list[:j], list[j+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(s.waiters, k)
+		} else {
+			s.waiters[k] = list
+		}
+	}
+}
+
+// confirmed handles Redis's answer to a (un)subscribe, or an unsubscribe
+// Redis decided on its own.
+func (s *subscriber) confirmed(sub *redis.Subscription) {
+	s.mu.Lock()
+	var dropped bool
+	if sub.Kind == "sunsubscribe" {
+		if s.leaving[sub.Channel] > 0 {
+			s.leaving[sub.Channel]--
+			if s.leaving[sub.Channel] == 0 {
+				delete(s.leaving, sub.Channel)
+			}
+		} else {
+			dropped = true
+		}
+	}
+	k := confirmKey(sub.Kind, sub.Channel)
+	for _, w := range s.waiters[k] {
+		close(w)
+	}
+	delete(s.waiters, k)
+	s.mu.Unlock()
+	if dropped && s.dropped != nil {
+		s.dropped(sub.Channel)
+	}
+}
+
+// neverDrop is longer than any stall of the hub, which never blocks: go-redis
+// drops a message only when its channel stays full this long.
+const neverDrop = 24 * time.Hour
+
+// run receives until the connection is closed.
+func (s *subscriber) run() {
+	// go-redis's own buffer holds one message: the queue is the engine's,
+	// where messages already carry their Seq (see Broker.Received).
+	in := s.ps.ChannelWithSubscriptions(
+		redis.WithChannelSize(1),
+		redis.WithChannelSendTimeout(neverDrop),
+	)
+	for m := range in {
+		switch m := m.(type) {
+		case *redis.Subscription:
+			s.confirmed(m)
+		case *redis.Message:
+			s.emit(m)
+		}
+	}
+}
