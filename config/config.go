@@ -131,18 +131,48 @@ type InternalCA struct {
 	DataDir string   `yaml:"data_dir"` // where the CA and certificate are kept
 }
 
-// Upstream is the fan-out engine.
+// Upstream is the fan-out engine: the embedded memory engine, a standalone
+// Redis (URL), a primary found through Sentinel, or a Redis Cluster.
 type Upstream struct {
 	// URL is memory:// (embedded engine), redis://[user:pass@]host:port/[db]
-	// or rediss://… for Redis over TLS.
-	URL      string        `yaml:"url"`
+	// or rediss://… for Redis over TLS. Unused with Cluster or Sentinel.
+	URL      string           `yaml:"url"`
+	Cluster  *UpstreamCluster `yaml:"cluster"`
+	Sentinel *Sentinel        `yaml:"sentinel"`
+	// Username and Password authenticate to the Redis nodes of a Cluster
+	// or Sentinel deployment (an ACL user); a URL carries its own.
+	Username string        `yaml:"username"`
+	Password string        `yaml:"password"`
 	Timeout  time.Duration `yaml:"timeout"`
 	PoolSize int           `yaml:"pool_size"`
 	TLS      UpstreamTLS   `yaml:"tls"`
+	// HealthInterval is how often the engine is probed for readiness.
+	HealthInterval time.Duration `yaml:"health_interval"`
 }
 
-// UpstreamTLS adjusts TLS towards Redis (rediss:// URLs).
+// UpstreamCluster is a Redis Cluster.
+type UpstreamCluster struct {
+	Addresses []string `yaml:"addresses"` // seed nodes, host:port
+	// Sharded carries tenants' channels as Redis 7 shard channels
+	// (SPUBLISH/SSUBSCRIBE), so that each message stays within the shard
+	// that owns its slot instead of reaching every node. Pattern
+	// subscriptions are refused then.
+	Sharded bool `yaml:"sharded"`
+}
+
+// Sentinel locates the primary through Redis Sentinel.
+type Sentinel struct {
+	MasterName string   `yaml:"master_name"`
+	Addresses  []string `yaml:"addresses"` // the sentinels, host:port
+	// Username and Password are the sentinels' own credentials, if any.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// UpstreamTLS adjusts TLS towards Redis (rediss:// URLs). For a Cluster or
+// Sentinel, any setting (or enabled alone) turns TLS on.
 type UpstreamTLS struct {
+	Enable     bool   `yaml:"enabled"`
 	CAFile     string `yaml:"ca_file"`   // CA that Redis's certificate chains to; default: system roots
 	CertFile   string `yaml:"cert_file"` // client certificate, when Redis requires one
 	KeyFile    string `yaml:"key_file"`
@@ -152,8 +182,23 @@ type UpstreamTLS struct {
 // Enabled reports whether any option is set.
 func (t UpstreamTLS) Enabled() bool { return t != UpstreamTLS{} }
 
+// Kind names the deployment: memory, redis, cluster or sentinel.
+func (u Upstream) Kind() string {
+	switch {
+	case u.Cluster != nil:
+		return "cluster"
+	case u.Sentinel != nil:
+		return "sentinel"
+	case u.IsMemory():
+		return "memory"
+	}
+	return "redis"
+}
+
 // IsMemory reports whether the URL selects the embedded engine.
-func (u Upstream) IsMemory() bool { return strings.HasPrefix(u.URL, "memory:") }
+func (u Upstream) IsMemory() bool {
+	return u.Cluster == nil && u.Sentinel == nil && strings.HasPrefix(u.URL, "memory:")
+}
 
 // Tenant is an isolated channel namespace.
 type Tenant struct {
@@ -275,7 +320,7 @@ func Default() *Config {
 			Address: "127.0.0.1:6380", ShutdownTimeout: 10 * time.Second,
 			TLS: TLS{ReloadInterval: 10 * time.Second, MinVersion: "1.2"},
 		},
-		Upstream: Upstream{URL: "memory://", Timeout: 5 * time.Second},
+		Upstream: Upstream{URL: "memory://", Timeout: 5 * time.Second, HealthInterval: time.Second},
 		Auth: Auth{
 			LoginTimeout: 10 * time.Second,
 			Throttle:     Throttle{MaxFailures: 5, Window: time.Minute, Lockout: time.Minute},

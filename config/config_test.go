@@ -82,6 +82,15 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"acme with files", "tenants: {acme: {}}\nlisten: {tls: {acme: {domains: [a.example], http_challenge_address: ':80'}, internal: {}}}\n", "listen.tls.acme: cannot be combined"},
 		{"bad min version", "tenants: {acme: {}}\nlisten: {tls: {internal: {}, min_version: '1.1'}}\n", `listen.tls.min_version: must be "1.2" or "1.3", not "1.1"`},
 		{"bad scheme", base + "upstream: {url: 'http://x'}\n", `upstream.url: scheme must be memory, redis or rediss, not "http"`},
+		{"url and cluster", base + "upstream: {url: 'redis://r:6379/', cluster: {addresses: ['r:7000']}}\n", "upstream.url: set either url or cluster, not both"},
+		{"cluster and sentinel", base + "upstream: {cluster: {addresses: ['r:7000']}, sentinel: {master_name: m, addresses: ['s:26379']}}\n", "upstream: set either cluster or sentinel, not both"},
+		{"cluster without seeds", base + "upstream: {cluster: {sharded: true}}\n", "upstream.cluster.addresses: needs at least one host:port"},
+		{"bad cluster seed", base + "upstream: {cluster: {addresses: [r7000]}}\n", `upstream.cluster.addresses: "r7000" is not host:port`},
+		{"sentinel without master", base + "upstream: {sentinel: {addresses: ['s:26379']}}\n", "upstream.sentinel.master_name: is required"},
+		{"sentinel without addresses", base + "upstream: {sentinel: {master_name: m}}\n", "upstream.sentinel.addresses: needs at least one host:port"},
+		{"username with url", base + "upstream: {url: 'redis://r:6379/', username: u}\n", "upstream.username: is for cluster and sentinel"},
+		{"tls with plain url", base + "upstream: {url: 'redis://r:6379/', tls: {enabled: true}}\n", "upstream.tls: needs a rediss:// upstream.url"},
+		{"zero health interval", base + "upstream: {health_interval: 0s}\n", "upstream.health_interval: must be positive"},
 		{"overlapping prefixes", "tenants:\n  a: {prefix: 'x:'}\n  b: {prefix: 'x:y'}\n", `tenants.b.prefix: "x:y" overlaps tenants.a.prefix "x:"`},
 		{"prefix with space", "tenants:\n  a: {prefix: 'x y'}\n", "tenants.a.prefix: must not contain spaces"},
 		{"bad tenant name", "tenants:\n  'a b': {}\n", "tenants.a b: tenant names may contain"},
@@ -241,6 +250,28 @@ func TestAuditSettings(t *testing.T) {
 		"tenant globex    subscribe=payload_digest"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestUpstreamDeployments(t *testing.T) {
+	base := "tenants: {acme: {}}\nlisten: {plaintext: true}\n"
+	cases := []struct{ yaml, kind, describe string }{
+		{"", "memory", "memory://"},
+		{"upstream: {url: 'redis://u:secret@r:6379/'}\n", "redis", "redis://u:xxxxx@r:6379/"},
+		{"upstream: {cluster: {addresses: ['a:7000', 'b:7001'], sharded: true}, password: secret}\n", "cluster", "cluster a:7000,b:7001 (sharded pub/sub)"},
+		{"upstream: {sentinel: {master_name: main, addresses: ['s:26379']}, tls: {enabled: true}}\n", "sentinel", `sentinel primary "main" via s:26379, TLS`},
+	}
+	for _, tc := range cases {
+		c, err := Parse([]byte(base + tc.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if got := c.Upstream.Kind(); got != tc.kind {
+			t.Errorf("%q: kind %s, want %s", tc.yaml, got, tc.kind)
+		}
+		if got := c.Upstream.Describe(); got != tc.describe {
+			t.Errorf("%q: describe %q, want %q", tc.yaml, got, tc.describe)
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 func (c *Config) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen:   %s, %s\n", c.Listen.Address, c.Listen.tlsSummary())
-	fmt.Fprintf(&b, "upstream: %s (timeout %s)\n", RedactURL(c.Upstream.URL), c.Upstream.Timeout)
+	fmt.Fprintf(&b, "upstream: %s (timeout %s)\n", c.Upstream.Describe(), c.Upstream.Timeout)
 	fmt.Fprintf(&b, "tenants:  %d\n", len(c.Tenants))
 	for _, name := range sortedKeys(c.Tenants) {
 		t := c.Tenants[name]
@@ -77,6 +77,26 @@ func (l Listen) tlsSummary() string {
 }
 
 // RedactURL hides the password of a URL for logs and summaries.
+// Describe names the upstream deployment for logs and `pubgate check`,
+// without secrets.
+func (u Upstream) Describe() string {
+	tls := ""
+	if u.TLS.Enabled() {
+		tls = ", TLS"
+	}
+	switch {
+	case u.Cluster != nil:
+		mode := "classic pub/sub"
+		if u.Cluster.Sharded {
+			mode = "sharded pub/sub"
+		}
+		return fmt.Sprintf("cluster %s (%s%s)", strings.Join(u.Cluster.Addresses, ","), mode, tls)
+	case u.Sentinel != nil:
+		return fmt.Sprintf("sentinel primary %q via %s%s", u.Sentinel.MasterName, strings.Join(u.Sentinel.Addresses, ","), tls)
+	}
+	return RedactURL(u.URL)
+}
+
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -127,22 +127,14 @@ func (c *Config) validateTLS(add addFunc) {
 }
 
 func (c *Config) validateUpstream(add addFunc) {
-	u, err := url.Parse(c.Upstream.URL)
-	switch {
-	case err != nil:
-		add("upstream.url", "%v", err)
-	case u.Scheme == "memory":
-	case u.Scheme == "redis" || u.Scheme == "rediss":
-		if u.Host == "" {
-			add("upstream.url", "%s URL needs a host: %s://host:port/", u.Scheme, u.Scheme)
-		}
+	up := c.Upstream
+	switch up.Kind() {
+	case "cluster", "sentinel":
+		validateDeployment(add, up)
 	default:
-		add("upstream.url", "scheme must be memory, redis or rediss, not %q", u.Scheme)
+		validateURL(add, up)
 	}
-	if t := c.Upstream.TLS; t.Enabled() {
-		if u != nil && u.Scheme != "rediss" {
-			add("upstream.tls", "needs a rediss:// upstream.url")
-		}
+	if t := up.TLS; t.Enabled() {
 		if (t.CertFile == "") != (t.KeyFile == "") {
 			add("upstream.tls", "cert_file and key_file go together")
 		} else if t.CertFile != "" {
@@ -154,11 +146,66 @@ func (c *Config) validateUpstream(add addFunc) {
 			checkCAFile(add, "upstream.tls.ca_file", t.CAFile)
 		}
 	}
-	if c.Upstream.Timeout <= 0 {
+	if up.Timeout <= 0 {
 		add("upstream.timeout", "must be positive")
 	}
-	if c.Upstream.PoolSize < 0 {
+	if up.HealthInterval <= 0 {
+		add("upstream.health_interval", "must be positive")
+	}
+	if up.PoolSize < 0 {
 		add("upstream.pool_size", "must not be negative")
+	}
+}
+
+func validateURL(add addFunc, up Upstream) {
+	u, err := url.Parse(up.URL)
+	switch {
+	case err != nil:
+		add("upstream.url", "%v", err)
+	case u.Scheme == "memory":
+	case u.Scheme == "redis" || u.Scheme == "rediss":
+		if u.Host == "" {
+			add("upstream.url", "%s URL needs a host: %s://host:port/", u.Scheme, u.Scheme)
+		}
+	default:
+		add("upstream.url", "scheme must be memory, redis or rediss, not %q", u.Scheme)
+	}
+	if up.TLS.Enabled() && (u == nil || u.Scheme != "rediss") {
+		add("upstream.tls", "needs a rediss:// upstream.url")
+	}
+	if up.Username != "" || up.Password != "" {
+		add("upstream.username", "is for cluster and sentinel; a standalone URL carries its credentials: redis://user:password@host:port/")
+	}
+}
+
+// validateDeployment checks a cluster or sentinel upstream, which replace
+// the URL.
+func validateDeployment(add addFunc, up Upstream) {
+	if up.Cluster != nil && up.Sentinel != nil {
+		add("upstream", "set either cluster or sentinel, not both")
+	}
+	if !strings.HasPrefix(up.URL, "memory:") {
+		add("upstream.url", "set either url or %s, not both", up.Kind())
+	}
+	if up.Cluster != nil {
+		checkAddresses(add, "upstream.cluster.addresses", up.Cluster.Addresses)
+	}
+	if s := up.Sentinel; s != nil {
+		if s.MasterName == "" {
+			add("upstream.sentinel.master_name", "is required: the name the sentinels monitor the primary by")
+		}
+		checkAddresses(add, "upstream.sentinel.addresses", s.Addresses)
+	}
+}
+
+func checkAddresses(add addFunc, key string, addrs []string) {
+	if len(addrs) == 0 {
+		add(key, "needs at least one host:port")
+	}
+	for _, a := range addrs {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			add(key, "%q is not host:port", a)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,7 +59,7 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, reload <
 	defer func() { _ = log.Sync() }()
 	setRedisLogger.Do(func() { redis.SetLogger(redisLogger{log.Named("go-redis").Sugar()}) })
 
-	broker, err := openBroker(cfg.Upstream)
+	broker, err := openBroker(cfg.Upstream, log.Named("upstream"))
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, reload <
 	}
 	log.Info("pubgate listening", zap.String("version", buildVersion()), zap.Stringer("addr", ln.Addr()),
 		zap.Bool("tls", !cfg.Listen.Plaintext),
-		zap.String("upstream", config.RedactURL(cfg.Upstream.URL)), zap.Int("tenants", len(cfg.Tenants)))
+		zap.String("upstream", cfg.Upstream.Describe()), zap.Int("tenants", len(cfg.Tenants)))
 	if cfg.Auth.DefaultUser != "" {
 		log.Warn("connections without AUTH act as a configured user", zap.String("auth.default_user", cfg.Auth.DefaultUser))
 	}
@@ -157,7 +158,7 @@ func (l *closingListener) Close() error {
 	return err
 }
 
-func openBroker(u config.Upstream) (upstream.Broker, error) {
+func openBroker(u config.Upstream, log *zap.Logger) (upstream.Broker, error) {
 	if u.IsMemory() {
 		return upstream.NewMemory(), nil
 	}
@@ -165,7 +166,36 @@ func openBroker(u config.Upstream) (upstream.Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return upstream.NewRedis(upstream.RedisOptions{URL: u.URL, Timeout: u.Timeout, PoolSize: u.PoolSize, TLS: tlsConfig})
+	o := upstream.RedisOptions{
+		URL: u.URL, Username: u.Username, Password: u.Password,
+		Timeout: u.Timeout, PoolSize: u.PoolSize, TLS: tlsConfig,
+		HealthInterval: u.HealthInterval, OnHealthChange: logHealth(log, u.Describe()),
+	}
+	if c := u.Cluster; c != nil {
+		o.URL, o.Cluster = "", &upstream.ClusterOptions{Addrs: c.Addresses, Sharded: c.Sharded}
+	}
+	if s := u.Sentinel; s != nil {
+		o.URL, o.Sentinel = "", &upstream.SentinelOptions{MasterName: s.MasterName, Addrs: s.Addresses, Username: s.Username, Password: s.Password}
+	}
+	return upstream.NewRedis(o)
+}
+
+// logHealth reports the upstream going down and coming back. Publishes
+// fail and subscriptions wait meanwhile; sessions stay connected.
+func logHealth(log *zap.Logger, name string) func(upstream.Health) {
+	var wasUp atomic.Bool
+	return func(h upstream.Health) {
+		switch {
+		case h.Up:
+			log.Info("upstream reachable", zap.String("upstream", name))
+		case wasUp.Load():
+			log.Error("upstream unreachable: publishes fail until it is back, subscriptions are restored then",
+				zap.String("upstream", name), zap.Error(h.Err))
+		default:
+			log.Warn("upstream not reachable yet", zap.String("upstream", name), zap.Error(h.Err))
+		}
+		wasUp.Store(h.Up)
+	}
 }
 
 func newProxy(ctx context.Context, cfg *config.Config, broker upstream.Broker, authz proxy.Authorizer, auditor proxy.Auditor, log *zap.Logger) (*proxy.Server, error) {
