@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -46,6 +47,13 @@ func loadOrCreateCA(dir string) (*localCA, error) {
 		leafFile: filepath.Join(dir, "server.crt"), keyFile: filepath.Join(dir, "server.key"),
 	}
 	caKeyFile := filepath.Join(dir, "ca.key")
+	// Nodes sharing a data directory (a volume) may start together: one
+	// creates the CA, the others wait and load it.
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	pair, err := tls.LoadX509KeyPair(ca.certFile, caKeyFile)
 	if os.IsNotExist(err) {
 		return ca, ca.create(caKeyFile)
@@ -207,4 +215,18 @@ func writePEM(path, blockType string, der []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// lockDir holds an exclusive advisory lock on dir's lock file until the
+// returned function is called.
+func lockDir(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() { _ = f.Close() }, nil // closing releases the lock
 }

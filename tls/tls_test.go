@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,4 +245,28 @@ func TestInternalCA(t *testing.T) {
 func loadPair(t *testing.T, ca *testutil.CA, spec testutil.CertSpec) []tls.Certificate {
 	t.Helper()
 	return []tls.Certificate{ca.IssuePair(spec)}
+}
+
+// TestInternalCASharedDirectory: nodes that share a data directory and start
+// together end up with one CA, not one each.
+func TestInternalCASharedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	cas := make([]*localCA, 8)
+	var wg sync.WaitGroup
+	for i := range cas {
+		wg.Go(func() {
+			ca, err := loadOrCreateCA(dir)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			cas[i] = ca
+		})
+	}
+	wg.Wait()
+	for _, ca := range cas[1:] {
+		if ca == nil || !ca.cert.Equal(cas[0].cert) {
+			t.Fatal("nodes sharing a data directory created different CAs")
+		}
+	}
 }
