@@ -92,9 +92,14 @@ func (r *RedisServer) URL() string {
 	return "redis://" + r.Addr() + "/"
 }
 
-// Start starts a stopped server again on the same port.
+// Start starts a stopped server again on the same port. Starting a running
+// one fails the test: the new process would replace the tracked one, which
+// would then outlive the test.
 func (r *RedisServer) Start() {
 	r.t.Helper()
+	if r.running() {
+		r.t.Fatalf("redis-server on port %d is already running", r.Port)
+	}
 	if err := r.start(); err != nil {
 		r.t.Fatalf("restart redis-server: %v", err)
 	}
