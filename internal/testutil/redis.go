@@ -1,10 +1,8 @@
 package testutil
 
 import (
-	"bufio"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -22,8 +20,16 @@ type RedisServer struct {
 	Port int
 	dir  string
 	args []string
-	cmd  *exec.Cmd
-	exit chan struct{}
+	// conf is a config file given before all options: Sentinel needs one
+	// that it can rewrite.
+	conf string
+	// cluster makes the server a cluster node. Its bus listens on busPort,
+	// picked free like Port because port+10000 may be out of range or
+	// taken, and its nodes.conf lives in dir so that a restart rejoins.
+	cluster bool
+	busPort int
+	cmd     *exec.Cmd
+	exit    chan struct{}
 	// TLS is the client configuration for a TLS-only server (StartRedisTLS).
 	TLS *tls.Config
 }
@@ -32,7 +38,7 @@ type RedisServer struct {
 // "--name value" arguments. The server is stopped when the test ends.
 func StartRedis(t testing.TB, extra ...string) *RedisServer {
 	t.Helper()
-	return startRedis(t, nil, extra)
+	return launch(t, &RedisServer{args: extra})
 }
 
 // StartRedisTLS starts a redis-server that speaks only TLS, with a
@@ -45,14 +51,23 @@ func StartRedisTLS(t testing.TB, serverCA, clientCA *CA, extra ...string) *Redis
 	cfg := &tls.Config{RootCAs: serverCA.Pool(), Certificates: []tls.Certificate{pair}, ServerName: "127.0.0.1"}
 	args := append([]string{"--tls-cert-file", certFile, "--tls-key-file", keyFile,
 		"--tls-ca-cert-file", clientCA.CertFile, "--tls-auth-clients", "yes"}, extra...)
-	return startRedis(t, cfg, args)
+	return launch(t, &RedisServer{args: args, TLS: cfg})
 }
 
-func startRedis(t testing.TB, tlsConfig *tls.Config, extra []string) *RedisServer {
+// launch starts r, set up by the caller (args, TLS, conf, cluster; dir if
+// a file must be there first), on free ports, retrying on ports that
+// another process took in the meantime. It is stopped when the test ends.
+func launch(t testing.TB, r *RedisServer) *RedisServer {
 	t.Helper()
-	r := &RedisServer{t: t, bin: RequireBinary(t, "redis-server"), dir: t.TempDir(), args: extra, TLS: tlsConfig}
+	r.t, r.bin = t, RequireBinary(t, "redis-server")
+	if r.dir == "" {
+		r.dir = t.TempDir()
+	}
 	for attempt := 0; ; attempt++ {
 		r.Port = FreePort(t)
+		for r.cluster && (r.busPort == 0 || r.busPort == r.Port) {
+			r.busPort = FreePort(t)
+		}
 		err := r.start()
 		if err == nil {
 			break
@@ -60,6 +75,7 @@ func startRedis(t testing.TB, tlsConfig *tls.Config, extra []string) *RedisServe
 		if attempt == 5 {
 			t.Fatalf("redis-server: %v", err)
 		}
+		r.busPort = 0
 	}
 	t.Cleanup(r.Stop)
 	return r
@@ -76,9 +92,14 @@ func (r *RedisServer) URL() string {
 	return "redis://" + r.Addr() + "/"
 }
 
-// Start starts a stopped server again on the same port.
+// Start starts a stopped server again on the same port. Starting a running
+// one fails the test: the new process would replace the tracked one, which
+// would then outlive the test.
 func (r *RedisServer) Start() {
 	r.t.Helper()
+	if r.running() {
+		r.t.Fatalf("redis-server on port %d is already running", r.Port)
+	}
 	if err := r.start(); err != nil {
 		r.t.Fatalf("restart redis-server: %v", err)
 	}
@@ -88,6 +109,13 @@ func (r *RedisServer) start() error {
 	port := []string{"--port", strconv.Itoa(r.Port)}
 	if r.TLS != nil {
 		port = []string{"--port", "0", "--tls-port", strconv.Itoa(r.Port)}
+	}
+	if r.cluster {
+		port = append(port, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(r.busPort),
+			"--cluster-config-file", r.dir+"/nodes.conf")
+	}
+	if r.conf != "" {
+		port = append([]string{r.conf}, port...)
 	}
 	args := append(append(port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--daemonize", "no",
@@ -120,37 +148,11 @@ func (r *RedisServer) start() error {
 // (and not another test's that took the port first). A server that requires
 // AUTH cannot tell: its NOAUTH answer is taken as ours.
 func (r *RedisServer) ours() bool {
-	info, err := r.command("INFO server")
-	if err != nil {
-		return false
+	info, err := r.fields("INFO", "server")
+	if re, ok := err.(redisError); ok {
+		return strings.HasPrefix(string(re), "NOAUTH")
 	}
-	if strings.HasPrefix(info, "-NOAUTH") {
-		return true
-	}
-	return strings.Contains(info, "process_id:"+strconv.Itoa(r.cmd.Process.Pid)+"\r\n")
-}
-
-// command sends one inline command on a fresh connection and returns the
-// raw reply (a bulk reply's content included).
-func (r *RedisServer) command(cmd string) (string, error) {
-	c, err := r.dial()
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
-		return "", err
-	}
-	rd := bufio.NewReader(c)
-	line, err := rd.ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "$") {
-		return line, err
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
-	body := make([]byte, n+2)
-	_, err = io.ReadFull(rd, body)
-	return string(body), err
+	return err == nil && info["process_id"] == strconv.Itoa(r.cmd.Process.Pid)
 }
 
 func (r *RedisServer) dial() (net.Conn, error) {
@@ -162,14 +164,22 @@ func (r *RedisServer) dial() (net.Conn, error) {
 
 // Stop kills the server and waits for it to exit; it is safe to call twice.
 func (r *RedisServer) Stop() {
-	if r.cmd == nil || r.cmd.Process == nil {
+	if !r.running() {
 		return
-	}
-	select {
-	case <-r.exit:
-		return
-	default:
 	}
 	_ = r.cmd.Process.Kill()
 	<-r.exit
+}
+
+// running reports whether the process is started and has not exited.
+func (r *RedisServer) running() bool {
+	if r.exit == nil {
+		return false
+	}
+	select {
+	case <-r.exit:
+		return false
+	default:
+		return true
+	}
 }

@@ -36,12 +36,7 @@ func DialRESP(t testing.TB, addr string) *RESPConn {
 // Send writes one command as a RESP array.
 func (c *RESPConn) Send(args ...string) {
 	c.t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	c.SendRaw(b.String())
+	c.SendRaw(string(encodeCommand(args)))
 }
 
 // SendRaw writes bytes as they are.

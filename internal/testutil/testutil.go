@@ -4,6 +4,7 @@
 package testutil
 
 import (
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -46,13 +47,34 @@ func FreePort(t testing.TB) int {
 // generous liveness deadline. It is for waiting, never for timing.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
+	if poll(func() error {
+		if cond() {
+			return nil
+		}
+		return errors.New("false")
+	}) != nil {
+		t.Fatalf("condition never became true: %s", what)
+	}
+}
+
+// EventuallyNoError is Eventually for a check that can say why it does not
+// hold yet: a failure reports the last reason, which for a multi-process
+// topology is what tells a slow start from a broken one.
+func EventuallyNoError(t testing.TB, what string, check func() error) {
+	t.Helper()
+	if err := poll(check); err != nil {
+		t.Fatalf("condition never became true: %s; last: %v", what, err)
+	}
+}
+
+// poll calls check until it returns nil or a generous liveness deadline
+// passes, returning the last error.
+func poll(check func() error) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for wait := time.Millisecond; ; wait = min(wait*2, 100*time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition never became true: %s", what)
+		err := check()
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(wait)
 	}
