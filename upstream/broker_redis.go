@@ -1,11 +1,13 @@
 package upstream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -27,6 +29,8 @@ type Redis struct {
 	messages chan Message
 	received atomic.Uint64 // Seq of the last message from any connection
 	health   *healthState
+	timeout  time.Duration   // how long Redis may take to confirm a subscribe
+	ctx      context.Context // ends with Close
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 	close    sync.Once
@@ -41,6 +45,8 @@ const messageBuffer = 4096
 // standalone server, one per hash slot in a cluster.
 type shardSubscriptions interface {
 	send(ctx context.Context, names []string) (waits []chan struct{}, forget func())
+	// unconfirmed hears of names whose subscribe Redis did not confirm.
+	unconfirmed(names []string)
 	unsubscribe(ctx context.Context, names []string) error
 	close()
 }
@@ -52,9 +58,10 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{client: client, messages: make(chan Message, messageBuffer), health: newHealthState(o.OnHealthChange)}
+	r := &Redis{client: client, messages: make(chan Message, messageBuffer), health: newHealthState(o.OnHealthChange),
+		timeout: cmp.Or(o.Timeout, 5*time.Second)}
 	ctx, stop := context.WithCancel(context.Background())
-	r.stop = stop
+	r.ctx, r.stop = ctx, stop
 	r.main = newSubscriber(client.Subscribe(ctx), r.emitter(KindChannel))
 	r.start(r.main)
 	if c, ok := client.(*redis.ClusterClient); ok {
@@ -177,7 +184,11 @@ func (r *Redis) Subscribe(ctx context.Context, kind Kind, names ...string) error
 		}
 		waits, forget := r.shards.send(ctx, names)
 		r.shardMu.Unlock()
-		return awaitConfirmations(ctx, "ssubscribe", waits, forget)
+		err := awaitConfirmations(ctx, "ssubscribe", waits, forget)
+		if err != nil {
+			r.shards.unconfirmed(names)
+		}
+		return err
 	}
 	return r.main.subscribe(ctx, kind, names)
 }
@@ -256,6 +267,8 @@ type singleShard struct{ s *subscriber }
 func (s singleShard) send(ctx context.Context, names []string) ([]chan struct{}, func()) {
 	return s.s.send(ctx, KindShard, names)
 }
+
+func (s singleShard) unconfirmed([]string) {} // go-redis resubscribes on its own
 
 func (s singleShard) unsubscribe(ctx context.Context, names []string) error {
 	return s.s.unsubscribe(ctx, KindShard, names)

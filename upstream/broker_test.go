@@ -154,15 +154,19 @@ func TestBrokerOrderPerChannel(t *testing.T) {
 }
 
 // TestRedisRestartResubscribes restarts redis-server under a live
-// subscription: delivery resumes without the caller subscribing again, and
-// publishes during the outage fail rather than report success.
+// subscription: delivery resumes without the caller subscribing again,
+// publishes during the outage fail rather than report success, and Health
+// follows the outage.
 func TestRedisRestartResubscribes(t *testing.T) {
 	srv := testutil.StartRedis(t)
-	b, err := NewRedis(RedisOptions{URL: srv.URL(), Timeout: time.Second})
+	changes := make(chan Health, 16)
+	b, err := NewRedis(RedisOptions{URL: srv.URL(), Timeout: time.Second,
+		HealthInterval: 50 * time.Millisecond, OnHealthChange: func(h Health) { changes <- h }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	testutil.Eventually(t, "engine up", func() bool { return b.Health().Up })
 	if err := b.Subscribe(ctx(t), KindChannel, "live"); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +179,14 @@ func TestRedisRestartResubscribes(t *testing.T) {
 	if batch[0].Err == nil {
 		t.Fatal("publish during outage reported success")
 	}
+	testutil.Eventually(t, "engine down", func() bool { h := b.Health(); return !h.Up && h.Err != nil })
 	srv.Start()
+	testutil.Eventually(t, "engine up again", func() bool { return b.Health().Up })
+	for _, want := range []bool{true, false, true} {
+		if h := <-changes; h.Up != want {
+			t.Fatalf("health change Up=%v, want %v", h.Up, want)
+		}
+	}
 	testutil.Eventually(t, "subscriptions restored upstream", func() bool {
 		n, err := b.NumSub(ctx(t), KindChannel, "live")
 		return err == nil && n[0] == 1

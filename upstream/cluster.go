@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -50,7 +51,13 @@ func (ss *slotSubscribers) send(ctx context.Context, names []string) ([]chan str
 		for _, n := range group {
 			s.names[n] = struct{}{}
 		}
-		w, f := s.sub.send(ctx, KindShard, group)
+		var w []chan struct{}
+		var f func()
+		if s.sub == nil {
+			s.sub, w, f = ss.connect(s, group)
+		} else {
+			w, f = s.sub.send(ctx, KindShard, group)
+		}
 		s.mu.Unlock()
 		waits, forgets = append(waits, w...), append(forgets, f)
 	}
@@ -68,7 +75,6 @@ func (ss *slotSubscribers) lockSlot(slot int) *slotSubscriber {
 		s := ss.slots[slot]
 		if s == nil {
 			s = &slotSubscriber{names: make(map[string]struct{})}
-			s.sub = ss.newSubscriber(s)
 			ss.slots[slot] = s
 		}
 		ss.mu.Unlock()
@@ -80,29 +86,70 @@ func (ss *slotSubscribers) lockSlot(slot int) *slotSubscriber {
 	}
 }
 
-func (ss *slotSubscribers) newSubscriber(s *slotSubscriber) *subscriber {
-	sub := newSubscriber(ss.cluster.SSubscribe(context.Background()), ss.r.emitter(KindShard))
+// connect opens the slot's connection with its first names. go-redis
+// picks the node for a connection by the slot of the names it holds when it
+// dials, so the names go in before the receive loop starts: a loop started
+// first would dial a random node.
+func (ss *slotSubscribers) connect(s *slotSubscriber, names []string) (sub *subscriber, waits []chan struct{}, forget func()) {
+	sub = newSubscriber(nil, ss.r.emitter(KindShard))
+	waits = sub.expect("ssubscribe", names)
+	sub.ps = ss.cluster.SSubscribe(context.Background(), names...) // a failed dial is retried by the loop
 	sub.dropped = func(string) { go ss.moved(s, sub) }
 	ss.r.start(sub)
-	return sub
+	return sub, waits, func() { sub.forget("ssubscribe", names, waits) }
 }
 
 // moved replaces a slot's connection after Redis unsubscribed it because
-// the slot moved to another shard: a fresh slot map, a new connection to
-// the slot's new owner, every name subscribed again there.
+// the slot moved to another shard, or after a subscribe went unconfirmed
+// (the old owner answers MOVED, which go-redis does not act on): a fresh
+// slot map, a new connection to the slot's owner, every name subscribed
+// again there, until Redis confirms them or the engine closes.
 func (ss *slotSubscribers) moved(s *slotSubscriber, old *subscriber) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.sub != old {
-		return // already replaced, for another name of the slot
+	ctx := ss.r.ctx
+	for attempt := 0; !s.closed && s.sub == old && ctx.Err() == nil; attempt++ {
+		// go-redis reloads the slot map in the background: give it time.
+		ss.cluster.ReloadState(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(min(250*time.Millisecond<<attempt, 2*time.Second)):
+		}
+		if old != nil {
+			_ = old.ps.Close()
+		}
+		s.sub = nil
+		if len(s.names) == 0 {
+			return
+		}
+		sub, waits, forget := ss.connect(s, mapKeys(s.names))
+		s.sub = sub
+		wctx, cancel := context.WithTimeout(ctx, ss.r.timeout)
+		err := awaitConfirmations(wctx, "ssubscribe", waits, forget)
+		cancel()
+		if err == nil {
+			return
+		}
+		old = sub
 	}
-	ctx := context.Background()
-	ss.cluster.ReloadState(ctx)
-	s.sub = ss.newSubscriber(s)
-	if len(s.names) > 0 {
-		_, _ = s.sub.send(ctx, KindShard, mapKeys(s.names))
+}
+
+// unconfirmed reconnects the slots of names whose subscribe Redis did not
+// confirm in time.
+func (ss *slotSubscribers) unconfirmed(names []string) {
+	for slot := range ss.bySlot(names) {
+		ss.mu.Lock()
+		s := ss.slots[slot]
+		ss.mu.Unlock()
+		if s == nil {
+			continue
+		}
+		s.mu.Lock()
+		sub := s.sub
+		s.mu.Unlock()
+		go ss.moved(s, sub)
 	}
-	_ = old.ps.Close()
 }
 
 func (ss *slotSubscribers) unsubscribe(ctx context.Context, names []string) error {
@@ -132,7 +179,10 @@ func (ss *slotSubscribers) unsubscribeSlot(ctx context.Context, slot int, names 
 	if len(s.names) == 0 {
 		s.closed = true
 		delete(ss.slots, slot)
-		return s.sub.ps.Close()
+		if s.sub != nil {
+			return s.sub.ps.Close()
+		}
+		return nil
 	}
 	return s.sub.unsubscribe(ctx, KindShard, names)
 }
@@ -143,7 +193,9 @@ func (ss *slotSubscribers) close() {
 	for _, s := range ss.slots {
 		s.mu.Lock()
 		s.closed = true
-		_ = s.sub.ps.Close()
+		if s.sub != nil {
+			_ = s.sub.ps.Close()
+		}
 		s.mu.Unlock()
 	}
 }
