@@ -149,6 +149,11 @@ func (r *Redis) Publish(ctx context.Context, batch []Publication) error {
 				cmds[i] = pipe.SPublish(ctx, p.Channel, p.Payload)
 			} else {
 				cmds[i] = pipe.Publish(ctx, p.Channel, p.Payload)
+				// A cluster would send each keyless PUBLISH to a node of
+				// its choosing, and two messages entering the cluster at
+				// two nodes may overtake each other: route by the
+				// channel's slot, so one channel enters at one node.
+				cmds[i].SetFirstKeyPos(1)
 			}
 		}
 		return nil

@@ -263,3 +263,27 @@ func classicHolder(t *testing.T, c *testutil.RedisCluster, name string) *testuti
 	t.Fatalf("no node holds the subscription to %s", name)
 	return nil
 }
+
+// TestClusterClassicKeepsOrder: a channel's messages enter the cluster at
+// one node, so a subscriber elsewhere gets them in publish order.
+func TestClusterClassicKeepsOrder(t *testing.T) {
+	c := testutil.StartRedisCluster(t, 3, 0)
+	pub, sub := clusterBroker(t, c, false), clusterBroker(t, c, false)
+	if err := sub.Subscribe(ctx(t), KindChannel, "seq"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	batch := make([]Publication, n)
+	for i := range batch {
+		batch[i] = Publication{Kind: KindChannel, Channel: "seq", Payload: []byte{byte(i), byte(i >> 8)}}
+	}
+	if err := pub.Publish(ctx(t), batch); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		m := receive(t, sub)
+		if got := int(m.Payload[0]) | int(m.Payload[1])<<8; got != i {
+			t.Fatalf("message %d arrived as %d", i, got)
+		}
+	}
+}
