@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/pubgate/pubgate/policy"
@@ -80,6 +81,10 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 		cancel()
 		if err != nil {
 			s.tenant.releaseSubscriptions(len(fresh))
+			if errors.Is(err, upstream.ErrPatternsSharded) {
+				s.writeError("ERR pubgate: PSUBSCRIBE is not available: the upstream Redis Cluster carries channels sharded (upstream.cluster.sharded), and Redis cannot match patterns across shards")
+				return
+			}
 			s.log.Warn("upstream subscribe failed", zap.Stringer("kind", kind), zap.Error(err))
 			s.writeError(errUpstream)
 			return
