@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs pubgate's whole test suite, first installing what the tests need when
-# it is missing: gcc (for -race), redis-server and redis-cli, Debian's
-# python3-redis, Node.js with npm, and the ioredis example's packages.
+# it is missing: gcc (for -race), redis-server (also run as Sentinel, with
+# --sentinel, so no redis-sentinel package) and redis-cli (which creates the
+# test clusters), Debian's python3-redis, Node.js with npm, and the ioredis
+# example's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -27,15 +26,13 @@ type RedisCluster struct {
 // silent node is failed after one second, any replica may take over however
 // stale, replicas never move to another master, the live masters keep
 // serving their slots while a dead master's wait for its replica (as a
-// production pub/sub cluster would be set up), and a replica syncs without
-// Redis 7's five-second wait for more replicas to batch with.
-var clusterNodeArgs = []string{
+// production pub/sub cluster would be set up), and replicas sync at once.
+var clusterNodeArgs = slices.Concat(replicationArgs, []string{
 	"--cluster-node-timeout", "1000",
 	"--cluster-replica-validity-factor", "0",
 	"--cluster-allow-replica-migration", "no",
 	"--cluster-require-full-coverage", "no",
-	"--repl-diskless-sync-delay", "0",
-}
+})
 
 // StartRedisCluster starts masters*(1+replicasPerMaster) cluster nodes,
 // joins them with redis-cli --cluster create and waits until the cluster is
@@ -233,21 +230,6 @@ func (c *RedisCluster) checkAgainstProcesses(view clusterView) error {
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// replicaSynced checks that replica r follows master and is in sync with it.
-func replicaSynced(r *RedisServer, master string) error {
-	info, err := r.fields("INFO", "replication")
-	if err != nil {
-		return fmt.Errorf("%s: INFO replication: %w", r.Addr(), err)
-	}
-	following := net.JoinHostPort(info["master_host"], info["master_port"])
-	if info["role"] != "slave" || following != master ||
-		info["master_link_status"] != "up" || info["master_sync_in_progress"] != "0" {
-		return fmt.Errorf("replica %s of %s: role:%s master:%s master_link_status:%s master_sync_in_progress:%s",
-			r.Addr(), master, info["role"], following, info["master_link_status"], info["master_sync_in_progress"])
 	}
 	return nil
 }
