@@ -52,6 +52,13 @@ var ErrPatternsSharded = errors.New("upstream: pattern subscriptions are not ava
 
 const defaultHealthInterval = time.Second
 
+// noRetries turns off go-redis's retry of a command after a network error:
+// a PUBLISH whose reply was lost may have been delivered, and sending it
+// again would deliver it twice. The client gets the error instead, as from
+// Redis itself. (A cluster's MOVED and ASK redirects are still followed:
+// those commands did not run.)
+const noRetries = -1
+
 // newRedisClient builds the go-redis client for the deployment o names.
 func newRedisClient(o RedisOptions) (redis.UniversalClient, error) {
 	switch {
@@ -76,6 +83,7 @@ func newRedisClient(o RedisOptions) (redis.UniversalClient, error) {
 	}
 	opt.Protocol = 2 // push-free replies; pub/sub needs nothing from RESP3
 	opt.ClientName = "pubgate"
+	opt.MaxRetries = noRetries
 	if o.PoolSize > 0 {
 		opt.PoolSize = o.PoolSize
 	}
@@ -88,7 +96,7 @@ func newRedisClient(o RedisOptions) (redis.UniversalClient, error) {
 func newClusterClient(o RedisOptions) *redis.ClusterClient {
 	return redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs: o.Cluster.Addrs, Username: o.Username, Password: o.Password,
-		Protocol: 2, ClientName: "pubgate", TLSConfig: o.TLS, PoolSize: o.PoolSize,
+		Protocol: 2, ClientName: "pubgate", TLSConfig: o.TLS, PoolSize: o.PoolSize, MaxRetries: noRetries,
 		DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
 	})
 }
@@ -99,7 +107,7 @@ func newFailoverClient(o RedisOptions) *redis.Client {
 		MasterName: s.MasterName, SentinelAddrs: s.Addrs,
 		SentinelUsername: s.Username, SentinelPassword: s.Password,
 		Username: o.Username, Password: o.Password,
-		Protocol: 2, ClientName: "pubgate", TLSConfig: o.TLS, PoolSize: o.PoolSize,
+		Protocol: 2, ClientName: "pubgate", TLSConfig: o.TLS, PoolSize: o.PoolSize, MaxRetries: noRetries,
 		DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
 	})
 }
