@@ -280,7 +280,12 @@ func (mb *membership) detach(after func()) {
 // receivers converts the engine's count for a publish into the count Redis
 // would report if every local client were subscribed to Redis directly:
 // this node's engine subscriptions are replaced by the clients behind them.
+// An engine that reached nobody reached no local client either: right after
+// an upstream restart, this node's subscriptions may not be restored yet.
 func (h *Hub) receivers(kind upstream.Kind, channel string, engine int64) int64 {
+	if engine == 0 {
+		return 0
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	mine, clients := h.entries[subKey{kind, channel}].local()
