@@ -57,7 +57,7 @@ func (c *Config) validateAdmin(add addFunc) {
 			"(anyone who reaches them reads metrics%s); serve them on 127.0.0.1, or set admin.allow_public: true",
 			a.Address, map[bool]string{true: " and profiles", false: ""}[a.Pprof])
 	}
-	if a.Address == c.Listen.Address {
+	if _, port, _ := net.SplitHostPort(a.Address); a.Address == c.Listen.Address && port != "0" {
 		add("admin.address", "%q is listen.address too", a.Address)
 	}
 }

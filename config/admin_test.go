@@ -38,6 +38,7 @@ func TestAdminAddresses(t *testing.T) {
 		{"{address: '9090'}", "admin.address: must be host:port"},
 		{"{address: '127.0.0.1:6380'}", `admin.address: "127.0.0.1:6380" is listen.address too`},
 		{"{pprof: true}", "admin.pprof: needs admin.address"},
+		{"{address: '127.0.0.1:0'}", ""}, // a free port each, even if listen.address asks for one too
 		{"{adress: '127.0.0.1:9090'}", "admin.adress: unknown key"},
 	} {
 		t.Run(tc.admin, func(t *testing.T) {
