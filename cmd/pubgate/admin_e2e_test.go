@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -273,5 +274,24 @@ func TestAdminReadinessFollowsRedis(t *testing.T) {
 	})
 	if v, _ := scrapeMetrics(t, base).value("pubgate_upstream_up"); v != 1 {
 		t.Errorf("pubgate_upstream_up = %v with Redis back", v)
+	}
+}
+
+// TestAdminAddressInUse: pubgate does not start without the admin listener
+// it was configured with, and says why.
+func TestAdminAddressInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	writeIn(t, dir, "audit.key", strings.Repeat("k", 40)+"\n")
+	config := strings.Replace(fmt.Sprintf(adminE2EConfig, dir, "memory://", copyPolicies(t)),
+		`admin: {address: "127.0.0.1:0"}`, fmt.Sprintf("admin: {address: %q}", taken.Addr()), 1)
+	var logs syncBuffer
+	code := run(context.Background(), []string{"serve", "--config", writeFile(t, config)}, nil, io.Discard, &logs)
+	if code == 0 || !strings.Contains(logs.String(), "admin: listen") {
+		t.Fatalf("exit %d with the admin address taken; log:\n%s", code, logs.String())
 	}
 }

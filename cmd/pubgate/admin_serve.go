@@ -16,7 +16,8 @@ import (
 // startAdmin starts the admin listener (metrics, health, readiness) when
 // admin.address is set. The returned stop shuts it down; serve calls it
 // last, so that readiness says "draining" for as long as shutdown lasts.
-// ctx is serve's: once it is done, pubgate is shutting down.
+// ctx is serve's: once it is done, pubgate is shutting down. stop is never
+// nil, even with an error.
 func startAdmin(ctx context.Context, c config.Admin, failClosed bool, srv *proxy.Server, broker upstream.Broker,
 	authz *policy.Authorizer, auditor proxy.Auditor, log *zap.Logger) (stop func(), err error) {
 	if !c.Enabled() {
@@ -37,7 +38,7 @@ func startAdmin(ctx context.Context, c config.Admin, failClosed bool, srv *proxy
 	}
 	s := admin.New(admin.Options{Address: c.Address, Pprof: c.Pprof, Sources: src, Logger: log.Named("admin")})
 	if err := s.Start(); err != nil {
-		return nil, err
+		return func() {}, err
 	}
 	if !c.Loopback() {
 		log.Warn("the admin endpoints are unauthenticated and served beyond loopback (admin.allow_public)", zap.String("admin.address", c.Address))
