@@ -37,6 +37,7 @@ type Config struct {
 	Audit     Audit     `yaml:"audit"`
 	Limits    Limits    `yaml:"limits"`
 	Log       Log       `yaml:"log"`
+	Admin     Admin     `yaml:"admin"` // metrics, health and readiness over HTTP
 }
 
 // Namespace says how tenants' channel names map to upstream names.
@@ -336,6 +337,7 @@ func Default() *Config {
 		},
 		Log:   Log{Level: "info", Format: "console"},
 		Audit: defaultAudit(),
+		Admin: defaultAdmin(),
 	}
 }
 

@@ -35,6 +35,7 @@ func (c *Config) Summary() string {
 		b.WriteString("policy:   built-in (each tenant may use the channels under its prefix)\n")
 	}
 	b.WriteString(c.Audit.summary())
+	b.WriteString(c.Admin.summary())
 	fmt.Fprintf(&b, "users:    %d\n", len(c.Users))
 	for _, name := range sortedKeys(c.Users) {
 		u := c.Users[name]

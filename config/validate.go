@@ -39,6 +39,7 @@ func (c *Config) Validate() error {
 	c.validateNamespace(add)
 	c.validatePolicy(add)
 	c.validateAudit(add)
+	c.validateAdmin(add)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -62,6 +62,7 @@ func (s *session) record(r audit.Record) error {
 // denial, and allowed actions at the tenant's level. It returns false if
 // an allowed action could not be recorded and must be refused.
 func (s *session) recordDecision(action policy.Action, channel string, d policy.Decision, payload []byte) bool {
+	s.tenant.stats.decision(action, d.Allow)
 	level := s.tenant.audit[action]
 	outcome := audit.Allow
 	if !d.Allow {

@@ -38,6 +38,7 @@ func (s *session) login(id auth.Identity) (refusal string) {
 	switching := t != s.tenant
 	if switching {
 		if err := t.acquireConnection(); err != nil {
+			t.stats.decision(policy.Connect, false)
 			_ = s.recordLogin(id, audit.Failure, err.Error(), "")
 			return quotaReply(err)
 		}
@@ -49,6 +50,7 @@ func (s *session) login(id auth.Identity) (refusal string) {
 		return reply
 	}
 	d := s.ask(subject, policy.Connect, "", "")
+	t.stats.decision(policy.Connect, d.Allow)
 	if !d.Allow {
 		_ = s.recordLogin(id, audit.Failure, "denied by the policy: "+cmp.Or(d.Reason, "connect not allowed"), d.Revision)
 		return refuse(nopermReply(d))

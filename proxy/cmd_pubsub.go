@@ -92,6 +92,7 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 		for i, e := range got {
 			entries[fresh[i].clientName] = e
 		}
+		s.countSubscriptions(kind, len(fresh))
 	}
 	verb := subscribeVerb[kind]
 	for _, n := range names {
@@ -196,6 +197,7 @@ func (s *session) dropSubscription(kind upstream.Kind, name string, mb *membersh
 // tenant's quota and to the hub.
 func (s *session) releaseEntries(released []*entry) {
 	if len(released) > 0 {
+		s.countReleased(released)
 		s.tenant.releaseSubscriptions(len(released))
 		s.srv.hub.release(released)
 	}
@@ -290,6 +292,7 @@ func (s *session) flushPublishes() {
 	ctx, cancel := s.upstreamCtx()
 	err := s.srv.broker.Publish(ctx, batch)
 	cancel()
+	s.countPublishes(batch, err)
 	failed := 0
 	for i, p := range batch {
 		s.mute = s.pendingMute[i]

@@ -59,6 +59,8 @@ type membership struct {
 	e     *entry
 	idx   int    // position in e.members, guarded by e.mu
 	since uint64 // engine messages up to this sequence predate the subscribe
+
+	tenant *tenant // the session's when it subscribed, for delivery counts
 }
 
 // NewHub starts fanning out the broker's messages.
@@ -101,15 +103,17 @@ func (h *Hub) dispatch(m upstream.Message) {
 		return
 	}
 	frames := messageFrames{kind: m.Kind, pattern: e.clientName, channel: channel, payload: m.Payload}
+	counted := deliveries{payload: int64(len(m.Payload))}
 	e.mu.RLock()
 	for _, mb := range e.members {
 		// A shared subscription may still hold messages received before
 		// this member subscribed; Redis would not deliver those to it.
-		if m.Seq > mb.since {
-			mb.s.out.pushMessage(&frames)
+		if m.Seq > mb.since && mb.s.out.pushMessage(&frames) {
+			counted.add(mb.tenant)
 		}
 	}
 	e.mu.RUnlock()
+	counted.flush()
 }
 
 // subscription names one entry a session wants.
@@ -252,7 +256,7 @@ func (h *Hub) release(entries []*entry) {
 func (h *Hub) attach(e *entry, s *session, before func()) *membership {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	mb := &membership{s: s, e: e, idx: len(e.members), since: h.broker.Received()}
+	mb := &membership{s: s, tenant: s.tenant, e: e, idx: len(e.members), since: h.broker.Received()}
 	e.members = append(e.members, mb)
 	e.count.Store(int64(len(e.members)))
 	before()

@@ -79,6 +79,7 @@ type Server struct {
 
 	nextID          atomic.Int64
 	slowDisconnects atomic.Int64
+	stats           serverStats // for metrics (stats.go)
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -158,6 +159,7 @@ func (s *Server) accept(conn net.Conn) {
 		full := !s.closing
 		s.mu.Unlock()
 		if full {
+			s.stats.refusedMaxClients.Add(1)
 			s.log.Warn("refusing client: limits.max_clients reached", zap.String("addr", conn.RemoteAddr().String()))
 			_ = s.audit.Record(audit.Record{Time: time.Now(), Event: audit.EventConnect, Outcome: audit.Failure,
 				ClientAddr: conn.RemoteAddr().String(), Reason: "limits.max_clients reached"})
@@ -169,6 +171,7 @@ func (s *Server) accept(conn net.Conn) {
 	}
 	sess := newSession(s, s.nextID.Add(1), conn)
 	s.sessions[sess] = struct{}{}
+	s.stats.accepted.Add(1)
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {

@@ -52,6 +52,8 @@ type session struct {
 	wakeups atomic.Uint32
 	// forcedEnd is why pubgate ended the session, if it did (see forceEnd).
 	forcedEnd atomic.Pointer[string]
+	// slowConsumer is set when the output limits ended the session.
+	slowConsumer atomic.Bool
 
 	name, libName, libVer string
 	replyOff, skipNext    bool
@@ -217,6 +219,7 @@ func (s *session) woken(err error) bool {
 func (s *session) overflow(reason string) {
 	s.log.Warn("disconnecting slow client", zap.String("reason", reason))
 	s.forceEnd("slow consumer: " + reason)
+	s.slowConsumer.Store(true)
 	s.srv.slowDisconnects.Add(1)
 	conn := s.conn
 	if tc, ok := conn.(*tls.Conn); ok {
@@ -247,6 +250,7 @@ func (s *session) serve() {
 		s.log.Debug("closing connection", zap.Error(err))
 	}
 	s.unsubscribeAll()
+	s.countEnd()
 	s.unbind()
 	s.out.close()
 	// Let the writer deliver what the client was already sent (QUIT's +OK,

@@ -21,6 +21,8 @@ type tenant struct {
 	subscriptions atomic.Int64
 	messages      *rate.Limiter // nil: unlimited
 	bytes         *rate.Limiter
+
+	stats tenantStats // for metrics (stats.go)
 }
 
 func newTenant(name string, t *config.Tenant, ns config.Namespace) *tenant {

@@ -57,6 +57,8 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, reload <
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	stopAdmin := func() {}
+	defer func() { stopAdmin() }() // last: readiness says "draining" until the end
 	setRedisLogger.Do(func() { redis.SetLogger(redisLogger{log.Named("go-redis").Sugar()}) })
 
 	broker, err := openBroker(cfg.Upstream, log.Named("upstream"))
@@ -97,6 +99,10 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, reload <
 		zap.String("upstream", cfg.Upstream.Describe()), zap.Int("tenants", len(cfg.Tenants)))
 	if cfg.Auth.DefaultUser != "" {
 		log.Warn("connections without AUTH act as a configured user", zap.String("auth.default_user", cfg.Auth.DefaultUser))
+	}
+	if stopAdmin, err = startAdmin(ctx, cfg.Admin, cfg.Audit.FailClosed, srv, broker, authz, auditor, log); err != nil {
+		_ = ln.Close()
+		return err
 	}
 
 	served := make(chan error, 1)

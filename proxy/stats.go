@@ -1,0 +1,245 @@
+package proxy
+
+import (
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/pubgate/pubgate/policy"
+	"github.com/pubgate/pubgate/upstream"
+)
+
+// ServerStats is a snapshot of the server's counters and gauges, read by
+// the metrics endpoint at scrape time. Counters count since the server
+// started; gauges are values now. Fields of one snapshot are read one
+// after another, not atomically together.
+type ServerStats struct {
+	Clients           int   // connections now, logged in or not
+	Accepted          int64 // connections accepted (not counting those refused)
+	RefusedMaxClients int64 // connections refused because of limits.max_clients
+	// UpstreamSubscriptions are the engine subscriptions the hub holds: one
+	// per distinct channel, pattern or shard channel, however many local
+	// clients share it.
+	UpstreamSubscriptions SubscriptionCounts
+	// UpstreamPublishErrors counts PUBLISH pipelines (or single
+	// publications in one) that the engine did not take.
+	UpstreamPublishErrors int64
+	// Tenants has one entry per configured tenant, sorted by name.
+	Tenants []TenantStats
+	// Unauthenticated holds what belongs to no tenant: connections not
+	// logged in (Connections) and their slow-consumer disconnects.
+	Unauthenticated TenantStats
+}
+
+// SubscriptionCounts counts subscriptions by kind.
+type SubscriptionCounts struct {
+	Channel, Pattern, Shard int64
+}
+
+// TenantStats are one tenant's figures. Message and byte counts are of
+// payloads (what clients publish and receive, without RESP framing).
+type TenantStats struct {
+	Name          string
+	Connections   int64              // logged-in connections now
+	Subscriptions SubscriptionCounts // held by the tenant's clients now
+	// Published counts publishes the engine took, PublishedBytes their
+	// payloads; PublishFailures counts admitted publishes the engine did
+	// not take (the client got an upstream error).
+	Published, PublishedBytes, PublishFailures int64
+	// Delivered counts messages queued to the tenant's clients (one per
+	// receiving client), DeliveredBytes their payloads.
+	Delivered, DeliveredBytes int64
+	// SlowDisconnects counts clients disconnected for exceeding the output
+	// buffer limits.
+	SlowDisconnects int64
+	// Decisions has one entry per action, in policy.Action order. Quota
+	// refusals count as denials; PUBSUB introspection is not counted.
+	Decisions []DecisionStats
+}
+
+// DecisionStats counts the authorization decisions of one action.
+type DecisionStats struct {
+	Action          string // connect, subscribe, psubscribe, ssubscribe, publish, spublish
+	Allowed, Denied int64
+}
+
+// serverStats are the server-wide counters. They are touched once per
+// connection, never per message.
+type serverStats struct {
+	accepted, refusedMaxClients atomic.Int64
+	unauthenticatedSlow         atomic.Int64
+	upstreamPublishErrors       atomic.Int64
+}
+
+// tenantStats are a tenant's counters. The message counters are added to
+// once per PUBLISH pipeline (sessions) and once per run of one tenant's
+// members in a fan-out (hub), not per delivery. The hub's counters are on
+// a cache line of their own so that the fan-out goroutine and publishing
+// sessions do not contend for one line.
+type tenantStats struct {
+	published, publishedBytes, publishFailures atomic.Int64
+	decisions                                  [policy.SPublish + 1][2]atomic.Int64 // [action][allowed]
+	subscriptions                              [3]atomic.Int64                      // by upstream.Kind
+	slowDisconnects                            atomic.Int64
+
+	_                         [64]byte
+	delivered, deliveredBytes atomic.Int64
+	_                         [64]byte
+}
+
+// decision counts one authorization decision.
+func (t *tenantStats) decision(a policy.Action, allowed bool) {
+	i := 0
+	if allowed {
+		i = 1
+	}
+	t.decisions[a][i].Add(1)
+}
+
+// countPublishes counts the outcome of one PUBLISH pipeline: err failed it
+// whole, else each publication's own Err says.
+func (s *session) countPublishes(batch []upstream.Publication, err error) {
+	var ok, bytes, failed int64
+	for i := range batch {
+		if err != nil || batch[i].Err != nil {
+			failed++
+			continue
+		}
+		ok++
+		bytes += int64(len(batch[i].Payload))
+	}
+	st := &s.tenant.stats
+	if ok > 0 {
+		st.published.Add(ok)
+		st.publishedBytes.Add(bytes)
+	}
+	if failed > 0 {
+		st.publishFailures.Add(failed)
+		s.srv.stats.upstreamPublishErrors.Add(1)
+	}
+}
+
+// countSubscriptions adds n subscriptions of one kind to the tenant's
+// gauge.
+func (s *session) countSubscriptions(kind upstream.Kind, n int) {
+	s.tenant.stats.subscriptions[kind].Add(int64(n))
+}
+
+// countReleased takes released subscriptions off the tenant's gauge.
+func (s *session) countReleased(released []*entry) {
+	for _, e := range released {
+		s.tenant.stats.subscriptions[e.key.kind].Add(-1)
+	}
+}
+
+// countEnd counts, as the session ends, a slow-consumer disconnect under
+// the tenant the session was in.
+func (s *session) countEnd() {
+	if !s.slowConsumer.Load() {
+		return
+	}
+	if s.tenant != nil {
+		s.tenant.stats.slowDisconnects.Add(1)
+	} else {
+		s.srv.stats.unauthenticatedSlow.Add(1)
+	}
+}
+
+// deliveries counts a fan-out's deliveries per tenant: members of one
+// entry are nearly always of one tenant (shared channels excepted), so a
+// counter is added to once per run of members of the same tenant.
+type deliveries struct {
+	t       *tenant
+	n       int64
+	payload int64
+}
+
+func (d *deliveries) add(t *tenant) {
+	if t != d.t {
+		d.flush()
+		d.t = t
+	}
+	d.n++
+}
+
+func (d *deliveries) flush() {
+	if d.n > 0 && d.t != nil {
+		d.t.stats.delivered.Add(d.n)
+		d.t.stats.deliveredBytes.Add(d.n * d.payload)
+	}
+	d.n = 0
+}
+
+// Stats returns a snapshot of the server's figures. It takes the server's
+// and the hub's locks briefly, never a session's.
+func (srv *Server) Stats() ServerStats {
+	st := ServerStats{
+		Clients:               srv.Clients(),
+		Accepted:              srv.stats.accepted.Load(),
+		RefusedMaxClients:     srv.stats.refusedMaxClients.Load(),
+		UpstreamPublishErrors: srv.stats.upstreamPublishErrors.Load(),
+		UpstreamSubscriptions: srv.hub.held(),
+	}
+	var loggedIn int64
+	for _, t := range srv.tenantList() {
+		ts := t.snapshot()
+		loggedIn += ts.Connections
+		st.Tenants = append(st.Tenants, ts)
+	}
+	slices.SortFunc(st.Tenants, func(a, b TenantStats) int { return strings.Compare(a.Name, b.Name) })
+	st.Unauthenticated = TenantStats{
+		Name:            "",
+		Connections:     max(int64(st.Clients)-loggedIn, 0), // the two are read at slightly different times
+		SlowDisconnects: srv.stats.unauthenticatedSlow.Load(),
+	}
+	return st
+}
+
+// tenantList is every tenant the server knows.
+func (srv *Server) tenantList() []*tenant {
+	list := make([]*tenant, 0, len(srv.tenants))
+	for _, t := range srv.tenants {
+		list = append(list, t)
+	}
+	return list
+}
+
+func (t *tenant) snapshot() TenantStats {
+	st := &t.stats
+	ts := TenantStats{
+		Name:        t.name,
+		Connections: t.connections.Load(),
+		Subscriptions: SubscriptionCounts{
+			Channel: st.subscriptions[upstream.KindChannel].Load(),
+			Pattern: st.subscriptions[upstream.KindPattern].Load(),
+			Shard:   st.subscriptions[upstream.KindShard].Load(),
+		},
+		Published: st.published.Load(), PublishedBytes: st.publishedBytes.Load(), PublishFailures: st.publishFailures.Load(),
+		Delivered: st.delivered.Load(), DeliveredBytes: st.deliveredBytes.Load(),
+		SlowDisconnects: st.slowDisconnects.Load(),
+	}
+	for a := policy.Connect; a <= policy.SPublish; a++ {
+		ts.Decisions = append(ts.Decisions, DecisionStats{
+			Action: a.String(), Denied: st.decisions[a][0].Load(), Allowed: st.decisions[a][1].Load(),
+		})
+	}
+	return ts
+}
+
+// held counts the engine subscriptions the hub holds, by kind.
+func (h *Hub) held() SubscriptionCounts {
+	var c SubscriptionCounts
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for k := range h.entries {
+		switch k.kind {
+		case upstream.KindChannel:
+			c.Channel++
+		case upstream.KindPattern:
+			c.Pattern++
+		case upstream.KindShard:
+			c.Shard++
+		}
+	}
+	return c
+}
