@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/pubgate/pubgate/internal/testutil"
+)
+
+// TestClusterExample runs examples/cluster/run.sh --smoke, as a reader of
+// the example would run it (on free ports): three Redis Cluster nodes, two
+// pubgate nodes from node1.yaml and node2.yaml, a message published on one
+// and received on the other through redis-cli over TLS.
+func TestClusterExample(t *testing.T) {
+	for _, bin := range []string{"bash", "redis-server", "redis-cli", "curl", "go"} {
+		testutil.RequireBinary(t, bin)
+	}
+	ports := func(n int) string {
+		var p []string
+		for len(p) < n {
+			// Redis Cluster's bus listens on the port + 10000.
+			if port := testutil.FreePort(t); port < 55535 {
+				p = append(p, fmt.Sprint(port))
+			}
+		}
+		return strings.Join(p, " ")
+	}
+	cmd := exec.Command("bash", "../../examples/cluster/run.sh", "--smoke")
+	cmd.Env = append(os.Environ(), "REDIS_PORTS="+ports(3), "PUBGATE_PORTS="+ports(2), "ADMIN_PORTS="+ports(2),
+		"XDG_DATA_HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "smoke test passed") {
+		t.Fatalf("run.sh --smoke: %v\n%s", err, out)
+	}
+}
