@@ -84,6 +84,13 @@ type Broker interface {
 	Channels(ctx context.Context, kind Kind, pattern string) ([]string, error)
 	// NumSub reports, per channel, how many subscriptions the engine has.
 	NumSub(ctx context.Context, kind Kind, channels ...string) ([]int64, error)
+	// Sync returns once every message the engine had delivered to this
+	// node's subscriptions when Sync was called is on Messages: a publish
+	// acknowledged before the call, to a channel held here, is queued for
+	// the reader when it returns (in a Redis Cluster in classic mode, only
+	// once the cluster bus brought it to the subscriber's node). Shutdown
+	// uses it to deliver what was acknowledged before closing subscribers.
+	Sync(ctx context.Context) error
 	// Received is the Seq of the last message received so far, so that the
 	// hub can tell messages that predate a local subscribe.
 	Received() uint64

@@ -127,6 +127,10 @@ func (m *Memory) Messages() <-chan Message { return m.messages }
 
 func (m *Memory) Received() uint64 { return m.received.Load() }
 
+// Sync has nothing to wait for: Publish queues its messages before it
+// returns.
+func (m *Memory) Sync(context.Context) error { return nil }
+
 func (m *Memory) Channels(_ context.Context, kind Kind, pattern string) ([]string, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()

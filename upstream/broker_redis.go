@@ -48,6 +48,7 @@ type shardSubscriptions interface {
 	// unconfirmed hears of names whose subscribe Redis did not confirm.
 	unconfirmed(names []string)
 	unsubscribe(ctx context.Context, names []string) error
+	sync(ctx context.Context) error
 	close()
 }
 
@@ -279,4 +280,24 @@ func (s singleShard) unsubscribe(ctx context.Context, names []string) error {
 	return s.s.unsubscribe(ctx, KindShard, names)
 }
 
+func (s singleShard) sync(ctx context.Context) error { return s.s.sync(ctx) }
+
 func (s singleShard) close() { _ = s.s.ps.Close() }
+
+// Sync round-trips on every subscriber connection at once. In a cluster in
+// classic mode, a message published at another primary reaches the
+// subscriber's node over the cluster bus, which Sync cannot wait for.
+func (r *Redis) Sync(ctx context.Context) error {
+	return errors.Join(r.main.sync(ctx), r.shards.sync(ctx))
+}
+
+// syncAll syncs connections concurrently: a cluster may hold one per slot.
+func syncAll(ctx context.Context, subs []*subscriber) error {
+	errs := make([]error, len(subs))
+	var wg sync.WaitGroup
+	for i, s := range subs {
+		wg.Go(func() { errs[i] = s.sync(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

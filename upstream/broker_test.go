@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -203,6 +204,39 @@ func TestRedisRestartResubscribes(t *testing.T) {
 
 // TestBrokerDoesNotRetainPayload: callers reuse their buffers once Publish
 // returned, and subscribers must still get what was published.
+// TestSyncQueuesAcknowledgedMessages: once Sync returns, every message
+// whose publish was acknowledged before it waits on Messages, for channels,
+// patterns and shard channels alike; a draining pubgate relies on it to
+// deliver them before it closes its subscribers.
+func TestSyncQueuesAcknowledgedMessages(t *testing.T) {
+	engines(t, func(t *testing.T, b Broker) {
+		if err := b.Sync(ctx(t)); err != nil { // nothing held: nothing to wait for
+			t.Fatal(err)
+		}
+		subscribeAll(t, b)
+		const n = 200
+		for i := range n {
+			publish(t, b, KindChannel, "acme:sync", fmt.Sprint(i))
+			publish(t, b, KindShard, "acme:sync", fmt.Sprint(i))
+		}
+		if err := b.Sync(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(b.Messages()); got != 3*n { // the channel's messages match the pattern too
+			t.Fatalf("%d messages queued after Sync, want %d", got, 3*n)
+		}
+	})
+}
+
+func subscribeAll(t *testing.T, b Broker) {
+	t.Helper()
+	for kind, name := range map[Kind]string{KindChannel: "acme:sync", KindPattern: "acme:sy*", KindShard: "acme:sync"} {
+		if err := b.Subscribe(ctx(t), kind, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestBrokerDoesNotRetainPayload(t *testing.T) {
 	engines(t, func(t *testing.T, b Broker) {
 		if err := b.Subscribe(ctx(t), KindChannel, "reuse"); err != nil {

@@ -93,6 +93,7 @@ func (ss *slotSubscribers) lockSlot(slot int) *slotSubscriber {
 func (ss *slotSubscribers) connect(s *slotSubscriber, names []string) (sub *subscriber, waits []chan struct{}, forget func()) {
 	sub = newSubscriber(nil, ss.r.emitter(KindShard))
 	waits = sub.expect("ssubscribe", names)
+	sub.hold(KindShard, names)
 	sub.ps = ss.cluster.SSubscribe(context.Background(), names...) // a failed dial is retried by the loop
 	sub.dropped = func(string) { go ss.moved(s, sub) }
 	ss.r.start(sub)
@@ -185,6 +186,21 @@ func (ss *slotSubscribers) unsubscribeSlot(ctx context.Context, slot int, names 
 		return nil
 	}
 	return s.sub.unsubscribe(ctx, KindShard, names)
+}
+
+// sync syncs every slot's connection (see subscriber.sync).
+func (ss *slotSubscribers) sync(ctx context.Context) error {
+	ss.mu.Lock()
+	var subs []*subscriber
+	for _, s := range ss.slots {
+		s.mu.Lock()
+		if s.sub != nil {
+			subs = append(subs, s.sub)
+		}
+		s.mu.Unlock()
+	}
+	ss.mu.Unlock()
+	return syncAll(ctx, subs)
 }
 
 func (ss *slotSubscribers) close() {

@@ -130,6 +130,11 @@ func TestClusterShardedAcrossNodes(t *testing.T) {
 	if both := got[names[0]]; len(both) != 2 || both[0].Kind != KindChannel || both[1].Kind != KindShard {
 		t.Errorf("%s held as channel and shard channel: %+v", names[0], both)
 	}
+	publish(t, pub, KindChannel, names[1], "synced")
+	if err := sub.Sync(ctx(t)); err != nil || len(sub.Messages()) != 1 {
+		t.Fatalf("after Sync, %d messages queued (%v), want 1", len(sub.Messages()), err)
+	}
+	receive(t, sub)
 	shardChannels, err := pub.Channels(ctx(t), KindShard, "")
 	if err != nil || len(shardChannels) != len(names) {
 		t.Errorf("shard Channels = %q, %v", shardChannels, err)

@@ -23,10 +23,16 @@ type subscriber struct {
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // "subscribe\x00name" → waiting callers
 	leaving map[string]int             // shard channels with an SUNSUBSCRIBE of ours in flight
+
+	// sendMu orders the (un)subscribes written on the connection with
+	// held, the names the connection holds or is subscribing (see sync).
+	sendMu sync.Mutex
+	held   map[string]Kind
 }
 
 func newSubscriber(ps *redis.PubSub, emit func(*redis.Message)) *subscriber {
-	return &subscriber{ps: ps, emit: emit, waiters: make(map[string][]chan struct{}), leaving: make(map[string]int)}
+	return &subscriber{ps: ps, emit: emit, waiters: make(map[string][]chan struct{}), leaving: make(map[string]int),
+		held: make(map[string]Kind)}
 }
 
 func confirmKey(redisKind, name string) string { return redisKind + "\x00" + name }
@@ -52,6 +58,23 @@ func (s *subscriber) subscribe(ctx context.Context, kind Kind, names []string) e
 func (s *subscriber) send(ctx context.Context, kind Kind, names []string) (waits []chan struct{}, forget func()) {
 	verb := subscribeVerb(kind)
 	waits = s.expect(verb, names)
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.hold(kind, names)
+	s.write(ctx, kind, names)
+	return waits, func() { s.forget(verb, names, waits) }
+}
+
+// hold records names as held; the caller holds sendMu, or is the only one
+// who knows s yet.
+func (s *subscriber) hold(kind Kind, names []string) {
+	for _, n := range names {
+		s.held[n] = kind
+	}
+}
+
+// write sends a subscribe; see send for why its error does not matter.
+func (s *subscriber) write(ctx context.Context, kind Kind, names []string) {
 	switch kind {
 	case KindPattern:
 		_ = s.ps.PSubscribe(ctx, names...)
@@ -60,7 +83,32 @@ func (s *subscriber) send(ctx context.Context, kind Kind, names []string) (waits
 	default:
 		_ = s.ps.Subscribe(ctx, names...)
 	}
-	return waits, func() { s.forget(verb, names, waits) }
+}
+
+// sync returns once Redis answered a command written on the connection
+// now, so that every message Redis had queued for the connection before
+// has been emitted: it subscribes again to a name the connection holds,
+// which Redis confirms and otherwise ignores. A connection that holds
+// nothing receives nothing, and has nothing to sync.
+func (s *subscriber) sync(ctx context.Context) error {
+	s.sendMu.Lock()
+	name, kind, ok := anyHeld(s.held)
+	if !ok {
+		s.sendMu.Unlock()
+		return nil
+	}
+	verb, names := subscribeVerb(kind), []string{name}
+	waits := s.expect(verb, names)
+	s.write(ctx, kind, names)
+	s.sendMu.Unlock()
+	return awaitConfirmations(ctx, verb, waits, func() { s.forget(verb, names, waits) })
+}
+
+func anyHeld(held map[string]Kind) (string, Kind, bool) {
+	for name, kind := range held {
+		return name, kind, true
+	}
+	return "", 0, false
 }
 
 // awaitConfirmations waits until Redis confirmed every subscription.
@@ -77,6 +125,11 @@ func awaitConfirmations(ctx context.Context, verb string, waits []chan struct{},
 }
 
 func (s *subscriber) unsubscribe(ctx context.Context, kind Kind, names []string) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	for _, n := range names {
+		delete(s.held, n)
+	}
 	switch kind {
 	case KindPattern:
 		return s.ps.PUnsubscribe(ctx, names...)
