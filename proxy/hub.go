@@ -23,6 +23,13 @@ type Hub struct {
 	entries  map[subKey]*entry
 	patterns map[*entry]struct{} // KindPattern entries, for receiver counting
 
+	flushes chan *flush // Flush's requests to the dispatch goroutine
+	done    chan struct{}
+}
+
+// flush is one Flush waiting for the dispatcher to reach a message count.
+type flush struct {
+	at   uint64 // dispatched count that covers every message queued at the request
 	done chan struct{}
 }
 
@@ -69,6 +76,7 @@ func NewHub(b upstream.Broker, timeout time.Duration, log *zap.Logger) *Hub {
 		broker: b, timeout: timeout, log: log,
 		entries:  make(map[subKey]*entry),
 		patterns: make(map[*entry]struct{}),
+		flushes:  make(chan *flush),
 		done:     make(chan struct{}),
 	}
 	go h.run()
@@ -80,8 +88,53 @@ func (h *Hub) Done() <-chan struct{} { return h.done }
 
 func (h *Hub) run() {
 	defer close(h.done)
-	for m := range h.broker.Messages() {
-		h.dispatch(m)
+	msgs := h.broker.Messages()
+	var dispatched uint64
+	var waiting []*flush
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			h.dispatch(m)
+			dispatched++
+		case f := <-h.flushes:
+			// Only this goroutine takes from msgs: what is queued now is
+			// dispatched once len(msgs) more messages are.
+			f.at = dispatched + uint64(len(msgs))
+			waiting = append(waiting, f)
+		}
+		for len(waiting) > 0 && waiting[0].at <= dispatched {
+			close(waiting[0].done)
+			waiting = waiting[1:]
+		}
+	}
+}
+
+// Flush returns once every message the engine had delivered to this node
+// when Flush was called (see upstream.Broker.Sync) is in the outboxes of
+// the sessions subscribed to it: a publish acknowledged before the call
+// reaches every local subscriber that is still attached.
+func (h *Hub) Flush(ctx context.Context) error {
+	if err := h.broker.Sync(ctx); err != nil {
+		return err
+	}
+	f := &flush{done: make(chan struct{})}
+	select {
+	case h.flushes <- f:
+	case <-h.done:
+		return upstream.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-f.done:
+		return nil
+	case <-h.done:
+		return upstream.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

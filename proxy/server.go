@@ -84,8 +84,13 @@ type Server struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	sessions map[*session]struct{}
-	closing  bool
+	closing  bool          // no more clients are accepted (shutdown.go)
+	emptied  chan struct{} // closed once closing and no session is left
 	wg       sync.WaitGroup
+
+	draining     atomic.Bool
+	shutdownOnce sync.Once
+	released     chan struct{} // closed when parked sessions may end
 }
 
 // New builds a server; Serve starts it.
@@ -115,6 +120,8 @@ func New(o Options) (*Server, error) {
 		version:       o.Version, log: o.Logger, started: time.Now(),
 		tenants:  make(map[string]*tenant, len(o.Tenants)),
 		sessions: make(map[*session]struct{}),
+		emptied:  make(chan struct{}),
+		released: make(chan struct{}),
 	}
 	for name, t := range o.Tenants {
 		s.tenants[name] = newTenant(name, t, o.Namespace)
@@ -179,6 +186,7 @@ func (s *Server) accept(conn net.Conn) {
 		sess.serve()
 		s.mu.Lock()
 		delete(s.sessions, sess)
+		s.noteIfEmptyLocked()
 		s.mu.Unlock()
 	}()
 }
@@ -216,35 +224,3 @@ func (s *Server) Clients() int {
 // SlowDisconnects counts clients disconnected for exceeding the output
 // buffer limits.
 func (s *Server) SlowDisconnects() int64 { return s.slowDisconnects.Load() }
-
-// Shutdown stops accepting, ends every session after it flushed what it was
-// already sent, and waits for them until ctx is done, then closes the rest.
-// It does not close the broker. Safe to call more than once.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	if s.ln != nil {
-		_ = s.ln.Close()
-	}
-	for sess := range s.sessions {
-		// Unblock the reader; the session drains its outbox and closes.
-		sess.forceEnd("server shutting down")
-		sess.wake(wakeEnd)
-	}
-	s.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		for sess := range s.sessions {
-			_ = sess.conn.Close()
-		}
-		s.mu.Unlock()
-		<-done
-		return ctx.Err()
-	}
-}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,10 @@ type session struct {
 	forcedEnd atomic.Pointer[string]
 	// slowConsumer is set when the output limits ended the session.
 	slowConsumer atomic.Bool
+	// parked is closed once the session stopped reading for shutdown, or
+	// ended (shutdown.go).
+	parked   chan struct{}
+	parkOnce sync.Once
 
 	name, libName, libVer string
 	replyOff, skipNext    bool
@@ -71,6 +76,7 @@ type session struct {
 func newSession(srv *Server, id int64, conn net.Conn) *session {
 	s := &session{
 		srv: srv, id: id, conn: conn, addr: conn.RemoteAddr().String(), created: time.Now(),
+		parked: make(chan struct{}),
 	}
 	s.log = srv.log.With(zap.Int64("client_id", id), zap.String("addr", s.addr))
 	s.in = newRequestReader(conn, srv.maxQueryBytes)
@@ -180,6 +186,7 @@ func (s *session) endWith(reason, reply string) {
 
 const (
 	wakeEnd     = 1 << iota // end the session
+	wakePark                // stop reading until the server releases the session, then end
 	wakeRecheck             // re-check subscriptions against a new policy
 )
 
@@ -201,6 +208,9 @@ func (s *session) woken(err error) bool {
 	_ = s.conn.SetReadDeadline(time.Time{})
 	switch flags := s.wakeups.Swap(0); {
 	case flags&wakeEnd != 0:
+		return false
+	case flags&wakePark != 0:
+		s.park()
 		return false
 	case flags&wakeRecheck != 0:
 		return s.recheck()
@@ -244,6 +254,7 @@ func (s *session) serve() {
 		reason, forced := s.endReason(err)
 		_ = s.record(audit.Record{Event: audit.EventDisconnect, Reason: reason, Forced: forced})
 	}
+	s.markParked()
 	s.stopLoginTimer()
 	s.armExpiry(time.Time{})
 	if err != nil && !isDisconnect(err) {
