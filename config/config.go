@@ -80,8 +80,14 @@ type Listen struct {
 	// Plaintext serves without TLS. It must be asked for explicitly.
 	Plaintext bool `yaml:"plaintext"`
 	TLS       TLS  `yaml:"tls"`
-	// ShutdownTimeout bounds how long a graceful stop waits for sessions to
-	// flush what they were already sent before closing them.
+	// DrainPeriod is how long, after SIGTERM, connected clients are still
+	// served while new ones are refused and readiness reports draining, so
+	// that a load balancer moves clients elsewhere. It ends early once
+	// every client has left, or at a second SIGTERM.
+	DrainPeriod time.Duration `yaml:"drain_period"`
+	// ShutdownTimeout bounds the shutdown after the drain period: sessions
+	// answer what they read, receive what was acknowledged, flush their
+	// output and close within it.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
@@ -318,7 +324,7 @@ type Log struct {
 func Default() *Config {
 	return &Config{
 		Listen: Listen{
-			Address: "127.0.0.1:6380", ShutdownTimeout: 10 * time.Second,
+			Address: "127.0.0.1:6380", DrainPeriod: 5 * time.Second, ShutdownTimeout: 10 * time.Second,
 			TLS: TLS{ReloadInterval: 10 * time.Second, MinVersion: "1.2"},
 		},
 		Upstream: Upstream{URL: "memory://", Timeout: 5 * time.Second, HealthInterval: time.Second},

@@ -28,6 +28,9 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen.Address); err != nil {
 		add("listen.address", "must be host:port: %v", err)
 	}
+	if c.Listen.DrainPeriod < 0 {
+		add("listen.drain_period", "must not be negative")
+	}
 	if c.Listen.ShutdownTimeout < 0 {
 		add("listen.shutdown_timeout", "must not be negative")
 	}

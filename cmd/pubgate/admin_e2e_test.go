@@ -21,7 +21,7 @@ import (
 
 // The admin listener asks for port 0 too; its address is read from the log.
 const adminE2EConfig = `
-listen: {address: "127.0.0.1:0", tls: {internal: {data_dir: "%[1]s", names: [127.0.0.1]}}}
+listen: {address: "127.0.0.1:0", drain_period: 0s, tls: {internal: {data_dir: "%[1]s", names: [127.0.0.1]}}}
 upstream: {url: "%[2]s", health_interval: 100ms}
 tenants: {acme: {}, globex: {}}
 policy: {paths: ["%[3]s"], watch: false}

@@ -16,9 +16,8 @@ import (
 // startAdmin starts the admin listener (metrics, health, readiness) when
 // admin.address is set. The returned stop shuts it down; serve calls it
 // last, so that readiness says "draining" for as long as shutdown lasts.
-// ctx is serve's: once it is done, pubgate is shutting down. stop is never
-// nil, even with an error.
-func startAdmin(ctx context.Context, c config.Admin, failClosed bool, srv *proxy.Server, broker upstream.Broker,
+// stop is never nil, even with an error.
+func startAdmin(c config.Admin, failClosed bool, srv *proxy.Server, broker upstream.Broker,
 	authz *policy.Authorizer, auditor proxy.Auditor, log *zap.Logger) (stop func(), err error) {
 	if !c.Enabled() {
 		return func() {}, nil
@@ -29,9 +28,7 @@ func startAdmin(ctx context.Context, c config.Admin, failClosed bool, srv *proxy
 		Policy:         authz.Stats,
 		PolicyRevision: authz.Revision,
 		Upstream:       broker.Health,
-		// Shutdown starts when ctx is done. (When proxy.Server.Draining
-		// exists, a drain it starts itself counts too.)
-		Draining: func() bool { return ctx.Err() != nil },
+		Draining:       srv.Draining,
 	}
 	if l, ok := auditor.(*audit.Logger); ok {
 		src.Audit, src.AuditFailClosed = l.Stats, failClosed

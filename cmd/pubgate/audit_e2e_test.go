@@ -22,7 +22,7 @@ import (
 )
 
 const auditE2EConfig = `
-listen: {address: "127.0.0.1:0", tls: {internal: {data_dir: "%[1]s", names: [127.0.0.1]}}}
+listen: {address: "127.0.0.1:0", drain_period: 0s, tls: {internal: {data_dir: "%[1]s", names: [127.0.0.1]}}}
 tenants: {acme: {}}
 policy: {paths: ["%[2]s"], watch: true}
 users:

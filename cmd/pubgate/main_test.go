@@ -11,6 +11,18 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
+// TestMain lets a test run pubgate as a process of its own (see
+// startGatewayProcess): the test binary, started with asMainEnv set, is
+// pubgate.
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+const asMainEnv = "PUBGATE_TEST_AS_MAIN"
+
 // runCLI runs a command line in-process.
 func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()

@@ -37,21 +37,29 @@ func newServeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
+			stop := make(chan os.Signal, 2)
+			signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+			defer signal.Stop(stop)
 			reload := make(chan os.Signal, 1)
 			signal.Notify(reload, syscall.SIGHUP)
 			defer signal.Stop(reload)
-			return serve(ctx, cfg, cmd, reload)
+			return serve(cmd.Context(), cfg, cmd, signals{stop: stop, reload: reload})
 		},
 	}
 	path = configFlag(cmd)
 	return cmd
 }
 
-// serve runs pubgate until ctx is done, then shuts down gracefully. A
-// value on reload (SIGHUP) reloads the policy.
-func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, reload <-chan os.Signal) error {
+// signals are what the operator tells a running pubgate: stop (SIGINT,
+// SIGTERM; a second one ends the drain period early) and reload (SIGHUP).
+// A nil channel never delivers.
+type signals struct {
+	stop, reload <-chan os.Signal
+}
+
+// serve runs pubgate until ctx is done or a stop signal arrives, then
+// drains and shuts down gracefully. A reload signal reloads the policy.
+func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, sig signals) error {
 	log, err := newLogger(cfg.Log, cmd)
 	if err != nil {
 		return err
@@ -100,7 +108,7 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, reload <
 	if cfg.Auth.DefaultUser != "" {
 		log.Warn("connections without AUTH act as a configured user", zap.String("auth.default_user", cfg.Auth.DefaultUser))
 	}
-	if stopAdmin, err = startAdmin(ctx, cfg.Admin, cfg.Audit.FailClosed, srv, broker, authz, auditor, log); err != nil {
+	if stopAdmin, err = startAdmin(cfg.Admin, cfg.Audit.FailClosed, srv, broker, authz, auditor, log); err != nil {
 		_ = ln.Close()
 		return err
 	}
@@ -111,16 +119,20 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, reload <
 		select {
 		case err := <-served:
 			return err
-		case <-reload:
+		case <-sig.reload:
 			log.Info("SIGHUP: reloading the policy (other settings need a restart)")
 			if rev, err := authz.Reload(ctx); errors.Is(err, policy.ErrUnchanged) {
 				log.Info("policy unchanged", zap.String("revision", rev))
 			} // Reload logs a new revision, or why it kept the old one
+		case <-sig.stop:
+			running = false
 		case <-ctx.Done():
 			running = false
 		}
 	}
-	log.Info("shutting down", zap.Duration("timeout", cfg.Listen.ShutdownTimeout))
+	drain(srv, cfg.Listen.DrainPeriod, sig.stop, log)
+	log.Info("shutting down: closing every connection once it received what was acknowledged",
+		zap.Duration("listen.shutdown_timeout", cfg.Listen.ShutdownTimeout), zap.Int("clients", srv.Clients()))
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Listen.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -128,6 +140,24 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, reload <
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// drain refuses new clients and serves the connected ones for the drain
+// period, or until they have all left, or until another stop signal.
+func drain(srv *proxy.Server, period time.Duration, stop <-chan os.Signal, log *zap.Logger) {
+	log.Info("draining: new clients are refused, connected ones are served until they leave or the period ends",
+		zap.Duration("listen.drain_period", period), zap.Int("clients", srv.Clients()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			log.Info("second stop signal: ending the drain period now")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	srv.Drain(ctx, period)
 }
 
 // listen opens the client listener: TLS unless plaintext was asked for.
