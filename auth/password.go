@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -14,8 +15,13 @@ type PasswordUser struct {
 	Roles        []string
 }
 
-// Passwords authenticates users against bcrypt hashes.
+// Passwords authenticates users against bcrypt hashes. Update replaces the
+// table while it is in use.
 type Passwords struct {
+	table atomic.Pointer[passwordTable]
+}
+
+type passwordTable struct {
 	users map[string]PasswordUser
 	// decoy is compared against when the user is unknown, so that a wrong
 	// user name costs the same time as a wrong password.
@@ -26,25 +32,37 @@ var _ Authenticator = (*Passwords)(nil)
 
 // NewPasswords builds the table; every hash must be a valid bcrypt hash.
 func NewPasswords(users map[string]PasswordUser) (*Passwords, error) {
+	p := &Passwords{}
+	if err := p.Update(users); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Update replaces the table for the logins that follow; on error (a hash
+// that is not bcrypt) the table in effect stays.
+func (p *Passwords) Update(users map[string]PasswordUser) error {
 	cost := bcrypt.DefaultCost
 	for name, u := range users {
 		c, err := bcrypt.Cost([]byte(u.PasswordHash))
 		if err != nil {
-			return nil, fmt.Errorf("auth: user %s: %w", name, err)
+			return fmt.Errorf("auth: user %s: %w", name, err)
 		}
 		cost = max(cost, c)
 	}
 	decoy, err := bcrypt.GenerateFromPassword([]byte("pubgate decoy password"), cost)
 	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
+		return fmt.Errorf("auth: %w", err)
 	}
-	return &Passwords{users: users, decoy: decoy}, nil
+	p.table.Store(&passwordTable{users: users, decoy: decoy})
+	return nil
 }
 
 // Authenticate compares the password with the user's bcrypt hash.
 func (p *Passwords) Authenticate(_ context.Context, c Credentials) (Identity, error) {
-	u, known := p.users[c.Username]
-	hash := p.decoy
+	t := p.table.Load()
+	u, known := t.users[c.Username]
+	hash := t.decoy
 	if known {
 		hash = []byte(u.PasswordHash)
 	}
@@ -56,9 +74,10 @@ func (p *Passwords) Authenticate(_ context.Context, c Credentials) (Identity, er
 }
 
 // Lookup returns the identity of a configured user without checking a
-// password, for auth.default_user.
+// password, for auth.default_user and for identities that a new
+// configuration changes.
 func (p *Passwords) Lookup(user string) (Identity, bool) {
-	u, ok := p.users[user]
+	u, ok := p.table.Load().users[user]
 	if !ok {
 		return Identity{}, false
 	}

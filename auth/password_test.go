@@ -48,3 +48,28 @@ func TestNewPasswordsRejectsBadHash(t *testing.T) {
 		t.Fatal("accepted a non-bcrypt hash")
 	}
 }
+
+// TestPasswordsUpdate: a new table applies to the next login; a table with
+// a broken hash is refused and the old one stays.
+func TestPasswordsUpdate(t *testing.T) {
+	p, err := NewPasswords(map[string]PasswordUser{"alice": {Tenant: "acme", PasswordHash: aliceHash}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(user string) error {
+		_, err := p.Authenticate(context.Background(), Credentials{Username: user, Password: "alice-secret"})
+		return err
+	}
+	if err := p.Update(map[string]PasswordUser{"carol": {Tenant: "acme", PasswordHash: aliceHash}}); err != nil {
+		t.Fatal(err)
+	}
+	if login("alice") == nil || login("carol") != nil {
+		t.Fatalf("after Update: alice %v, carol %v", login("alice"), login("carol"))
+	}
+	if err := p.Update(map[string]PasswordUser{"dave": {PasswordHash: "plain"}}); err == nil {
+		t.Fatal("Update accepted a non-bcrypt hash")
+	}
+	if login("carol") != nil {
+		t.Fatal("a refused Update replaced the table")
+	}
+}

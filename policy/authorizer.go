@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -31,7 +32,8 @@ type Authorizer struct {
 	evalLog *zap.Logger // sampled: a broken policy must not flood the log
 	current atomic.Pointer[compiled]
 
-	reloadMu sync.Mutex // one reload at a time
+	reloadMu sync.Mutex // one reload at a time; guards opts.Sources and watcher
+	watcher  *fsnotify.Watcher
 	subsMu   sync.Mutex
 	onReload []func(ReloadResult)
 
@@ -148,6 +150,35 @@ var ErrUnchanged = errors.New("policy: unchanged")
 func (a *Authorizer) Reload(ctx context.Context) (revision string, err error) {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
+	return a.reload(ctx)
+}
+
+// SetSources reloads the policy from new sources (a configuration reload:
+// other paths, new data.pubgate), watching the new paths too if Watch
+// runs. If the policy they hold is refused, the old sources and revision
+// stay in effect.
+func (a *Authorizer) SetSources(ctx context.Context, src Sources) (revision string, err error) {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	old := a.opts.Sources
+	a.opts.Sources = src
+	revision, err = a.reload(ctx)
+	if err != nil && !errors.Is(err, ErrUnchanged) {
+		a.opts.Sources = old
+		return revision, err
+	}
+	if a.watcher != nil {
+		for _, p := range a.watchedPaths() {
+			if werr := addTree(a.watcher, p); werr != nil {
+				a.log.Warn("policy file watch", zap.String("path", p), zap.Error(werr))
+			}
+		}
+	}
+	return revision, err
+}
+
+// reload is Reload with reloadMu held.
+func (a *Authorizer) reload(ctx context.Context) (revision string, err error) {
 	old := a.current.Load()
 	c, err := a.build(ctx, old.revision)
 	if err != nil {

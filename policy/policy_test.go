@@ -333,3 +333,46 @@ func TestConfiguredButEmptyPolicyIsNotReplacedByTheBuiltin(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestSetSourcesSwitchesPathsAndData: a configuration reload points the
+// policy at other files and new data; the new paths are watched, and
+// sources whose policy is refused leave the old ones in effect.
+func TestSetSourcesSwitchesPathsAndData(t *testing.T) {
+	byTenant := "package pubgate.authz\nallow if data.pubgate.tenants[input.tenant]\n"
+	first := writePolicy(t, map[string]string{"p.rego": byTenant})
+	a := newAuthorizer(t, Sources{Paths: []string{first}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := a.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !ask(a, Publish, "x").Allow {
+		t.Fatal("acme is a tenant of the first data")
+	}
+	second := writePolicy(t, map[string]string{"p.rego": byTenant})
+	noAcme := map[string]any{"tenants": map[string]any{"globex": map[string]any{}}, "users": map[string]any{}, "namespace": testData["namespace"]}
+	if _, err := a.SetSources(ctx, Sources{Paths: []string{second}, Data: noAcme}); err != nil {
+		t.Fatal(err)
+	}
+	if ask(a, Publish, "x").Allow {
+		t.Fatal("the new data, without acme, did not take effect")
+	}
+	broken := writePolicy(t, map[string]string{"p.rego": "package pubgate.authz\nallow if {\n"})
+	rev := a.Revision()
+	if _, err := a.SetSources(ctx, Sources{Paths: []string{broken}, Data: testData}); err == nil || a.Revision() != rev {
+		t.Fatalf("a policy that does not compile was taken: %v", err)
+	}
+	changed := make(chan struct{}, 1)
+	a.OnReload(func(r ReloadResult) {
+		if r.Changed() {
+			changed <- struct{}{}
+		}
+	})
+	if err := os.WriteFile(filepath.Join(second, "p.rego"), []byte("package pubgate.authz\nallow := true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	<-changed
+	if !ask(a, Publish, "x").Allow {
+		t.Fatal("an edit under the new path was not picked up")
+	}
+}

@@ -23,12 +23,15 @@ func (a *Authorizer) Watch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
 	for _, p := range a.watchedPaths() {
 		if err := addTree(w, p); err != nil {
 			w.Close()
 			return err
 		}
 	}
+	a.watcher = w
 	go a.watchLoop(ctx, w)
 	return nil
 }
@@ -59,7 +62,12 @@ func addTree(w *fsnotify.Watcher, path string) error {
 }
 
 func (a *Authorizer) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
-	defer w.Close()
+	defer func() {
+		a.reloadMu.Lock()
+		a.watcher = nil
+		a.reloadMu.Unlock()
+		w.Close()
+	}()
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
 	for {

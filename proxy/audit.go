@@ -63,7 +63,7 @@ func (s *session) record(r audit.Record) error {
 // an allowed action could not be recorded and must be refused.
 func (s *session) recordDecision(action policy.Action, channel string, d policy.Decision, payload []byte) bool {
 	s.tenant.stats.decision(action, d.Allow)
-	level := s.tenant.audit[action]
+	level := s.tenant.auditLevel(action)
 	outcome := audit.Allow
 	if !d.Allow {
 		outcome, level = audit.Deny, max(level, audit.Metadata)

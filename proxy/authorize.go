@@ -27,14 +27,12 @@ func nopermReply(d policy.Decision) string {
 // policy's connect decision admit it. A refusal is returned as the error
 // reply owed to the client, and leaves the session as it was.
 func (s *session) login(id auth.Identity) (refusal string) {
-	t := s.srv.tenants[id.Tenant]
+	t := s.srv.tenant(id.Tenant)
 	if t == nil {
 		s.log.Error("identity of an unknown tenant", zap.String("user", id.User), zap.String("tenant", id.Tenant))
 		return "ERR pubgate: user has no tenant"
 	}
-	subject := policy.NewSubject(policy.Subject{
-		Tenant: id.Tenant, User: id.User, Roles: id.Roles, Method: id.Method, Claims: id.Claims, TLS: s.tlsInfo,
-	})
+	subject := s.subjectOf(id)
 	switching := t != s.tenant
 	if switching {
 		if err := t.acquireConnection(); err != nil {
@@ -63,6 +61,13 @@ func (s *session) login(id auth.Identity) (refusal string) {
 	}
 	s.bind(id, subject, t)
 	return ""
+}
+
+// subjectOf is id as the policy sees it on this connection.
+func (s *session) subjectOf(id auth.Identity) *policy.Subject {
+	return policy.NewSubject(policy.Subject{
+		Tenant: id.Tenant, User: id.User, Roles: id.Roles, Method: id.Method, Claims: id.Claims, TLS: s.tlsInfo,
+	})
 }
 
 // recordLogin records a login attempt of id.
@@ -122,11 +127,7 @@ func (s *session) recheck() bool {
 	d := s.decide(policy.Connect, "", "")
 	if !d.Allow {
 		s.recordRevoke(policy.Connect, "", d)
-		s.forceEnd("the policy no longer admits this connection")
-		s.mute = false
-		s.writeError("ERR pubgate: the policy no longer admits this connection; closing it")
-		s.flushReplies()
-		return false
+		return s.endNow("the policy no longer admits this connection")
 	}
 	var released []*entry
 	for kind := range s.subs {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/upstream"
 	"go.uber.org/zap"
@@ -42,7 +43,7 @@ func benchmarkFanout(b *testing.B, subscribers, payload int) {
 		b.Fatal(err)
 	}
 	var written atomic.Int64
-	acme := newTenant("acme", &config.Tenant{Prefix: "acme:"}, config.Namespace{Mode: "rewrite"}) // deliveries are counted per tenant
+	acme := newTenant("acme", &config.Tenant{Prefix: "acme:"}, config.Namespace{Mode: "rewrite"}, audit.Levels{}) // deliveries are counted per tenant
 	for range subscribers {
 		s := &session{tenant: acme}
 		s.out = newOutbox(1<<40, 1<<40, time.Hour, func(string) {})

@@ -306,7 +306,7 @@ func TestPolicyReloadEndsConnectionsItNoLongerAdmits(t *testing.T) {
 	if _, err := authz.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, bob, "-ERR pubgate: the policy no longer admits this connection; closing it")
+	expect(t, bob, "-ERR pubgate: the policy no longer admits this connection; closing the connection")
 	testutil.Eventually(t, "the refused connection closes", bob.Closed)
 	if r := alice.Do("PING"); r != "PONG" {
 		t.Fatal(r)

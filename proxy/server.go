@@ -28,6 +28,10 @@ type Options struct {
 	Namespace config.Namespace
 	Broker    upstream.Broker
 	Auth      auth.Authenticator
+	// Users looks up a configured user by name (the password table), so
+	// that Reconfigure can refresh the identities of connected clients; nil:
+	// identities are never refreshed.
+	Users func(name string) (auth.Identity, bool)
 	// Authorizer decides every connect, subscribe and publish; required.
 	Authorizer Authorizer
 	// Audit receives the audit records; nil: the operational log.
@@ -59,10 +63,12 @@ type Authorizer interface {
 // Server accepts client connections and runs their sessions.
 type Server struct {
 	limits          config.Limits
-	tenants         map[string]*tenant
+	namespace       config.Namespace
+	tenants         atomic.Pointer[map[string]*tenant] // replaced by Reconfigure
 	broker          upstream.Broker
 	hub             *Hub
 	auth            auth.Authenticator
+	users           func(string) (auth.Identity, bool)
 	authz           Authorizer
 	audit           Auditor
 	defaultUser     *auth.Identity
@@ -111,23 +117,20 @@ func New(o Options) (*Server, error) {
 		o.DrainTimeout = 5 * time.Second
 	}
 	s := &Server{
-		limits: o.Limits, broker: o.Broker, auth: o.Auth, authz: o.Authorizer, audit: o.Audit, defaultUser: o.DefaultUser,
+		limits: o.Limits, broker: o.Broker, auth: o.Auth, users: o.Users, authz: o.Authorizer, audit: o.Audit, defaultUser: o.DefaultUser,
 		loginTimeout: o.LoginTimeout, throttle: o.Throttle,
 		certIdentity: o.CertificateIdentity, certLogin: o.CertificateLogin,
 		upstreamTimeout: o.UpstreamTimeout, drainTimeout: o.DrainTimeout,
 		// One command may hold a payload plus a channel name and framing.
 		maxQueryBytes: int(o.Limits.MaxPayloadBytes) + 64<<10,
 		version:       o.Version, log: o.Logger, started: time.Now(),
-		tenants:  make(map[string]*tenant, len(o.Tenants)),
-		sessions: make(map[*session]struct{}),
-		emptied:  make(chan struct{}),
-		released: make(chan struct{}),
+		namespace: o.Namespace,
+		sessions:  make(map[*session]struct{}),
+		emptied:   make(chan struct{}),
+		released:  make(chan struct{}),
 	}
-	for name, t := range o.Tenants {
-		s.tenants[name] = newTenant(name, t, o.Namespace)
-		s.tenants[name].audit = resolveLevels(o.AuditLevels, name)
-	}
-	if d := o.DefaultUser; d != nil && s.tenants[d.Tenant] == nil {
+	s.setTenants(o.Tenants, o.AuditLevels)
+	if d := o.DefaultUser; d != nil && s.tenant(d.Tenant) == nil {
 		return nil, fmt.Errorf("proxy: default user %q has unknown tenant %q", d.User, d.Tenant)
 	}
 	s.hub = NewHub(o.Broker, o.UpstreamTimeout, o.Logger)

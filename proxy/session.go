@@ -185,9 +185,10 @@ func (s *session) endWith(reason, reply string) {
 }
 
 const (
-	wakeEnd     = 1 << iota // end the session
-	wakePark                // stop reading until the server releases the session, then end
-	wakeRecheck             // re-check subscriptions against a new policy
+	wakeEnd        = 1 << iota // end the session
+	wakePark                   // stop reading until the server releases the session, then end
+	wakeReidentify             // apply a new configuration to the identity (Server.Reconfigure)
+	wakeRecheck                // re-check subscriptions against a new policy
 )
 
 // wake asks the reader goroutine, from any goroutine, to act: the flag is
@@ -206,17 +207,19 @@ func (s *session) woken(err error) bool {
 		return false
 	}
 	_ = s.conn.SetReadDeadline(time.Time{})
-	switch flags := s.wakeups.Swap(0); {
+	flags := s.wakeups.Swap(0) // none: a wake an earlier wakeup already handled
+	switch {
 	case flags&wakeEnd != 0:
 		return false
 	case flags&wakePark != 0:
 		s.park()
 		return false
+	case flags&wakeReidentify != 0 && !s.reidentify():
+		return false
 	case flags&wakeRecheck != 0:
 		return s.recheck()
-	default:
-		return true // a wake whose flag an earlier wakeup already handled
 	}
+	return true
 }
 
 // overflow is the outbox's limit callback: it may run on the hub goroutine,
@@ -304,7 +307,7 @@ func (s *session) handshake() error {
 		return nil
 	}
 	id, err := s.srv.certIdentity(certs[0])
-	if err == nil && s.srv.tenants[id.Tenant] == nil {
+	if err == nil && s.srv.tenant(id.Tenant) == nil {
 		err = fmt.Errorf("unknown tenant %q", id.Tenant)
 	}
 	if err != nil {

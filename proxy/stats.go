@@ -197,8 +197,9 @@ func (srv *Server) Stats() ServerStats {
 
 // tenantList is every tenant the server knows.
 func (srv *Server) tenantList() []*tenant {
-	list := make([]*tenant, 0, len(srv.tenants))
-	for _, t := range srv.tenants {
+	tenants := *srv.tenants.Load()
+	list := make([]*tenant, 0, len(tenants))
+	for _, t := range tenants {
 		list = append(list, t)
 	}
 	return list

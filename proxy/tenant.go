@@ -5,44 +5,73 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/policy"
 	"golang.org/x/time/rate"
 )
 
 // tenant is what the sessions of one tenant share: its namespace and its
 // quotas, counted across all of them.
 type tenant struct {
-	name   string
-	ns     *Namespace
-	quotas config.Quotas
-	audit  auditLevels // what the tenant's allowed actions record
+	name     string
+	ns       *Namespace
+	settings atomic.Pointer[tenantSettings] // replaced by a reload
 
 	connections   atomic.Int64
 	subscriptions atomic.Int64
-	messages      *rate.Limiter // nil: unlimited
-	bytes         *rate.Limiter
 
 	stats tenantStats // for metrics (stats.go)
 }
 
-func newTenant(name string, t *config.Tenant, ns config.Namespace) *tenant {
-	tn := &tenant{name: name, quotas: t.Quotas}
+// tenantSettings are what a configuration reload can change in a tenant.
+type tenantSettings struct {
+	quotas   config.Quotas
+	messages *rate.Limiter // nil: unlimited
+	bytes    *rate.Limiter
+	audit    auditLevels // what the tenant's allowed actions record
+}
+
+func newTenant(name string, t *config.Tenant, ns config.Namespace, levels audit.Levels) *tenant {
+	tn := &tenant{name: name}
 	if ns.Enforce() {
 		tn.ns = NewNamespace(name, "", "")
 	} else {
 		tn.ns = NewNamespace(name, t.Prefix, ns.SharedPrefix)
 	}
+	tn.configure(t.Quotas, levels)
+	return tn
+}
+
+// configure applies quotas and audit levels. A publish rate that did not
+// change keeps its bucket, so that a reload does not refill it.
+func (t *tenant) configure(q config.Quotas, levels audit.Levels) {
+	next := &tenantSettings{quotas: q, audit: resolveLevels(levels, t.name)}
+	old := t.settings.Load()
 	// Each bucket holds one second of its rate; the byte bucket also holds
 	// at least one message of the largest size allowed, or such a message
 	// could never pass.
-	if r := t.Quotas.PublishRate; r.Messages > 0 {
-		tn.messages = rate.NewLimiter(rate.Limit(r.Messages), r.Messages)
+	if r := q.PublishRate; r.Messages > 0 {
+		if old != nil && old.quotas.PublishRate.Messages == r.Messages {
+			next.messages = old.messages
+		} else {
+			next.messages = rate.NewLimiter(rate.Limit(r.Messages), r.Messages)
+		}
 	}
-	if r := t.Quotas.PublishRate; r.Bytes > 0 {
-		tn.bytes = rate.NewLimiter(rate.Limit(r.Bytes), int(r.Bytes))
+	if r := q.PublishRate; r.Bytes > 0 {
+		if old != nil && old.quotas.PublishRate.Bytes == r.Bytes {
+			next.bytes = old.bytes
+		} else {
+			next.bytes = rate.NewLimiter(rate.Limit(r.Bytes), int(r.Bytes))
+		}
 	}
-	return tn
+	t.settings.Store(next)
 }
+
+func (t *tenant) quotas() *config.Quotas { return &t.settings.Load().quotas }
+
+// auditLevel is what an allowed action of the tenant records.
+func (t *tenant) auditLevel(a policy.Action) audit.Level { return t.settings.Load().audit[a] }
 
 // quotaKey names a quota in errors: the configuration key that sets it.
 // The errors are reasons (for the audit log); quotaReply makes the client's
@@ -53,7 +82,7 @@ func quotaReply(err error) string { return "ERR pubgate: " + err.Error() }
 
 // acquireConnection counts a connection in, unless the tenant is full.
 func (t *tenant) acquireConnection() error {
-	max := int64(t.quotas.MaxConnections)
+	max := int64(t.quotas().MaxConnections)
 	if n := t.connections.Add(1); max > 0 && n > max {
 		t.connections.Add(-1)
 		return fmt.Errorf("tenant %s has its maximum of %d connections (%s)", t.name, max, t.quotaKey("max_connections"))
@@ -66,7 +95,7 @@ func (t *tenant) releaseConnection() { t.connections.Add(-1) }
 // acquireSubscriptions counts n subscriptions in, unless that would exceed
 // the tenant's quota.
 func (t *tenant) acquireSubscriptions(n int) error {
-	max := int64(t.quotas.MaxSubscriptions)
+	max := int64(t.quotas().MaxSubscriptions)
 	if got := t.subscriptions.Add(int64(n)); max > 0 && got > max {
 		t.subscriptions.Add(-int64(n))
 		return fmt.Errorf("tenant %s holds its maximum of %d subscriptions (%s)", t.name, max, t.quotaKey("max_subscriptions"))
@@ -79,20 +108,21 @@ func (t *tenant) releaseSubscriptions(n int) { t.subscriptions.Add(-int64(n)) }
 // admitPublish checks a message against the tenant's payload and rate
 // quotas.
 func (t *tenant) admitPublish(payload int) error {
-	if max := int(t.quotas.MaxPayloadBytes); max > 0 && payload > max {
+	st := t.settings.Load()
+	if max := int(st.quotas.MaxPayloadBytes); max > 0 && payload > max {
 		return fmt.Errorf("message of %d bytes exceeds %s (%d)", payload, t.quotaKey("max_payload_bytes"), max)
 	}
-	if t.messages == nil && t.bytes == nil {
+	if st.messages == nil && st.bytes == nil {
 		return nil
 	}
 	now := time.Now()
-	if t.messages != nil && !t.messages.AllowN(now, 1) {
+	if st.messages != nil && !st.messages.AllowN(now, 1) {
 		return fmt.Errorf("tenant %s is over its publish rate of %d messages/s (%s); retry later",
-			t.name, t.quotas.PublishRate.Messages, t.quotaKey("publish_rate.messages"))
+			t.name, st.quotas.PublishRate.Messages, t.quotaKey("publish_rate.messages"))
 	}
-	if t.bytes != nil && !t.bytes.AllowN(now, payload) {
+	if st.bytes != nil && !st.bytes.AllowN(now, payload) {
 		return fmt.Errorf("tenant %s is over its publish rate of %s/s (%s); retry later",
-			t.name, t.quotas.PublishRate.Bytes, t.quotaKey("publish_rate.bytes"))
+			t.name, st.quotas.PublishRate.Bytes, t.quotaKey("publish_rate.bytes"))
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ package tls
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -26,7 +28,12 @@ type Source struct {
 	// mode only).
 	CAFile string
 
+	load         certLoader // nil with ACME, which keeps its certificates itself
+	clientCAFile string
+	clientCAs    atomic.Pointer[x509.CertPool]
+
 	log   *zap.Logger
+	mu    sync.Mutex // one refresh at a time
 	stop  chan struct{}
 	done  chan struct{}
 	close sync.Once
@@ -61,10 +68,11 @@ func New(c config.TLS, log *zap.Logger) (*Source, error) {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	s.cert.Store(cert)
+	s.load = load
 	if s.config, err = s.tlsConfig(c, nil); err != nil {
 		return nil, err
 	}
-	go s.keepCurrent(load, interval)
+	go s.keepCurrent(interval)
 	return s, nil
 }
 
@@ -108,14 +116,26 @@ func (s *Source) tlsConfig(c config.TLS, base *tls.Config) (*tls.Config, error) 
 	case "require":
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	if c.ClientCAFile != "" {
-		pool, err := config.LoadCertPool(c.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: client CA: %w", err)
-		}
-		cfg.ClientCAs = pool
+	if c.ClientCAFile == "" {
+		return cfg, nil
 	}
-	return cfg, nil
+	pool, err := config.LoadCertPool(c.ClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: client CA: %w", err)
+	}
+	s.clientCAFile = c.ClientCAFile
+	s.clientCAs.Store(pool)
+	// Each handshake verifies against the client CAs in effect, which
+	// Reload replaces.
+	cfg.ClientCAs = pool
+	return &tls.Config{
+		MinVersion: cfg.MinVersion,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			c := cfg.Clone()
+			c.ClientCAs = s.clientCAs.Load()
+			return c, nil
+		},
+	}, nil
 }
 
 // Config is the configuration for the listener.
@@ -125,7 +145,7 @@ func (s *Source) Config() *tls.Config { return s.config }
 // certificates depend on the name asked for).
 func (s *Source) Certificate() *tls.Certificate { return s.cert.Load() }
 
-func (s *Source) keepCurrent(load certLoader, interval time.Duration) {
+func (s *Source) keepCurrent(interval time.Duration) {
 	defer close(s.done)
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -135,15 +155,45 @@ func (s *Source) keepCurrent(load certLoader, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		cert, changed, err := load()
-		switch {
-		case err != nil:
-			s.log.Error("new certificate refused; still serving the previous one", zap.Error(err))
-		case changed:
-			s.cert.Store(cert)
-			s.log.Info("serving a new certificate", zap.Time("not_after", cert.Leaf.NotAfter))
+		_ = s.refreshCertificate()
+	}
+}
+
+// refreshCertificate serves the loader's certificate if it changed.
+func (s *Source) refreshCertificate() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cert, changed, err := s.load()
+	switch {
+	case err != nil:
+		s.log.Error("new certificate refused; still serving the previous one", zap.Error(err))
+		return fmt.Errorf("tls: %w", err)
+	case changed:
+		s.cert.Store(cert)
+		s.log.Info("serving a new certificate", zap.Time("not_after", cert.Leaf.NotAfter))
+	}
+	return nil
+}
+
+// Reload reads the certificate files and the client CA file now, without
+// waiting for reload_interval (SIGHUP). What fails to load is refused and
+// the previous one kept; the error says why. ACME certificates are renewed
+// by certmagic on its own schedule.
+func (s *Source) Reload() error {
+	var errs []error
+	if s.load != nil {
+		errs = append(errs, s.refreshCertificate())
+	}
+	if s.clientCAFile != "" {
+		pool, err := config.LoadCertPool(s.clientCAFile)
+		if err != nil {
+			s.log.Error("client CA file refused; still verifying against the previous one", zap.Error(err))
+			errs = append(errs, fmt.Errorf("tls: client CA: %w", err))
+		} else {
+			s.clientCAs.Store(pool)
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // Close stops watching for new certificates. Safe to call twice.

@@ -149,20 +149,7 @@ func TestRotation(t *testing.T) {
 	ca := testutil.NewCA(t, "server CA")
 	dir := t.TempDir()
 	certFile, keyFile := dir+"/server.crt", dir+"/server.key"
-	install := func(c, k string) {
-		for _, p := range [][2]string{{c, certFile}, {k, keyFile}} {
-			data, err := os.ReadFile(p[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p[1]+".tmp", data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(p[1]+".tmp", p[1]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	install := func(c, k string) { installPair(t, c, k, certFile, keyFile) }
 	install(ca.Issue(testutil.CertSpec{CommonName: "first", Hosts: []string{"127.0.0.1"}}))
 	src := newSource(t, config.TLS{CertFile: certFile, KeyFile: keyFile})
 	addr := serve(t, src.Config())
@@ -268,5 +255,74 @@ func TestInternalCASharedDirectory(t *testing.T) {
 		if ca == nil || !ca.cert.Equal(cas[0].cert) {
 			t.Fatal("nodes sharing a data directory created different CAs")
 		}
+	}
+}
+
+// TestReloadReadsFilesNow: Reload (SIGHUP) serves a new certificate and
+// verifies clients against a new client CA file at once, whatever
+// reload_interval says; a client CA file that does not load is refused and
+// the previous CAs stay.
+func TestReloadReadsFilesNow(t *testing.T) {
+	serverCA, clientCA, nextCA := testutil.NewCA(t, "server CA"), testutil.NewCA(t, "client CA"), testutil.NewCA(t, "next client CA")
+	dir := t.TempDir()
+	certFile, keyFile, caFile := dir+"/server.crt", dir+"/server.key", dir+"/clients.crt"
+	copyFile(t, clientCA.CertFile, caFile)
+	install := func(c, k string) { installPair(t, c, k, certFile, keyFile) }
+	install(serverCA.Issue(testutil.CertSpec{CommonName: "first", Hosts: []string{"127.0.0.1"}}))
+	src := newSource(t, config.TLS{CertFile: certFile, KeyFile: keyFile, ReloadInterval: time.Hour,
+		ClientCAFile: caFile, ClientAuth: "require"})
+	addr := serve(t, src.Config())
+	withCert := func(pair []tls.Certificate) *tls.Config {
+		return &tls.Config{RootCAs: serverCA.Pool(), GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair[0], nil }}
+	}
+	current := withCert(loadPair(t, clientCA, testutil.CertSpec{CommonName: "svc", Client: true}))
+	next := withCert(loadPair(t, nextCA, testutil.CertSpec{CommonName: "svc", Client: true}))
+	if _, err := dial(addr, next); err == nil {
+		t.Fatal("a certificate of the next CA was accepted before the reload")
+	}
+
+	install(serverCA.Issue(testutil.CertSpec{CommonName: "second", Hosts: []string{"127.0.0.1"}}))
+	copyFile(t, nextCA.CertFile, caFile)
+	if err := src.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedName(t, addr, next); got != "second" {
+		t.Fatalf("after Reload, new clients get %q", got)
+	}
+	if _, err := dial(addr, current); err == nil {
+		t.Fatal("a certificate of the replaced client CA is still accepted")
+	}
+
+	if err := os.WriteFile(caFile, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Reload(); err == nil {
+		t.Fatal("a broken client CA file was taken")
+	}
+	if conn, err := dial(addr, next); err != nil {
+		t.Fatalf("after a refused reload: %v", err)
+	} else {
+		conn.Close()
+	}
+}
+
+// installPair copies a certificate and key where the source reads them.
+func installPair(t *testing.T, cert, key, certFile, keyFile string) {
+	t.Helper()
+	copyFile(t, cert, certFile)
+	copyFile(t, key, keyFile)
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to+".tmp", data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(to+".tmp", to); err != nil {
+		t.Fatal(err)
 	}
 }

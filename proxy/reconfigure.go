@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"slices"
+
+	"github.com/pubgate/pubgate/audit"
+	"github.com/pubgate/pubgate/config"
+	"go.uber.org/zap"
+)
+
+// Reconfigure applies a reloaded configuration's tenants and audit levels.
+// A tenant that stays keeps its counters and namespace (a new prefix needs
+// a restart, see config.WithLive) and takes its new quotas and levels; a
+// new tenant admits logins at once. Every connected client is then checked
+// on its own goroutine, between commands:
+//   - one whose tenant is gone, or whose password user is gone or now of
+//     another tenant, is told why and disconnected;
+//   - one whose user's roles changed (a password user, or the user a client
+//     certificate names) gets the new roles, and its subscriptions are
+//     re-checked against the policy.
+//
+// A password change keeps connected clients, as in Redis. Quotas lowered
+// below what a tenant holds refuse what comes next, and disconnect nobody.
+func (srv *Server) Reconfigure(tenants map[string]*config.Tenant, levels audit.Levels) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	srv.setTenants(tenants, levels)
+	for sess := range srv.sessions {
+		sess.wake(wakeReidentify)
+	}
+}
+
+// setTenants replaces the tenant table; the caller holds srv.mu, or is New.
+func (srv *Server) setTenants(cfg map[string]*config.Tenant, levels audit.Levels) {
+	var old map[string]*tenant
+	if p := srv.tenants.Load(); p != nil {
+		old = *p
+	}
+	next := make(map[string]*tenant, len(cfg))
+	for name, t := range cfg {
+		if tn := old[name]; tn != nil {
+			tn.configure(t.Quotas, levels)
+			next[name] = tn
+			continue
+		}
+		next[name] = newTenant(name, t, srv.namespace, levels)
+	}
+	srv.tenants.Store(&next)
+}
+
+// tenant is the named tenant of the configuration in effect, or nil.
+func (srv *Server) tenant(name string) *tenant { return (*srv.tenants.Load())[name] }
+
+// reidentify applies a reconfiguration to the session's identity (see
+// Reconfigure); it reports whether the session goes on.
+func (s *session) reidentify() bool {
+	if s.ident == nil {
+		return true
+	}
+	id := *s.ident
+	if s.srv.tenant(id.Tenant) != s.tenant {
+		return s.endNow("tenant " + id.Tenant + " was removed from the configuration")
+	}
+	if s.srv.users == nil {
+		return true
+	}
+	u, known := s.srv.users(id.User)
+	known = known && u.Tenant == id.Tenant
+	switch id.Method {
+	case "password":
+		if !known {
+			return s.endNow("user " + id.User + " was removed from tenant " + id.Tenant)
+		}
+		id.Roles = u.Roles
+	case "mtls":
+		id.Roles = nil
+		if known {
+			id.Roles = u.Roles
+		}
+	default:
+		return true // a token's roles are its own
+	}
+	if slices.Equal(id.Roles, s.ident.Roles) {
+		return true
+	}
+	s.log.Info("roles changed by a configuration reload", zap.Strings("roles", id.Roles))
+	s.ident, s.subject = &id, s.subjectOf(id)
+	return s.recheck()
+}
+
+// endNow ends the session from its reader: the client is told why, and the
+// disconnect is recorded as forced.
+func (s *session) endNow(reason string) bool {
+	s.log.Info("closing connection: " + reason)
+	s.forceEnd(reason)
+	s.mute = false
+	s.writeError("ERR pubgate: " + reason + "; closing the connection")
+	s.flushReplies()
+	return false
+}
