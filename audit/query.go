@@ -18,7 +18,7 @@ import (
 // one instead of silently matching nothing.
 var Events = []Event{
 	EventConnect, EventAuth, EventAuthz, EventRevoke, EventDisconnect,
-	EventPolicyReload, EventAuditStart, EventFileStart, EventSeal,
+	EventPolicyReload, EventConfigReload, EventAuditStart, EventFileStart, EventSeal,
 }
 
 // Outcomes lists every outcome, for the same reason as Events.

@@ -24,6 +24,7 @@ const (
 	EventRevoke       Event = "revoke"        // a subscription or connection the policy no longer allows
 	EventDisconnect   Event = "disconnect"    // a connection ended; forced says whether pubgate ended it
 	EventPolicyReload Event = "policy_reload" // a policy reload, applied or refused
+	EventConfigReload Event = "config_reload" // a configuration reload (SIGHUP), applied or refused
 	EventAuditStart   Event = "audit_start"   // pubgate opened the audit log
 	EventFileStart    Event = "file_start"    // first record of a file; prev names the previous file's last hash
 	EventSeal         Event = "seal"          // periodic, before rotation and at shutdown: no record follows unseen

@@ -25,9 +25,10 @@ var testUsers = map[string]auth.PasswordUser{
 var testTenants = map[string]*config.Tenant{"acme": {Prefix: "acme:"}, "globex": {Prefix: "globex:"}}
 
 type testEnv struct {
-	srv    *Server
-	addr   string
-	broker upstream.Broker
+	srv       *Server
+	addr      string
+	broker    upstream.Broker
+	passwords *auth.Passwords // the password table, when Options.Auth is one
 }
 
 // startProxy serves pubgate on a free loopback port over broker (the memory
@@ -54,6 +55,10 @@ func startProxyTLS(t testing.TB, broker upstream.Broker, tlsConfig *tls.Config, 
 	if adjust != nil {
 		adjust(&o)
 	}
+	passwords, _ := o.Auth.(*auth.Passwords)
+	if o.Users == nil && passwords != nil {
+		o.Users = passwords.Lookup
+	}
 	if o.Authorizer == nil {
 		o.Authorizer = newTestAuthorizer(t, o.Tenants, o.Namespace, policy.Sources{Builtin: policy.Builtin})
 	}
@@ -76,7 +81,7 @@ func startProxyTLS(t testing.TB, broker upstream.Broker, tlsConfig *tls.Config, 
 		_ = broker.Close()
 		<-srv.hub.Done()
 	})
-	return &testEnv{srv: srv, addr: ln.Addr().String(), broker: broker}
+	return &testEnv{srv: srv, addr: ln.Addr().String(), broker: broker, passwords: passwords}
 }
 
 // login connects and authenticates as user (password "<user>-secret").

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/pubgate/pubgate/audit"
+	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/config"
 	"go.uber.org/zap"
 )
@@ -50,6 +51,18 @@ func (srv *Server) setTenants(cfg map[string]*config.Tenant, levels audit.Levels
 
 // tenant is the named tenant of the configuration in effect, or nil.
 func (srv *Server) tenant(name string) *tenant { return (*srv.tenants.Load())[name] }
+
+// defaultIdentity is auth.default_user's identity as the configuration in
+// effect has it: its roles may have changed since start.
+func (srv *Server) defaultIdentity() auth.Identity {
+	d := *srv.defaultUser
+	if srv.users != nil {
+		if id, ok := srv.users(d.User); ok && id.Tenant == d.Tenant {
+			return id
+		}
+	}
+	return d
+}
 
 // reidentify applies a reconfiguration to the session's identity (see
 // Reconfigure); it reports whether the session goes on.

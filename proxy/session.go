@@ -102,7 +102,7 @@ func (s *session) bindDefaultUser() {
 			s.log.Info("client certificate identity not admitted", zap.String("reason", refusal))
 		}
 	case s.srv.defaultUser != nil && s.admits(s.srv.defaultUser.Tenant):
-		if refusal := s.login(*s.srv.defaultUser); refusal != "" {
+		if refusal := s.login(s.srv.defaultIdentity()); refusal != "" {
 			s.log.Info("default user not admitted", zap.String("reason", refusal))
 		}
 	}

@@ -168,7 +168,7 @@ func TestAuditQueryRejectsBadFlags(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"--event", "authz,authn"}, []string{`unknown event "authn"`, "connect, auth, authz, revoke, disconnect, policy_reload, audit_start, file_start, seal"}},
+		{[]string{"--event", "authz,authn"}, []string{`unknown event "authn"`, "connect, auth, authz, revoke, disconnect, policy_reload, config_reload, audit_start, file_start, seal"}},
 		{[]string{"--outcome", "denied"}, []string{`unknown outcome "denied"`, "allow, deny, success, failure"}},
 		{[]string{"--format", "csv"}, []string{"json or table"}},
 		{[]string{"--since", "yesterday"}, []string{"--since", "RFC 3339"}},

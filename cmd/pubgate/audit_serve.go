@@ -52,9 +52,6 @@ func openAudit(c config.Audit, stdout io.Writer, log *zap.Logger) (proxy.Auditor
 
 // recordReload records a policy reload, applied, refused or unchanged.
 func recordReload(a proxy.Auditor, r policy.ReloadResult) {
-	if a == nil {
-		return
-	}
 	rec := audit.Record{Time: time.Now(), Event: audit.EventPolicyReload, Outcome: audit.Success, Revision: r.Revision}
 	switch {
 	case errors.Is(r.Err, policy.ErrUnchanged):
@@ -64,5 +61,13 @@ func recordReload(a proxy.Auditor, r policy.ReloadResult) {
 	default:
 		rec.Reason = "replaces revision " + r.Previous
 	}
-	_ = a.Record(rec)
+	record(a, rec)
+}
+
+// record hands a record of pubgate's own (not of a client) to the audit
+// log, if there is one; the log says what it could not take.
+func record(a proxy.Auditor, rec audit.Record) {
+	if a != nil {
+		_ = a.Record(rec)
+	}
 }

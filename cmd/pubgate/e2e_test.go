@@ -43,6 +43,7 @@ type gateway struct {
 	host   string
 	port   int
 	caFile string      // the local CA's certificate, for clients to trust
+	config string      // the configuration file
 	logs   *syncBuffer // what pubgate logged so far
 	stop   func() int  // stops pubgate (as SIGTERM does) and returns its exit status
 }
@@ -86,7 +87,7 @@ func startGatewayWith(t *testing.T, config string, g gateway) gateway {
 	path := writeFile(t, config)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
-	g.logs = logs
+	g.logs, g.config = logs, path
 	exited := make(chan struct{})
 	var code int
 	go func() {

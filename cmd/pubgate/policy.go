@@ -20,11 +20,14 @@ import (
 // the configuration's tenants, users and namespace as data.pubgate.
 func newAuthorizer(ctx context.Context, cfg *config.Config, log *zap.Logger) (*policy.Authorizer, error) {
 	return policy.New(ctx, policy.Options{
-		Sources: policy.Sources{
-			Paths: cfg.Policy.Paths, Bundle: cfg.Policy.Bundle, Builtin: policy.Builtin, Data: cfg.PolicyData(),
-		},
-		CacheSize: cfg.Policy.CacheSize, Timeout: cfg.Policy.Timeout, Logger: log,
+		Sources: policySources(cfg), CacheSize: cfg.Policy.CacheSize, Timeout: cfg.Policy.Timeout, Logger: log,
 	})
+}
+
+// policySources are the configured policy files (or the built-in policy),
+// with the configuration's tenants, users and namespace as data.pubgate.
+func policySources(cfg *config.Config) policy.Sources {
+	return policy.Sources{Paths: cfg.Policy.Paths, Bundle: cfg.Policy.Bundle, Builtin: policy.Builtin, Data: cfg.PolicyData()}
 }
 
 func newPolicyCommand() *cobra.Command {

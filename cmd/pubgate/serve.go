@@ -43,7 +43,7 @@ func newServeCommand() *cobra.Command {
 			reload := make(chan os.Signal, 1)
 			signal.Notify(reload, syscall.SIGHUP)
 			defer signal.Stop(reload)
-			return serve(cmd.Context(), cfg, cmd, signals{stop: stop, reload: reload})
+			return serve(cmd.Context(), *path, cfg, cmd, signals{stop: stop, reload: reload})
 		},
 	}
 	path = configFlag(cmd)
@@ -57,10 +57,11 @@ type signals struct {
 	stop, reload <-chan os.Signal
 }
 
-// serve runs pubgate until ctx is done or a stop signal arrives, then
-// drains and shuts down gracefully. A reload signal reloads the policy.
-func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, sig signals) error {
-	log, err := newLogger(cfg.Log, cmd)
+// serve runs pubgate with cfg, loaded from path, until ctx is done or a
+// stop signal arrives, then drains and shuts down gracefully. A reload
+// signal applies path anew (reload.go).
+func serve(ctx context.Context, path string, cfg *config.Config, cmd *cobra.Command, sig signals) error {
+	log, logLevel, err := newLogger(cfg.Log, cmd)
 	if err != nil {
 		return err
 	}
@@ -83,7 +84,11 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, sig sign
 	if err != nil {
 		return err
 	}
-	srv, err := newProxy(ctx, cfg, broker, authz, auditor, log)
+	passwords, err := auth.NewPasswords(passwordUsers(cfg))
+	if err != nil {
+		return err
+	}
+	srv, err := newProxy(ctx, cfg, passwords, broker, authz, auditor, log)
 	if err != nil {
 		return err
 	}
@@ -98,10 +103,12 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, sig sign
 			return fmt.Errorf("policy: watch: %w", err)
 		}
 	}
-	ln, err := listen(cfg.Listen, log)
+	ln, certs, err := listen(cfg.Listen, log)
 	if err != nil {
 		return err
 	}
+	reloads := &reloader{path: path, running: cfg, passwords: passwords, srv: srv, authz: authz, tls: certs,
+		logLevel: logLevel, auditor: auditor, log: log}
 	log.Info("pubgate listening", zap.String("version", buildVersion()), zap.Stringer("addr", ln.Addr()),
 		zap.Bool("tls", !cfg.Listen.Plaintext),
 		zap.String("upstream", cfg.Upstream.Describe()), zap.Int("tenants", len(cfg.Tenants)))
@@ -120,10 +127,8 @@ func serve(ctx context.Context, cfg *config.Config, cmd *cobra.Command, sig sign
 		case err := <-served:
 			return err
 		case <-sig.reload:
-			log.Info("SIGHUP: reloading the policy (other settings need a restart)")
-			if rev, err := authz.Reload(ctx); errors.Is(err, policy.ErrUnchanged) {
-				log.Info("policy unchanged", zap.String("revision", rev))
-			} // Reload logs a new revision, or why it kept the old one
+			log.Info("SIGHUP: reloading the configuration", zap.String("file", path))
+			reloads.reload(ctx)
 		case <-sig.stop:
 			running = false
 		case <-ctx.Done():
@@ -160,26 +165,27 @@ func drain(srv *proxy.Server, period time.Duration, stop <-chan os.Signal, log *
 	srv.Drain(ctx, period)
 }
 
-// listen opens the client listener: TLS unless plaintext was asked for.
-func listen(l config.Listen, log *zap.Logger) (net.Listener, error) {
+// listen opens the client listener: TLS, with the certificate source it
+// serves, unless plaintext was asked for.
+func listen(l config.Listen, log *zap.Logger) (net.Listener, *ptls.Source, error) {
 	ln, err := net.Listen("tcp", l.Address)
 	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
+		return nil, nil, fmt.Errorf("listen: %w", err)
 	}
 	if l.Plaintext {
 		log.Warn("serving without TLS (listen.plaintext: true): credentials and messages cross the network in clear")
-		return ln, nil
+		return ln, nil, nil
 	}
 	src, err := ptls.New(l.TLS, log)
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if src.CAFile != "" {
 		log.Info("TLS certificate from pubgate's local CA; clients must trust its certificate",
 			zap.String("ca_file", src.CAFile), zap.String("example", "redis-cli --tls --cacert "+src.CAFile))
 	}
-	return &closingListener{Listener: tls.NewListener(ln, src.Config()), onClose: src.Close}, nil
+	return &closingListener{Listener: tls.NewListener(ln, src.Config()), onClose: src.Close}, src, nil
 }
 
 // closingListener stops the certificate source with the listener.
@@ -234,15 +240,17 @@ func logHealth(log *zap.Logger, name string) func(upstream.Health) {
 	}
 }
 
-func newProxy(ctx context.Context, cfg *config.Config, broker upstream.Broker, authz proxy.Authorizer, auditor proxy.Auditor, log *zap.Logger) (*proxy.Server, error) {
+// passwordUsers is the configuration's password table.
+func passwordUsers(cfg *config.Config) map[string]auth.PasswordUser {
 	users := make(map[string]auth.PasswordUser, len(cfg.Users))
 	for name, u := range cfg.Users {
 		users[name] = auth.PasswordUser{Tenant: u.Tenant, PasswordHash: u.PasswordHash, Roles: u.Roles}
 	}
-	passwords, err := auth.NewPasswords(users)
-	if err != nil {
-		return nil, err
-	}
+	return users
+}
+
+func newProxy(ctx context.Context, cfg *config.Config, passwords *auth.Passwords, broker upstream.Broker, authz proxy.Authorizer,
+	auditor proxy.Auditor, log *zap.Logger) (*proxy.Server, error) {
 	var defaultUser *auth.Identity
 	if cfg.Auth.DefaultUser != "" {
 		id, _ := passwords.Lookup(cfg.Auth.DefaultUser)
@@ -268,7 +276,7 @@ func newProxy(ctx context.Context, cfg *config.Config, broker upstream.Broker, a
 		CertificateIdentity: certIdentity,
 		CertificateLogin:    cfg.Auth.Certificates != nil && cfg.Auth.Certificates.Login == "certificate",
 		Limits:              cfg.Limits, Tenants: cfg.Tenants, Namespace: cfg.Namespace,
-		Broker: broker, Auth: authenticator, Authorizer: authz, Audit: auditor, AuditLevels: cfg.Audit.AuditLevels(),
+		Broker: broker, Auth: authenticator, Users: passwords.Lookup, Authorizer: authz, Audit: auditor, AuditLevels: cfg.Audit.AuditLevels(),
 		DefaultUser: defaultUser, UpstreamTimeout: cfg.Upstream.Timeout, LoginTimeout: cfg.Auth.LoginTimeout,
 		Throttle:     auth.NewThrottle(cfg.Auth.Throttle.MaxFailures, cfg.Auth.Throttle.Window, cfg.Auth.Throttle.Lockout),
 		DrainTimeout: cfg.Listen.ShutdownTimeout, Version: buildVersion(), Logger: log,
@@ -299,10 +307,11 @@ func certificateIdentities(cfg *config.Config, passwords *auth.Passwords) (func(
 	}, nil
 }
 
-func newLogger(c config.Log, cmd *cobra.Command) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(c.Level)
+// newLogger is the operational log; its level can change while it runs.
+func newLogger(c config.Log, cmd *cobra.Command) (*zap.Logger, zap.AtomicLevel, error) {
+	level, err := zap.ParseAtomicLevel(c.Level)
 	if err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+		return nil, level, fmt.Errorf("log.level: %w", err)
 	}
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
@@ -313,7 +322,7 @@ func newLogger(c config.Log, cmd *cobra.Command) (*zap.Logger, error) {
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	}
 	core := zapcore.NewCore(enc, zapcore.AddSync(cmd.ErrOrStderr()), level)
-	return zap.New(core), nil
+	return zap.New(core), level, nil
 }
 
 // setRedisLogger guards go-redis's process-wide logger, which its goroutines

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pubgate/pubgate/audit"
+	"github.com/pubgate/pubgate/auth"
+	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/policy"
+	"github.com/pubgate/pubgate/proxy"
+	ptls "github.com/pubgate/pubgate/tls"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// reloader applies the configuration file, read again, to the running
+// pubgate (SIGHUP): the settings config.WithLive names take effect at
+// once, the others are reported as needing a restart. A file that does not
+// load or validate, or whose policy does not compile, changes nothing.
+// Every reload is logged and audited.
+type reloader struct {
+	path string
+	// running is the configuration in effect: the file at start, with the
+	// live settings of every reload since.
+	running   *config.Config
+	passwords *auth.Passwords
+	srv       *proxy.Server
+	authz     *policy.Authorizer
+	tls       *ptls.Source // nil for a plaintext listener
+	logLevel  zap.AtomicLevel
+	auditor   proxy.Auditor
+	log       *zap.Logger
+}
+
+func (r *reloader) reload(ctx context.Context) {
+	applied, restart, err := r.apply(ctx)
+	rec := audit.Record{Time: time.Now(), Event: audit.EventConfigReload, Outcome: audit.Success}
+	if err != nil {
+		r.log.Error("configuration reload refused; the configuration in effect stays", zap.String("file", r.path), zap.Error(err))
+		rec.Outcome, rec.Reason = audit.Failure, "refused: "+err.Error()
+	} else {
+		r.log.Info("configuration reloaded", zap.String("file", r.path),
+			zap.Strings("applied", applied), zap.Strings("needs_restart", restart))
+		rec.Reason = reloadSummary(applied, restart)
+	}
+	if r.tls != nil {
+		_ = r.tls.Reload() // it logs what it refused; the files are not the configuration's to audit
+	}
+	record(r.auditor, rec)
+}
+
+// apply loads the file and applies its live settings. The policy is
+// compiled before anything changes, as it is what most often fails; it
+// takes effect last, so that clients Reconfigure ends (a removed tenant or
+// user) are told that reason rather than the policy's.
+func (r *reloader) apply(ctx context.Context) (applied, restart []string, err error) {
+	next, err := config.Load(r.path)
+	if err != nil {
+		return nil, nil, err
+	}
+	live := r.running.WithLive(next)
+	if err := live.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("the new live settings do not fit the settings in effect until a restart: %w", err)
+	}
+	level, err := zapcore.ParseLevel(live.Log.Level)
+	if err != nil {
+		return nil, nil, fmt.Errorf("log.level: %w", err)
+	}
+	if _, err := newAuthorizer(ctx, live, zap.NewNop()); err != nil {
+		return nil, nil, err
+	}
+	if err := r.passwords.Update(passwordUsers(live)); err != nil {
+		return nil, nil, err
+	}
+	r.srv.Reconfigure(live.Tenants, live.Audit.AuditLevels())
+	// The files compiled a moment ago: should they fail now, the policy
+	// package logs and audits it, and keeps the revision in effect.
+	_, _ = r.authz.SetSources(ctx, policySources(live))
+	r.logLevel.SetLevel(level)
+	applied, restart = config.Diff(r.running, live), config.Diff(live, next)
+	r.running = live
+	return applied, restart, nil
+}
+
+// reloadSummary is the audit record's reason: the keys, never values.
+func reloadSummary(applied, restart []string) string {
+	parts := []string{"applied: none"}
+	if len(applied) > 0 {
+		parts[0] = "applied: " + strings.Join(applied, ", ")
+	}
+	if len(restart) > 0 {
+		parts = append(parts, "needs a restart: "+strings.Join(restart, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
