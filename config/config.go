@@ -155,6 +155,12 @@ type Upstream struct {
 	TLS      UpstreamTLS   `yaml:"tls"`
 	// HealthInterval is how often the engine is probed for readiness.
 	HealthInterval time.Duration `yaml:"health_interval"`
+	// DisconnectClientsAfter, when set, disconnects this node's clients
+	// once the upstream has been unreachable that long, so that they
+	// reconnect through the load balancer to a node that reaches it
+	// (readiness keeps them away from this one). 0: clients stay connected
+	// through any outage.
+	DisconnectClientsAfter time.Duration `yaml:"disconnect_clients_after"`
 }
 
 // UpstreamCluster is a Redis Cluster.

@@ -123,6 +123,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"zero policy timeout", base + "policy: {timeout: 0s}\n", "policy.timeout: must be positive"},
 		{"zero cache", base + "policy: {cache_size: 0}\n", "policy.cache_size: must be positive"},
 		{"unknown policy key", base + "policy: {path: x}\n", "policy.path: unknown key"},
+		{"negative disconnect", "listen: {plaintext: true}\nupstream: {url: 'redis://h:1/', disconnect_clients_after: -1s}\ntenants: {acme: {}}\n", "upstream.disconnect_clients_after: must not be negative"},
 		{"negative drain", "listen: {plaintext: true, drain_period: -1s}\ntenants: {acme: {}}\n", "listen.drain_period: must not be negative"},
 		{"negative quota", "listen: {plaintext: true}\ntenants:\n  acme: {quotas: {max_connections: -1}}\n", "tenants.acme.quotas.max_connections: must not be negative"},
 		{"negative rate", "listen: {plaintext: true}\ntenants:\n  acme: {quotas: {publish_rate: {messages: -5}}}\n", "tenants.acme.quotas.publish_rate.messages: must not be negative"},

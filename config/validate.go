@@ -156,6 +156,9 @@ func (c *Config) validateUpstream(add addFunc) {
 	if up.HealthInterval <= 0 {
 		add("upstream.health_interval", "must be positive")
 	}
+	if up.DisconnectClientsAfter < 0 {
+		add("upstream.disconnect_clients_after", "must not be negative (0 keeps clients connected)")
+	}
 	if up.PoolSize < 0 {
 		add("upstream.pool_size", "must not be negative")
 	}

@@ -224,6 +224,19 @@ func (s *Server) Clients() int {
 	return len(s.sessions)
 }
 
+// DisconnectAll ends every session, telling its client why in an error
+// reply; the listener keeps accepting. It returns how many it ended. Used
+// when the upstream stays unreachable (upstream.disconnect_clients_after),
+// so that clients reconnect to a node that reaches it.
+func (s *Server) DisconnectAll(reason string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.sessions {
+		sess.signalEnd(reason, "ERR pubgate: "+reason+"; closing the connection")
+	}
+	return len(s.sessions)
+}
+
 // SlowDisconnects counts clients disconnected for exceeding the output
 // buffer limits.
 func (s *Server) SlowDisconnects() int64 { return s.slowDisconnects.Load() }

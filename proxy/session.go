@@ -179,6 +179,11 @@ func (s *session) loginExpired() {
 // shutdown.
 func (s *session) endWith(reason, reply string) {
 	s.log.Info("closing connection: " + reason)
+	s.signalEnd(reason, reply)
+}
+
+// signalEnd is endWith without the log line, for many sessions at once.
+func (s *session) signalEnd(reason, reply string) {
 	s.forceEnd(reason)
 	s.out.pushNotice(redcon.AppendError(nil, reply))
 	s.wake(wakeEnd)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -130,4 +132,43 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	if err := sub.Ping(ctx); err != nil {
 		t.Errorf("the subscriber's connection did not survive the outage: %v", err)
 	}
+}
+
+// TestLongOutageDisconnectsClients: with upstream.disconnect_clients_after,
+// a Redis that stays down that long gets this node's clients disconnected,
+// each told why, so that they reconnect elsewhere; once Redis is back new
+// clients are served.
+func TestLongOutageDisconnectsClients(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+listen: {address: "127.0.0.1:0", tls: {internal: {data_dir: "%s", names: [127.0.0.1]}}}
+upstream: {url: "%s", health_interval: 100ms, disconnect_clients_after: 500ms}
+tenants: {acme: {}}
+users:
+  alice: {tenant: acme, password_hash: "%s"}
+`, dir, srv.URL(), aliceHash)
+	g := startGatewayWith(t, cfg, localGateway(dir))
+	conn, err := tls.Dial("tcp", g.addr(), g.tlsConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := testutil.NewRESPConn(t, conn)
+	if r := sub.Do("AUTH", "alice", "alice-secret"); r != "OK" {
+		t.Fatal(r)
+	}
+	if r := sub.Do("SUBSCRIBE", "orders"); r != `["subscribe" "orders" :1]` {
+		t.Fatal(r)
+	}
+	srv.Stop()
+	if r := sub.Read(); r != "-ERR pubgate: upstream unavailable for more than 500ms; closing the connection" {
+		t.Fatalf("during the outage: %s", r)
+	}
+	if !sub.Closed() {
+		t.Fatal("still connected")
+	}
+	srv.Start()
+	testutil.Eventually(t, "publishes served again", func() bool {
+		return g.client(t, "alice").Publish(context.Background(), "orders", "back").Err() == nil
+	})
 }

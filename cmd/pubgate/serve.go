@@ -122,6 +122,9 @@ func serve(ctx context.Context, path string, cfg *config.Config, cmd *cobra.Comm
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	outageCtx, stopOutageWatch := context.WithCancel(ctx)
+	defer stopOutageWatch()
+	go disconnectOnOutage(outageCtx, broker.Health, cfg.Upstream.DisconnectClientsAfter, srv, log.Named("upstream"))
 	for running := true; running; {
 		select {
 		case err := <-served:
