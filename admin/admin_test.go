@@ -132,6 +132,9 @@ pubgate_connections_refused_total{reason="max_clients"} 2
 # HELP pubgate_upstream_up Whether the upstream engine is reachable (1) or not (0).
 # TYPE pubgate_upstream_up gauge
 pubgate_upstream_up 1
+# HELP pubgate_draining 1 once pubgate stopped accepting clients to shut down (SIGTERM), else 0.
+# TYPE pubgate_draining gauge
+pubgate_draining 0
 # HELP pubgate_audit_records_written_total Audit records written.
 # TYPE pubgate_audit_records_written_total counter
 pubgate_audit_records_written_total 4
@@ -147,7 +150,7 @@ pubgate_policy_reloads_total{result="applied"} 2
 pubgate_policy_reloads_total{result="refused"} 1
 `
 	names := []string{"pubgate_connections", "pubgate_subscriptions", "pubgate_authz_decisions_total", "pubgate_connections_refused_total",
-		"pubgate_upstream_up", "pubgate_audit_records_written_total", "pubgate_audit_failing", "pubgate_policy_revision_info", "pubgate_policy_reloads_total"}
+		"pubgate_upstream_up", "pubgate_draining", "pubgate_audit_records_written_total", "pubgate_audit_failing", "pubgate_policy_revision_info", "pubgate_policy_reloads_total"}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(expected), names...); err != nil {
 		t.Fatal(err)
 	}

@@ -92,6 +92,8 @@ var (
 	descAuditFailing = prometheus.NewDesc("pubgate_audit_failing",
 		"Whether the audit sink is failing and its writer retrying (1) or not (0).", nil, nil)
 
+	descDraining = prometheus.NewDesc("pubgate_draining",
+		"1 once pubgate stopped accepting clients to shut down (SIGTERM), else 0.", nil, nil)
 	descBuildInfo = prometheus.NewDesc("pubgate_build_info",
 		"pubgate's version and the Go version it was built with, as labels; always 1.", []string{"version", "goversion"}, nil)
 )
@@ -110,7 +112,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		descDecisions, descSlow, descUpstreamUp, descUpstreamState, descUpstreamPublishErrors,
 		descPolicyHits, descPolicyMisses, descPolicyErrors, descPolicyReloads, descPolicyRevision,
 		descAuditWritten, descAuditDropped, descAuditRefused, descAuditQueueDepth, descAuditQueueCapacity, descAuditFailing,
-		descBuildInfo,
+		descDraining, descBuildInfo,
 	} {
 		ch <- d
 	}
@@ -125,6 +127,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge(descBuildInfo, 1, c.src.Version, runtime.Version())
+	if c.src.Draining != nil {
+		gauge(descDraining, boolValue(c.src.Draining()))
+	}
 
 	if c.src.Proxy != nil {
 		st := c.src.Proxy()

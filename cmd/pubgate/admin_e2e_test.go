@@ -199,6 +199,7 @@ func TestAdminEndToEnd(t *testing.T) {
 		{"pubgate_authz_decisions_total", []string{"tenant=acme", "action=psubscribe", "outcome=allow"}, 1},
 		{"pubgate_slow_consumer_disconnects_total", []string{"tenant=acme"}, 0},
 		{"pubgate_upstream_up", nil, 1},
+		{"pubgate_draining", nil, 0},
 		{"pubgate_audit_failing", nil, 0},
 		{"pubgate_audit_queue_capacity", nil, 16384},
 		{"pubgate_audit_records_refused_total", nil, 0},

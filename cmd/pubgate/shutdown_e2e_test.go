@@ -58,6 +58,9 @@ func TestSIGTERMDrainsWithoutLosingAcknowledgedMessages(t *testing.T) {
 		code, body := httpGet(t, admin+"/readyz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "draining")
 	})
+	if v, _ := scrapeMetrics(t, admin).value("pubgate_draining"); v != 1 {
+		t.Errorf("pubgate_draining = %v while draining", v)
+	}
 	testutil.Eventually(t, "new clients refused", func() bool {
 		c, err := net.Dial("tcp", g.addr())
 		if err == nil {
