@@ -30,6 +30,25 @@ func clusterNodes(t *testing.T, c *testutil.RedisCluster, sharded bool) (a, b ga
 	return startGatewayWith(t, cfg, localGateway(dataDir)), startGatewayWith(t, cfg, localGateway(dataDir))
 }
 
+// rawSubscriber logs in as user over TLS and subscribes to channel on a
+// raw connection: a client library would reconnect and subscribe again on
+// its own, hiding a dropped connection.
+func (g gateway) rawSubscriber(t *testing.T, user, channel string) *testutil.RESPConn {
+	t.Helper()
+	conn, err := tls.Dial("tcp", g.addr(), g.tlsConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := testutil.NewRESPConn(t, conn)
+	if r := sub.Do("AUTH", user, user+"-secret"); r != "OK" {
+		t.Fatal(r)
+	}
+	if r := sub.Do("SUBSCRIBE", channel); r != `["subscribe" "`+channel+`" :1]` {
+		t.Fatal(r)
+	}
+	return sub
+}
+
 func (g gateway) client(t *testing.T, user string) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: g.addr(), Username: user, Password: user + "-secret", TLSConfig: g.tlsConfig(t)})
 	t.Cleanup(func() { _ = c.Close() })
@@ -122,19 +141,7 @@ func TestTwoNodesSurviveAPrimaryFailover(t *testing.T) {
 	for _, sharded := range []bool{false, true} {
 		t.Run(fmt.Sprintf("sharded=%v", sharded), func(t *testing.T) {
 			a, b := clusterNodes(t, c, sharded)
-			// A raw connection: a client library would reconnect and
-			// subscribe again on its own, hiding a dropped connection.
-			conn, err := tls.Dial("tcp", a.addr(), a.tlsConfig(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			sub := testutil.NewRESPConn(t, conn)
-			if r := sub.Do("AUTH", "alice", "alice-secret"); r != "OK" {
-				t.Fatal(r)
-			}
-			if r := sub.Do("SUBSCRIBE", "orders"); r != `["subscribe" "orders" :1]` {
-				t.Fatal(r)
-			}
+			sub := a.rawSubscriber(t, "alice", "orders")
 			pub := b.client(t, "alice")
 			publishReaches(t, pub, sub, "before")
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"strconv"
 	"sync"
@@ -149,17 +148,7 @@ users:
   alice: {tenant: acme, password_hash: "%s"}
 `, dir, srv.URL(), aliceHash)
 	g := startGatewayWith(t, cfg, localGateway(dir))
-	conn, err := tls.Dial("tcp", g.addr(), g.tlsConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub := testutil.NewRESPConn(t, conn)
-	if r := sub.Do("AUTH", "alice", "alice-secret"); r != "OK" {
-		t.Fatal(r)
-	}
-	if r := sub.Do("SUBSCRIBE", "orders"); r != `["subscribe" "orders" :1]` {
-		t.Fatal(r)
-	}
+	sub := g.rawSubscriber(t, "alice", "orders")
 	srv.Stop()
 	if r := sub.Read(); r != "-ERR pubgate: upstream unavailable for more than 500ms; closing the connection" {
 		t.Fatalf("during the outage: %s", r)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,8 +47,8 @@ func TestSIGTERMDrainsWithoutLosingAcknowledgedMessages(t *testing.T) {
 	for i := range subs {
 		subs[i] = newOrderedSubscriber(ctx, t, g.client(t, "alice"))
 	}
-	pub := newCountingPublisher(ctx, g.client(t, "alice"))
-	testutil.Eventually(t, "publishes acknowledged", func() bool { return pub.acked() >= 300 })
+	pub := testutil.StartCountingPublisher(ctx, g.client(t, "alice"), "orders")
+	testutil.Eventually(t, "publishes acknowledged", func() bool { return pub.Acked() >= 300 })
 
 	if err := proc.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -68,14 +67,14 @@ func TestSIGTERMDrainsWithoutLosingAcknowledgedMessages(t *testing.T) {
 		}
 		return err != nil
 	})
-	during := pub.acked()
-	testutil.Eventually(t, "connected clients still served while draining", func() bool { return pub.acked() > during })
+	during := pub.Acked()
+	testutil.Eventually(t, "connected clients still served while draining", func() bool { return pub.Acked() > during })
 
 	if err := proc.Wait(); err != nil {
 		t.Fatalf("pubgate did not exit 0: %v; log:\n%s", err, g.logs)
 	}
-	<-pub.done
-	acked := pub.acked()
+	<-pub.Done()
+	acked := pub.Acked()
 	for i, sub := range subs {
 		<-sub.done
 		if sub.err != nil {
@@ -123,48 +122,6 @@ func newOrderedSubscriber(ctx context.Context, t *testing.T, c *redis.Client) *o
 		}
 	}()
 	return s
-}
-
-// countingPublisher publishes 0, 1, 2… to "orders" in pipelines of 16
-// until a publish fails, counting the acknowledged ones.
-type countingPublisher struct {
-	mu    sync.Mutex
-	n     int
-	done  chan struct{}
-	inner *redis.Client
-}
-
-func newCountingPublisher(ctx context.Context, c *redis.Client) *countingPublisher {
-	p := &countingPublisher{done: make(chan struct{}), inner: c}
-	go p.run(ctx)
-	return p
-}
-
-func (p *countingPublisher) run(ctx context.Context) {
-	defer close(p.done)
-	for next := 0; ; {
-		cmds, _ := p.inner.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for i := range 16 {
-				pipe.Publish(ctx, "orders", strconv.Itoa(next+i))
-			}
-			return nil
-		})
-		for _, c := range cmds {
-			if c.Err() != nil {
-				return
-			}
-			next++
-			p.mu.Lock()
-			p.n = next
-			p.mu.Unlock()
-		}
-	}
-}
-
-func (p *countingPublisher) acked() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.n
 }
 
 // startGatewayProcess runs `pubgate serve` as a process of its own (the
