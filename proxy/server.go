@@ -94,7 +94,6 @@ type Server struct {
 	emptied  chan struct{} // closed once closing and no session is left
 	wg       sync.WaitGroup
 
-	draining     atomic.Bool
 	shutdownOnce sync.Once
 	released     chan struct{} // closed when parked sessions may end
 }

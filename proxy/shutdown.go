@@ -31,7 +31,7 @@ func (s *Server) Drain(ctx context.Context, period time.Duration) {
 
 // Draining reports whether the server stopped accepting clients (Drain or
 // Shutdown), for readiness.
-func (s *Server) Draining() bool { return s.draining.Load() }
+func (s *Server) Draining() bool { return s.isClosing() }
 
 func (s *Server) stopAccepting() {
 	s.mu.Lock()
@@ -40,7 +40,6 @@ func (s *Server) stopAccepting() {
 		return
 	}
 	s.closing = true
-	s.draining.Store(true)
 	if s.ln != nil {
 		_ = s.ln.Close()
 	}
@@ -78,6 +77,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) endSessions(ctx context.Context) {
 	defer close(s.released)
+	defer s.forceEndAll("server shutting down") // whichever step ctx cut short
 	for _, parked := range s.parkSessions() {
 		select {
 		case <-parked:
@@ -88,11 +88,14 @@ func (s *Server) endSessions(ctx context.Context) {
 	if err := s.hub.Flush(ctx); err != nil {
 		s.log.Warn("shutdown: messages still in flight from the upstream engine may not reach local subscribers", zap.Error(err))
 	}
+}
+
+func (s *Server) forceEndAll(reason string) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for sess := range s.sessions {
-		sess.forceEnd("server shutting down")
+		sess.forceEnd(reason)
 	}
-	s.mu.Unlock()
 }
 
 // parkSessions asks every session to stop reading, and returns what closes
