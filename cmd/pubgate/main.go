@@ -44,7 +44,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCommand(), newCheckCommand(), newPolicyCommand(), newPasswdCommand(), newAuditCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newPolicyCommand(), newPasswdCommand(), newAuditCommand(), newBenchCommand(), newVersionCommand())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (run '%s --help' for usage)", err, c.CommandPath())
 	})
