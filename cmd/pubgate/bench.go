@@ -60,6 +60,7 @@ point it at pubgate, or at Redis to compare.`,
 			return nil
 		},
 	}
+	cmd.AddCommand(newBenchCompareCommand())
 	f := cmd.Flags()
 	f.StringVar(&o.Addr, "addr", "127.0.0.1:6380", "server address, host:port")
 	f.BoolVar(&tlsFlags.enabled, "tls", false, "connect over TLS")

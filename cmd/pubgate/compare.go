@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pubgate/pubgate/bench"
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// compareOptions say how big `pubgate bench compare` runs.
+type compareOptions struct {
+	repeat      int
+	duration    time.Duration
+	idle        int // W4's connections
+	workloads   []string
+	policyDir   string
+	out         string
+	bcryptCost  int
+	redisServer string
+}
+
+func newBenchCompareCommand() *cobra.Command {
+	o := compareOptions{}
+	var smoke bool
+	cmd := &cobra.Command{
+		Use:   "compare",
+		Short: "Compare pubgate (TLS, passwords, the example policy, audit) with Redis alone and with Redis TLS + ACL, on loopback",
+		Long: `compare starts, on loopback ports:
+  redis       redis-server, plaintext, no authentication;
+  redis-tls   redis-server with TLS and one ACL user per tenant, limited to
+              its channels (&acme:*);
+  pubgate     this pubgate with TLS, password logins, the example policy
+              and the audit log at level metadata, in front of "redis";
+then runs each workload against each arm, alternating the arms' order, and
+prints the median of each figure and the ratio pubgate / redis-tls. It
+needs redis-server on PATH and runs from the repository (the example
+policy). The raw results (JSON) are kept in --out.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if smoke {
+				o.repeat, o.duration, o.idle = 1, time.Second, 200
+			}
+			return runCompare(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.repeat, "repeat", 3, "runs of each workload on each arm")
+	f.DurationVar(&o.duration, "duration", 4*time.Second, "publishing time of each run")
+	f.IntVar(&o.idle, "idle-connections", 10000, "W4's idle subscribers")
+	f.StringSliceVar(&o.workloads, "workloads", []string{"W1", "W2", "W3", "W4", "W5"}, "workloads to run")
+	f.StringVar(&o.policyDir, "policy", "examples/policies", "the policy pubgate runs")
+	f.StringVar(&o.out, "out", "", "directory for the arms' files and raw results (default: a temporary one, removed)")
+	f.IntVar(&o.bcryptCost, "bcrypt-cost", 4, "cost of the users' password hashes (W4 logs in every connection)")
+	f.StringVar(&o.redisServer, "redis-server", "redis-server", "the redis-server binary")
+	f.BoolVar(&smoke, "smoke", false, "one short run of each workload, W4 with 200 connections (CI)")
+	return cmd
+}
+
+// workload is one of the issue's W1–W5: the bench options for an arm, and
+// the figures the table shows.
+type workload struct {
+	name, title string
+	options     func(o compareOptions, a *arm) bench.Options
+	figures     []figure
+}
+
+type figure struct {
+	name        string
+	value       func(r *bench.Result, m measured) float64
+	lowerBetter bool
+}
+
+// measured is what a run yields besides the bench result.
+type measured struct {
+	bytesPerConn float64 // W4: the server's RSS growth per connection
+}
+
+var (
+	publishRate  = figure{name: "publish/s", value: func(r *bench.Result, _ measured) float64 { return r.PublishRate }}
+	deliveryRate = figure{name: "delivered/s", value: func(r *bench.Result, _ measured) float64 { return r.DeliveryRate }}
+	p50          = figure{name: "p50 µs", lowerBetter: true, value: func(r *bench.Result, _ measured) float64 { return r.Latency.P50 }}
+	p99          = figure{name: "p99 µs", lowerBetter: true, value: func(r *bench.Result, _ measured) float64 { return r.Latency.P99 }}
+	p999         = figure{name: "p99.9 µs", lowerBetter: true, value: func(r *bench.Result, _ measured) float64 { return r.Latency.P999 }}
+	perConn      = figure{name: "bytes/conn", lowerBetter: true, value: func(_ *bench.Result, m measured) float64 { return m.bytesPerConn }}
+)
+
+func compareWorkloads() []workload {
+	base := func(o compareOptions, a *arm) bench.Options {
+		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.duration, Drain: 3 * time.Second}
+	}
+	return []workload{
+		{"W1", "publish-heavy: 4 publishers, pipeline 16, 16 channels, 1 subscriber", func(o compareOptions, a *arm) bench.Options {
+			b := base(o, a)
+			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 4, 16, 16, 1
+			return b
+		}, []figure{publishRate, deliveryRate}},
+		{"W2", "fan-out: 1 publisher (pipeline 16), 100 subscribers on 1 channel", func(o compareOptions, a *arm) bench.Options {
+			b := base(o, a)
+			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 1, 16, 1, 100
+			return b
+		}, []figure{deliveryRate, publishRate}},
+		{"W3", "latency: 10,000 messages/s, 1 channel, 10 subscribers", func(o compareOptions, a *arm) bench.Options {
+			b := base(o, a)
+			b.Publishers, b.Pipeline, b.Rate, b.Channels, b.Subscribers = 1, 64, 10000, 1, 10
+			return b
+		}, []figure{p50, p99, p999}},
+		{"W4", "connections: idle authenticated subscribers on 1,000 channels", func(o compareOptions, a *arm) bench.Options {
+			b := base(o, a)
+			b.Channels, b.SubChannels, b.Subscribers, b.Duration, b.Drain = 1000, 1, o.idle, time.Millisecond, time.Millisecond
+			return b
+		}, []figure{perConn}},
+		{"W5", "patterns: 1,000 pattern subscriptions over 2 tenants, 4 publishers (pipeline 16)", func(o compareOptions, a *arm) bench.Options {
+			b := base(o, a)
+			b.Tenants = a.tenants
+			b.Publishers, b.Pipeline, b.Channels, b.Patterns = 4, 16, 500, true
+			b.Subscribers, b.SubChannels = 10, 100 // 5 per tenant × 100 patterns, each matching one channel
+			return b
+		}, []figure{publishRate, deliveryRate}},
+	}
+}
+
+func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer) error {
+	dir := o.out
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "pubgate-compare-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	arms, stop, err := startArms(ctx, o, dir, stderr)
+	defer stop()
+	if err != nil {
+		return err
+	}
+	var chosen []workload
+	for _, w := range compareWorkloads() {
+		if slices.Contains(o.workloads, w.name) {
+			chosen = append(chosen, w)
+		}
+	}
+	results := make(map[string]map[string][]armRun) // workload → arm → runs
+	for _, w := range chosen {
+		results[w.name] = make(map[string][]armRun)
+		for rep := range o.repeat {
+			for k := range arms {
+				a := arms[(k+rep)%len(arms)] // alternate which arm goes first
+				fmt.Fprintf(stderr, "%s run %d/%d on %s\n", w.name, rep+1, o.repeat, a.name)
+				r, err := runWorkload(ctx, w, o, a)
+				if err != nil {
+					return fmt.Errorf("%s on %s: %w", w.name, a.name, err)
+				}
+				results[w.name][a.name] = append(results[w.name][a.name], r)
+				if err := saveRun(dir, w.name, a.name, rep, r); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	writeComparison(stdout, o, chosen, arms, results)
+	return nil
+}
+
+// armRun is one workload run on one arm.
+type armRun struct {
+	Result   *bench.Result `json:"result"`
+	Measured measured      `json:"-"`
+	PerConn  float64       `json:"bytes_per_connection,omitempty"`
+}
+
+func runWorkload(ctx context.Context, w workload, o compareOptions, a *arm) (armRun, error) {
+	bo := w.options(o, a)
+	var m measured
+	var before int64
+	if w.name == "W4" {
+		before = a.rss()
+		bo.OnSubscribed = func() {
+			time.Sleep(time.Second) // let the servers settle
+			m.bytesPerConn = float64(a.rss()-before) / float64(bo.Subscribers)
+		}
+	}
+	r, err := bench.Run(ctx, bo)
+	if err != nil {
+		return armRun{}, err
+	}
+	if r.Errors != "" {
+		return armRun{}, errors.New(r.Errors)
+	}
+	return armRun{Result: r, Measured: m, PerConn: m.bytesPerConn}, nil
+}
+
+func saveRun(dir, workload, arm string, rep int, r armRun) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%s-%d.json", workload, arm, rep+1)), data, 0o644)
+}
+
+// writeComparison prints, per workload, the median of each figure per arm
+// and the ratio pubgate / redis-tls, as a Markdown table.
+func writeComparison(w io.Writer, o compareOptions, workloads []workload, arms []*arm, results map[string]map[string][]armRun) {
+	fmt.Fprintf(w, "Medians of %d runs of %s each; ratio = pubgate / redis-tls.\n\n", o.repeat, o.duration)
+	fmt.Fprintf(w, "| workload | figure | %s | ratio | lost (all runs) |\n", strings.Join(armNames(arms), " | "))
+	fmt.Fprintf(w, "|---|---|%s---:|---:|\n", strings.Repeat("---:|", len(arms)))
+	for _, wl := range workloads {
+		for i, f := range wl.figures {
+			med := make(map[string]float64)
+			cells := make([]string, len(arms))
+			for k, a := range arms {
+				var vs []float64
+				for _, r := range results[wl.name][a.name] {
+					vs = append(vs, f.value(r.Result, r.Measured))
+				}
+				med[a.name] = median(vs)
+				cells[k] = formatFigure(med[a.name])
+			}
+			ratio := "—"
+			if b := med["redis-tls"]; b > 0 {
+				ratio = fmt.Sprintf("%.2f×", med["pubgate"]/b)
+			}
+			name, lost := "", ""
+			if i == 0 {
+				name, lost = wl.name+" "+wl.title, lostSummary(arms, results[wl.name])
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", name, f.name, strings.Join(cells, " | "), ratio, lost)
+		}
+	}
+}
+
+func lostSummary(arms []*arm, runs map[string][]armRun) string {
+	var parts []string
+	for _, a := range arms {
+		var lost, dup, ooo uint64
+		for _, r := range runs[a.name] {
+			lost, dup, ooo = lost+r.Result.Lost, dup+r.Result.Duplicated, ooo+r.Result.OutOfOrder
+		}
+		s := fmt.Sprint(lost)
+		if dup+ooo > 0 {
+			s += fmt.Sprintf(" (+%d dup, %d reordered)", dup, ooo)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, " / ")
+}
+
+func armNames(arms []*arm) []string {
+	names := make([]string, len(arms))
+	for i, a := range arms {
+		names[i] = a.name
+	}
+	return names
+}
+
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(vs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func formatFigure(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.0fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// hashFor is a bcrypt hash of password for the arms' users.
+func hashFor(password string, cost int) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
+	return string(h), err
+}

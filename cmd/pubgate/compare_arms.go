@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pubgate/pubgate/bench"
+	"github.com/pubgate/pubgate/config"
+	ptls "github.com/pubgate/pubgate/tls"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// arm is one server the comparison measures.
+type arm struct {
+	name    string
+	addr    string
+	tls     *tls.Config
+	tenants []bench.Tenant
+	proc    *exec.Cmd // whose memory W4 measures
+}
+
+// rss is the arm's resident memory in bytes (0 if unknown).
+func (a *arm) rss() int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", a.proc.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// benchTenants are the two tenants every arm serves, and their channel
+// prefixes: Redis sees full names, pubgate adds the prefix itself.
+var compareTenants = []string{"acme", "globex"}
+
+// startArms starts redis, redis-tls and pubgate on free loopback ports,
+// sharing one certificate from a local CA. stop ends them all.
+func startArms(ctx context.Context, o compareOptions, dir string, logs io.Writer) (arms []*arm, stop func(), err error) {
+	var procs []*exec.Cmd
+	stop = func() {
+		for _, p := range procs {
+			_ = p.Process.Signal(syscall.SIGTERM)
+			_ = p.Wait()
+		}
+	}
+	certs, err := localCertificates(filepath.Join(dir, "ca"))
+	if err != nil {
+		return nil, stop, err
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, stop, err
+	}
+	start := func(name string, cmd *exec.Cmd) error {
+		log, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			return err
+		}
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		procs = append(procs, cmd)
+		fmt.Fprintf(logs, "started %s (pid %d), log %s\n", name, cmd.Process.Pid, log.Name())
+		return nil
+	}
+
+	plain := &arm{name: "redis", addr: addrOf(ports[0])}
+	secure := &arm{name: "redis-tls", addr: addrOf(ports[1]), tls: certs.client}
+	gate := &arm{name: "pubgate", addr: addrOf(ports[2]), tls: certs.client}
+	for _, t := range compareTenants {
+		plain.tenants = append(plain.tenants, bench.Tenant{Prefix: t + ":"})
+		secure.tenants = append(secure.tenants, bench.Tenant{User: t, Password: t + "-secret", Prefix: t + ":"})
+		gate.tenants = append(gate.tenants, bench.Tenant{User: t, Password: t + "-secret"})
+	}
+
+	redisDir := filepath.Join(dir, "redis")
+	if err := os.MkdirAll(redisDir, 0o755); err != nil {
+		return nil, stop, err
+	}
+	plain.proc = exec.Command(o.redisServer, "--port", strconv.Itoa(ports[0]), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--maxclients", "20000", "--dir", redisDir)
+	if err := start("redis", plain.proc); err != nil {
+		return nil, stop, err
+	}
+	conf, err := writeRedisTLSConfig(dir, ports[1], certs)
+	if err != nil {
+		return nil, stop, err
+	}
+	secure.proc = exec.Command(o.redisServer, conf)
+	if err := start("redis-tls", secure.proc); err != nil {
+		return nil, stop, err
+	}
+	pubgateConf, err := writePubgateConfig(dir, o, ports[2], plain.addr, certs.dir)
+	if err != nil {
+		return nil, stop, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, stop, err
+	}
+	gate.proc = exec.Command(self, "serve", "--config", pubgateConf)
+	if err := start("pubgate", gate.proc); err != nil {
+		return nil, stop, err
+	}
+	arms = []*arm{plain, secure, gate}
+	for _, a := range arms {
+		if err := waitReady(ctx, a); err != nil {
+			return nil, stop, err
+		}
+	}
+	return arms, stop, nil
+}
+
+// certificates are the local CA's files and a client configuration that
+// trusts it.
+type certificates struct {
+	dir, caFile, certFile, keyFile string
+	client                         *tls.Config
+}
+
+// localCertificates creates pubgate's local CA and server certificate in
+// dir (as `tls: {internal: …}` does): Redis and pubgate serve the same one.
+func localCertificates(dir string) (*certificates, error) {
+	src, err := ptls.New(config.TLS{Internal: &config.InternalCA{Names: []string{"127.0.0.1", "localhost"}, DataDir: dir},
+		MinVersion: "1.2", ClientAuth: "none"}, zap.NewNop())
+	if err != nil {
+		return nil, err
+	}
+	_ = src.Close()
+	c := &certificates{dir: dir, caFile: src.CAFile, certFile: filepath.Join(dir, "server.crt"), keyFile: filepath.Join(dir, "server.key")}
+	pool, err := config.LoadCertPool(c.caFile)
+	if err != nil {
+		return nil, err
+	}
+	c.client = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	return c, nil
+}
+
+// writeRedisTLSConfig is Redis with TLS and an ACL user per tenant that
+// may use only its channels. Redis checks a PSUBSCRIBE pattern literally
+// against the user's channel patterns, so W5's patterns are listed too.
+func writeRedisTLSConfig(dir string, port int, c *certificates) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "port 0\ntls-port %d\nbind 127.0.0.1\n", port)
+	fmt.Fprintf(&b, "tls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-auth-clients no\n", c.certFile, c.keyFile, c.caFile)
+	fmt.Fprintf(&b, "save \"\"\nappendonly no\nmaxclients 20000\ndir %s\nuser default off\n", filepath.Join(dir, "redis"))
+	for _, t := range compareTenants {
+		fmt.Fprintf(&b, "user %s on >%s-secret resetchannels &%s:*", t, t, t)
+		for i := range 500 {
+			fmt.Fprintf(&b, " &%s:bench:%d:*", t, i)
+		}
+		b.WriteString(" -@all +@pubsub +ping +auth +hello\n")
+	}
+	path := filepath.Join(dir, "redis-tls.conf")
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// writePubgateConfig is pubgate with TLS, password logins, the example
+// policy and the audit log at level metadata (every action recorded), in
+// front of the plain Redis.
+func writePubgateConfig(dir string, o compareOptions, port int, redisAddr, caDir string) (string, error) {
+	policyDir, err := filepath.Abs(o.policyDir)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(policyDir, "authz.rego")); err != nil {
+		return "", fmt.Errorf("--policy %s: %w (run from the repository, or name the example policy)", o.policyDir, err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "audit.key"), []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	var users strings.Builder
+	for _, t := range compareTenants {
+		h, err := hashFor(t+"-secret", o.bcryptCost)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&users, "  %s: {tenant: %s, roles: [publisher, subscriber], password_hash: %q}\n", t, t, h)
+	}
+	conf := fmt.Sprintf(`listen: {address: "127.0.0.1:%d", drain_period: 0s, tls: {internal: {data_dir: %q, names: [127.0.0.1, localhost]}}}
+upstream: {url: "redis://%s/"}
+tenants: {acme: {}, globex: {}}
+users:
+%spolicy: {paths: [%q], watch: false}
+audit: {sink: file, path: %q, key_file: %q, level: metadata}
+limits: {max_clients: 20000}
+log: {level: warn}
+`, port, caDir, redisAddr, users.String(), policyDir, filepath.Join(dir, "audit", "audit.log"), filepath.Join(dir, "audit.key"))
+	path := filepath.Join(dir, "pubgate.yaml")
+	return path, os.WriteFile(path, []byte(conf), 0o600)
+}
+
+// waitReady waits until the arm answers PING as its first tenant.
+func waitReady(ctx context.Context, a *arm) error {
+	t := a.tenants[0]
+	c := redis.NewClient(&redis.Options{Addr: a.addr, TLSConfig: a.tls, Username: t.User, Password: t.Password,
+		DisableIdentity: true, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := c.Ping(ctx).Err()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s on %s did not answer: %w", a.name, a.addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func addrOf(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
