@@ -29,7 +29,7 @@ func nopermReply(d policy.Decision) string {
 func (s *session) login(id auth.Identity) (refusal string) {
 	t := s.srv.tenant(id.Tenant)
 	if t == nil {
-		s.log.Error("identity of an unknown tenant", zap.String("user", id.User), zap.String("tenant", id.Tenant))
+		s.logger().Error("identity of an unknown tenant", zap.String("user", id.User), zap.String("tenant", id.Tenant))
 		return "ERR pubgate: user has no tenant"
 	}
 	subject := s.subjectOf(id)

@@ -40,7 +40,7 @@ func (s *session) authenticate(user, password string) bool {
 	host := clientHost(s.addr)
 	done, ok, wait := s.srv.throttle.Begin(host)
 	if !ok {
-		s.log.Info("login refused: address locked out after failed logins", zap.String("user", user))
+		s.logger().Info("login refused: address locked out after failed logins", zap.String("user", user))
 		s.recordAuthFailure(user, "address locked out after failed logins")
 		s.writeErrorf("ERR pubgate: too many failed logins from %s; try again in %s", host, wait.Round(time.Second))
 		return false
@@ -51,12 +51,12 @@ func (s *session) authenticate(user, password string) bool {
 	done(errors.Is(err, auth.ErrInvalidCredentials))
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
-		s.log.Info("authentication failed", zap.String("user", user))
+		s.logger().Info("authentication failed", zap.String("user", user))
 		s.recordAuthFailure(user, "invalid credentials")
 		s.writeError("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
 	case err != nil:
-		s.log.Error("authentication unavailable", zap.String("user", user), zap.Error(err))
+		s.logger().Error("authentication unavailable", zap.String("user", user), zap.Error(err))
 		s.recordAuthFailure(user, "authentication unavailable: "+err.Error())
 		s.writeError("ERR pubgate: authentication is unavailable, try again later")
 		return false
@@ -75,7 +75,7 @@ func (s *session) authenticate(user, password string) bool {
 		s.writeError(refusal)
 		return false
 	}
-	s.log.Debug("authenticated", zap.String("user", id.User), zap.String("tenant", id.Tenant))
+	s.logger().Debug("authenticated", zap.String("user", id.User), zap.String("tenant", id.Tenant))
 	return true
 }
 

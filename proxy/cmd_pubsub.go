@@ -85,7 +85,7 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 				s.writeError("ERR pubgate: PSUBSCRIBE is not available: the upstream Redis Cluster carries channels sharded (upstream.cluster.sharded), and Redis cannot match patterns across shards")
 				return
 			}
-			s.log.Warn("upstream subscribe failed", zap.Stringer("kind", kind), zap.Error(err))
+			s.logger().Warn("upstream subscribe failed", zap.Stringer("kind", kind), zap.Error(err))
 			s.writeError(errUpstream)
 			return
 		}
@@ -304,7 +304,7 @@ func (s *session) flushPublishes() {
 		s.writeInt(s.srv.hub.receivers(p.Kind, p.Channel, p.Receivers))
 	}
 	if failed > 0 {
-		s.log.Warn("upstream publish failed", zap.Int("messages", failed), zap.Error(firstError(err, batch)))
+		s.logger().Warn("upstream publish failed", zap.Int("messages", failed), zap.Error(firstError(err, batch)))
 	}
 	s.mute = false
 	clear(s.pending) // drop the payloads, which point into the request buffer

@@ -46,8 +46,7 @@ func benchmarkFanout(b *testing.B, subscribers, payload int) {
 	acme := newTenant("acme", &config.Tenant{Prefix: "acme:"}, config.Namespace{Mode: "rewrite"}, audit.Levels{}) // deliveries are counted per tenant
 	for range subscribers {
 		s := &session{tenant: acme}
-		s.out = newOutbox(1<<40, 1<<40, time.Hour, func(string) {})
-		go func() { _ = s.out.writeLoop(countingWriter{&written}) }()
+		s.out = newOutbox(countingWriter{&written}, 1<<40, 1<<40, time.Hour, func(string) {})
 		defer s.out.close()
 		h.attach(entries[0], s, func() {})
 	}

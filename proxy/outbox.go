@@ -6,10 +6,14 @@ import (
 	"time"
 )
 
-// outbox is a session's bounded queue of encoded frames, drained by the
-// session's writer goroutine. push never blocks: the hub fans out to many
+// outbox is a session's bounded queue of encoded frames, drained by a
+// writer goroutine of its own. push never blocks: the hub fans out to many
 // outboxes from one goroutine, so a client that stops reading must cost the
 // others nothing. Frames are shared between outboxes and never modified.
+//
+// The writer runs only while there is output: the first frame starts it,
+// and it ends after writerLinger without any, so that an idle connection
+// (most subscribers, most of the time) holds no goroutine and no buffer.
 //
 // The limits follow Redis's client-output-buffer-limit: over the hard limit,
 // or over the soft limit for longer than softFor, the outbox refuses further
@@ -21,7 +25,10 @@ type outbox struct {
 	queued    int      // bytes pushed and not yet written
 	softSince time.Time
 	closed    bool
-	wake      chan struct{}
+	w         io.Writer
+	writing   bool          // a writer goroutine runs
+	wake      chan struct{} // wakes a writer that waits for frames
+	stopped   chan struct{} // closed once the outbox is closed and its writer gone
 	// proto is the protocol the client speaks at the end of the queue: the
 	// session sets it with the reply that switches it (HELLO, RESET), so
 	// every message is encoded as the client expects at its position.
@@ -32,9 +39,13 @@ type outbox struct {
 	onLimit    func(reason string)
 }
 
-func newOutbox(hard, soft int, softFor time.Duration, onLimit func(string)) *outbox {
-	return &outbox{hard: hard, soft: soft, softFor: softFor, onLimit: onLimit, wake: make(chan struct{}, 1), proto: resp2}
+func newOutbox(w io.Writer, hard, soft int, softFor time.Duration, onLimit func(string)) *outbox {
+	return &outbox{w: w, hard: hard, soft: soft, softFor: softFor, onLimit: onLimit,
+		wake: make(chan struct{}, 1), stopped: make(chan struct{}), proto: resp2}
 }
+
+// writerLinger is how long a writer waits for more frames before it ends.
+const writerLinger = 2 * time.Second
 
 // push queues the session's replies, encoded in proto, which messages
 // queued after them will use too. An empty frame only sets proto. push
@@ -79,9 +90,13 @@ func (o *outbox) enqueue(frame []byte) bool {
 		o.mu.Unlock()
 		return true
 	}
-	// The writer parks only after finding the queue empty, so only the push
-	// that makes it non-empty needs to wake it.
-	wake := len(o.frames) == 0
+	// A writer waits only after finding the queue empty, so only the push
+	// that makes it non-empty needs to wake it, or start one.
+	wake := len(o.frames) == 0 && o.writing
+	if !o.writing {
+		o.writing = true
+		go o.writeLoop()
+	}
 	o.frames = append(o.frames, frame)
 	o.queued += len(frame)
 	reason := o.overLimit()
@@ -128,6 +143,9 @@ func (o *outbox) overLimit() string {
 func (o *outbox) close() {
 	o.mu.Lock()
 	o.closed = true
+	if !o.writing {
+		o.markStopped()
+	}
 	o.mu.Unlock()
 	select {
 	case o.wake <- struct{}{}:
@@ -135,41 +153,82 @@ func (o *outbox) close() {
 	}
 }
 
-// writeLoop writes queued frames to w until the outbox is closed and empty,
-// or a write fails. Small frames are copied into one buffer so that a burst
-// of messages costs a few large writes instead of one syscall (and one TLS
-// record) each.
-func (o *outbox) writeLoop(w io.Writer) error {
-	buf := make([]byte, 0, coalesceBytes)
+// markStopped is called with o.mu held once closed and without a writer.
+func (o *outbox) markStopped() {
+	select {
+	case <-o.stopped:
+	default:
+		close(o.stopped)
+	}
+}
+
+// writeLoop writes queued frames until there are none for writerLinger,
+// the outbox is closed and empty, or a write fails (the outbox then closes,
+// and what it still holds is dropped: the connection is gone). Small frames
+// are copied into one buffer so that a burst of messages costs a few large
+// writes instead of one syscall (and one TLS record) each; the buffer is
+// borrowed for each batch.
+func (o *outbox) writeLoop() {
+	linger := time.NewTimer(writerLinger)
+	defer linger.Stop()
 	for {
-		batch, ok := o.next()
+		batch, ok := o.next(linger)
 		if !ok {
-			return nil
+			return
 		}
-		written, err := writeCoalesced(w, batch, &buf)
+		written, err := o.write(batch)
 		o.done(batch, written)
 		if err != nil {
-			return err
+			o.fail()
+			return
 		}
 	}
 }
 
-// next waits for frames and takes them all; ok is false once the outbox is
-// closed and drained.
-func (o *outbox) next() (batch [][]byte, ok bool) {
-	for {
+func (o *outbox) write(batch [][]byte) (int, error) {
+	if len(batch) == 1 {
+		return o.w.Write(batch[0])
+	}
+	buf := coalesceBuffers.Get().(*[]byte)
+	defer coalesceBuffers.Put(buf)
+	return writeCoalesced(o.w, batch, buf)
+}
+
+// fail ends the outbox after a write error.
+func (o *outbox) fail() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closed, o.writing = true, false
+	clear(o.frames)
+	o.frames = o.frames[:0]
+	o.markStopped()
+}
+
+// next waits for frames and takes them all; ok is false when the writer is
+// to end: the outbox is closed and drained, or nothing came for a linger.
+func (o *outbox) next(linger *time.Timer) (batch [][]byte, ok bool) {
+	linger.Reset(writerLinger)
+	for idle := false; ; {
 		o.mu.Lock()
 		if len(o.frames) > 0 {
 			batch, o.frames, o.spare = o.frames, o.spare, nil
 			o.mu.Unlock()
 			return batch, true
 		}
-		closed := o.closed
-		o.mu.Unlock()
-		if closed {
+		if o.closed || idle {
+			o.writing = false
+			if o.closed {
+				o.markStopped()
+			}
+			o.mu.Unlock()
 			return nil, false
 		}
-		<-o.wake
+		o.mu.Unlock()
+		select {
+		case <-o.wake:
+		case <-linger.C:
+			idle = true
+		}
 	}
 }
 
@@ -188,6 +247,12 @@ func (o *outbox) done(batch [][]byte, written int) {
 // coalesceBytes is the size of the writer's copy buffer; larger frames are
 // written directly.
 const coalesceBytes = 64 << 10
+
+// coalesceBuffers are the writers' copy buffers.
+var coalesceBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, coalesceBytes)
+	return &b
+}}
 
 func writeCoalesced(w io.Writer, frames [][]byte, buf *[]byte) (int, error) {
 	written := 0

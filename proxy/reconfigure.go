@@ -96,7 +96,7 @@ func (s *session) reidentify() bool {
 	if slices.Equal(id.Roles, s.ident.Roles) {
 		return true
 	}
-	s.log.Info("roles changed by a configuration reload", zap.Strings("roles", id.Roles))
+	s.logger().Info("roles changed by a configuration reload", zap.Strings("roles", id.Roles))
 	s.ident, s.subject = &id, s.subjectOf(id)
 	return s.recheck()
 }
@@ -104,7 +104,7 @@ func (s *session) reidentify() bool {
 // endNow ends the session from its reader: the client is told why, and the
 // disconnect is recorded as forced.
 func (s *session) endNow(reason string) bool {
-	s.log.Info("closing connection: " + reason)
+	s.logger().Info("closing connection: " + reason)
 	s.forceEnd(reason)
 	s.mute = false
 	s.writeError("ERR pubgate: " + reason + "; closing the connection")

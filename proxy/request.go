@@ -35,7 +35,9 @@ type requestReader struct {
 }
 
 const (
-	initialRequestBuffer = 16 << 10
+	// Most connections send a few small commands, then wait (subscribers):
+	// a buffer that doubles as requests need it costs them little.
+	initialRequestBuffer = 1 << 10
 	// A buffer grown for a large request is given back once it is empty.
 	keepRequestBuffer = 64 << 10
 )

@@ -28,7 +28,6 @@ type session struct {
 	conn    net.Conn
 	addr    string
 	created time.Time
-	log     *zap.Logger
 
 	in        *requestReader
 	out       *outbox
@@ -78,16 +77,22 @@ func newSession(srv *Server, id int64, conn net.Conn) *session {
 		srv: srv, id: id, conn: conn, addr: conn.RemoteAddr().String(), created: time.Now(),
 		parked: make(chan struct{}),
 	}
-	s.log = srv.log.With(zap.Int64("client_id", id), zap.String("addr", s.addr))
 	s.in = newRequestReader(conn, srv.maxQueryBytes)
 	ob := srv.limits.ClientOutputBuffer
-	s.out = newOutbox(int(ob.HardLimit), int(ob.SoftLimit), time.Duration(ob.SoftSeconds)*time.Second, s.overflow)
+	s.out = newOutbox(conn, int(ob.HardLimit), int(ob.SoftLimit), time.Duration(ob.SoftSeconds)*time.Second, s.overflow)
 	s.proto, s.sentProto = resp2, resp2
 	for i := range s.subs {
 		s.subs[i] = make(map[string]*membership)
 	}
 	s.startLoginClock()
 	return s
+}
+
+// logger is the operational log with the session's client id and address.
+// It is made when something is logged, which is rare: one kept per
+// connection would cost every idle connection its encoded fields.
+func (s *session) logger() *zap.Logger {
+	return s.srv.log.With(zap.Int64("client_id", s.id), zap.String("addr", s.addr))
 }
 
 // bindDefaultUser returns the session to its state before AUTH: bound to
@@ -99,11 +104,11 @@ func (s *session) bindDefaultUser() {
 	switch {
 	case s.cert != nil && s.srv.certLogin:
 		if refusal := s.login(*s.cert); refusal != "" {
-			s.log.Info("client certificate identity not admitted", zap.String("reason", refusal))
+			s.logger().Info("client certificate identity not admitted", zap.String("reason", refusal))
 		}
 	case s.srv.defaultUser != nil && s.admits(s.srv.defaultUser.Tenant):
 		if refusal := s.login(s.srv.defaultIdentity()); refusal != "" {
-			s.log.Info("default user not admitted", zap.String("reason", refusal))
+			s.logger().Info("default user not admitted", zap.String("reason", refusal))
 		}
 	}
 	if s.ident == nil {
@@ -178,7 +183,7 @@ func (s *session) loginExpired() {
 // reply that says why and wakes the reader, which ends the session as at
 // shutdown.
 func (s *session) endWith(reason, reply string) {
-	s.log.Info("closing connection: " + reason)
+	s.logger().Info("closing connection: " + reason)
 	s.signalEnd(reason, reply)
 }
 
@@ -235,7 +240,7 @@ func (s *session) woken(err error) bool {
 // would first try to send close_notify to a client that does not read,
 // blocking the hub's fan-out for seconds.
 func (s *session) overflow(reason string) {
-	s.log.Warn("disconnecting slow client", zap.String("reason", reason))
+	s.logger().Warn("disconnecting slow client", zap.String("reason", reason))
 	s.forceEnd("slow consumer: " + reason)
 	s.slowConsumer.Store(true)
 	s.srv.slowDisconnects.Add(1)
@@ -251,9 +256,6 @@ func (s *session) overflow(reason string) {
 
 // serve runs the session until the client leaves or the server stops.
 func (s *session) serve() {
-	writerDone := make(chan error, 1)
-	go func() { writerDone <- s.out.writeLoop(s.conn) }()
-
 	err := s.handshake()
 	s.recordConnect(err)
 	if err == nil {
@@ -266,7 +268,7 @@ func (s *session) serve() {
 	s.stopLoginTimer()
 	s.armExpiry(time.Time{})
 	if err != nil && !isDisconnect(err) {
-		s.log.Debug("closing connection", zap.Error(err))
+		s.logger().Debug("closing connection", zap.Error(err))
 	}
 	s.unsubscribeAll()
 	s.countEnd()
@@ -275,7 +277,7 @@ func (s *session) serve() {
 	// Let the writer deliver what the client was already sent (QUIT's +OK,
 	// a protocol error), but never wait on a client that does not read.
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.drainTimeout))
-	<-writerDone
+	<-s.out.stopped
 	_ = s.conn.Close()
 }
 
@@ -316,7 +318,7 @@ func (s *session) handshake() error {
 		err = fmt.Errorf("unknown tenant %q", id.Tenant)
 	}
 	if err != nil {
-		s.log.Info("client certificate names no usable identity", zap.String("subject", certs[0].Subject.String()), zap.Error(err))
+		s.logger().Info("client certificate names no usable identity", zap.String("subject", certs[0].Subject.String()), zap.Error(err))
 		s.writeError("ERR pubgate: the client certificate names no known identity")
 		s.flushReplies()
 		return err
@@ -354,7 +356,7 @@ func (s *session) handshakeTimeout() time.Duration {
 func (s *session) readLoopGuarded() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("session panicked; connection closed", zap.Any("panic", r), zap.Stack("stack"))
+			s.logger().Error("session panicked; connection closed", zap.Any("panic", r), zap.Stack("stack"))
 			s.forceEnd("internal error")
 			err = fmt.Errorf("panic: %v", r)
 		}
