@@ -232,11 +232,13 @@ func (l *Logger) run() {
 	defer fsync.Stop()
 	seal := time.NewTicker(l.o.SealInterval)
 	defer seal.Stop()
+	gather := time.NewTimer(batchDelay)
+	defer gather.Stop()
 	for {
 		select {
 		case r := <-l.queue:
 			l.pending = append(l.pending, r)
-			l.take(maxBatch - 1)
+			l.gather(gather)
 			l.commit(false)
 		case <-fsync.C:
 			l.tick()
@@ -265,6 +267,32 @@ func (l *Logger) run() {
 }
 
 // take moves up to n queued records to pending, without waiting.
+// batchDelay is how long the writer waits for more records to join a
+// batch: under load, batches of many records cost one write each instead of
+// a write per record. Sessions do not wait for the writer, so this delays
+// no client; it only keeps records in memory a little longer.
+const batchDelay = time.Millisecond
+
+// gather adds queued records to the pending batch until it holds maxBatch,
+// or batchDelay has passed since the batch began.
+func (l *Logger) gather(timer *time.Timer) {
+	timer.Reset(batchDelay)
+	for len(l.pending) < maxBatch {
+		l.take(maxBatch - len(l.pending))
+		if len(l.pending) >= maxBatch {
+			return
+		}
+		select {
+		case r := <-l.queue:
+			l.pending = append(l.pending, r)
+		case <-timer.C:
+			return
+		case <-l.stop:
+			return
+		}
+	}
+}
+
 func (l *Logger) take(n int) {
 	for ; n > 0; n-- {
 		select {

@@ -215,6 +215,33 @@ func (s *session) unsubscribeAll() {
 	s.releaseEntries(released)
 }
 
+// publishNames returns a channel name as the client wrote it and as it
+// goes upstream. A publisher repeats its channels, so the session keeps the
+// strings it made, sparing two allocations per PUBLISH.
+func (s *session) publishNames(name []byte) (channel, up string) {
+	if n, ok := s.pubNames[string(name)]; ok && n.tenant == s.tenant {
+		return n.channel, n.up
+	}
+	if s.pubNames == nil || len(s.pubNames) >= maxPublishNames {
+		s.pubNames = make(map[string]publishName)
+	}
+	channel = string(name)
+	up = s.tenant.ns.Channel(channel)
+	s.pubNames[channel] = publishName{tenant: s.tenant, channel: channel, up: up}
+	return channel, up
+}
+
+// publishName is a channel's names for one tenant (a session may log in
+// as another tenant's user).
+type publishName struct {
+	tenant      *tenant
+	channel, up string
+}
+
+// maxPublishNames bounds a session's cache of publish names; a publisher of
+// more channels starts it over.
+const maxPublishNames = 256
+
 // deferPublish queues a PUBLISH or SPUBLISH the command table admitted, so
 // that a run of them read together goes upstream as one pipeline; mute says
 // whether its reply is dropped (CLIENT REPLY). It declines one over a size
@@ -227,8 +254,7 @@ func (s *session) deferPublish(cmd *command, args [][]byte, mute bool) bool {
 	if kind == upstream.KindShard {
 		action = policy.SPublish
 	}
-	channel := string(args[1])
-	up := s.tenant.ns.Channel(channel)
+	channel, up := s.publishNames(args[1])
 	if refusal := s.admitPublish(action, channel, up, args[2]); refusal != "" {
 		s.flushPublishes() // the replies owed to earlier publishes come first
 		s.mute = mute

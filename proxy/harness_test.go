@@ -79,7 +79,7 @@ func startProxyTLS(t testing.TB, broker upstream.Broker, tlsConfig *tls.Config, 
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		_ = broker.Close()
-		<-srv.hub.Done()
+
 	})
 	return &testEnv{srv: srv, addr: ln.Addr().String(), broker: broker, passwords: passwords}
 }

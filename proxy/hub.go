@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,8 +13,9 @@ import (
 
 // Hub shares upstream subscriptions between the sessions of one node: one
 // engine subscription per (kind, upstream name), however many local clients
-// hold it, and one goroutine that fans each engine message out to the
-// outboxes of the sessions attached to it.
+// hold it. The engine hands each message to dispatch, on the engine's own
+// goroutine, which fans it out to the outboxes of the sessions attached to
+// it: from the upstream socket to the outboxes without changing hands.
 type Hub struct {
 	broker  upstream.Broker
 	timeout time.Duration
@@ -21,16 +23,8 @@ type Hub struct {
 
 	mu       sync.RWMutex
 	entries  map[subKey]*entry
-	patterns map[*entry]struct{} // KindPattern entries, for receiver counting
+	patterns upstream.Patterns[*entry] // KindPattern entries by upstream pattern, for receiver counting
 
-	flushes chan *flush // Flush's requests to the dispatch goroutine
-	done    chan struct{}
-}
-
-// flush is one Flush waiting for the dispatcher to reach a message count.
-type flush struct {
-	at   uint64 // dispatched count that covers every message queued at the request
-	done chan struct{}
 }
 
 type subKey struct {
@@ -70,74 +64,25 @@ type membership struct {
 	tenant *tenant // the session's when it subscribed, for delivery counts
 }
 
-// NewHub starts fanning out the broker's messages.
+// NewHub fans out the broker's messages.
 func NewHub(b upstream.Broker, timeout time.Duration, log *zap.Logger) *Hub {
 	h := &Hub{
 		broker: b, timeout: timeout, log: log,
-		entries:  make(map[subKey]*entry),
-		patterns: make(map[*entry]struct{}),
-		flushes:  make(chan *flush),
-		done:     make(chan struct{}),
+		entries: make(map[subKey]*entry),
 	}
-	go h.run()
+	b.SetHandler(h.dispatch)
 	return h
-}
-
-// Done is closed when the broker's message stream ends.
-func (h *Hub) Done() <-chan struct{} { return h.done }
-
-func (h *Hub) run() {
-	defer close(h.done)
-	msgs := h.broker.Messages()
-	var dispatched uint64
-	var waiting []*flush
-	for {
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				return
-			}
-			h.dispatch(m)
-			dispatched++
-		case f := <-h.flushes:
-			// Only this goroutine takes from msgs: what is queued now is
-			// dispatched once len(msgs) more messages are.
-			f.at = dispatched + uint64(len(msgs))
-			waiting = append(waiting, f)
-		}
-		for len(waiting) > 0 && waiting[0].at <= dispatched {
-			close(waiting[0].done)
-			waiting = waiting[1:]
-		}
-	}
 }
 
 // Flush returns once every message the engine had delivered to this node
 // when Flush was called (see upstream.Broker.Sync) is in the outboxes of
 // the sessions subscribed to it: a publish acknowledged before the call
 // reaches every local subscriber that is still attached.
-func (h *Hub) Flush(ctx context.Context) error {
-	if err := h.broker.Sync(ctx); err != nil {
-		return err
-	}
-	f := &flush{done: make(chan struct{})}
-	select {
-	case h.flushes <- f:
-	case <-h.done:
-		return upstream.ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-f.done:
-		return nil
-	case <-h.done:
-		return upstream.ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (h *Hub) Flush(ctx context.Context) error { return h.broker.Sync(ctx) }
 
+// dispatch fans one engine message out. It may run on several goroutines
+// at once (one per upstream connection), never blocks, and holds locks
+// only for reading.
 func (h *Hub) dispatch(m upstream.Message) {
 	name := m.Channel
 	if m.Kind == upstream.KindPattern {
@@ -189,13 +134,7 @@ func (h *Hub) acquire(ctx context.Context, reqs []subscription) ([]*entry, error
 		return nil, err
 	}
 	if len(created) > 0 {
-		names := make([]string, len(created))
-		for i, e := range created {
-			names[i] = e.key.name
-		}
-		sctx, cancel := context.WithTimeout(ctx, h.timeout)
-		err := h.broker.Subscribe(sctx, created[0].key.kind, names...)
-		cancel()
+		err := h.subscribe(ctx, created)
 		for _, e := range created {
 			e.err = err
 			close(e.ready)
@@ -213,7 +152,40 @@ func (h *Hub) acquire(ctx context.Context, reqs []subscription) ([]*entry, error
 			return nil, err
 		}
 	}
+	// Joining a subscription other sessions hold, subscribe it again: the
+	// engine confirms once it delivered everything it received before, so
+	// that the member, attached after this, gets nothing published before
+	// its SUBSCRIBE, as with Redis. (The memory engine has nothing in
+	// flight: for it, this costs a map update.)
+	if joined := joinedEntries(got, created); len(joined) > 0 {
+		if err := h.subscribe(ctx, joined); err != nil {
+			h.release(got)
+			return nil, err
+		}
+	}
 	return got, nil
+}
+
+// subscribe subscribes entries of one kind upstream.
+func (h *Hub) subscribe(ctx context.Context, entries []*entry) error {
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.key.name
+	}
+	sctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	return h.broker.Subscribe(sctx, entries[0].key.kind, names...)
+}
+
+// joinedEntries are the entries of got that existed already.
+func joinedEntries(got, created []*entry) []*entry {
+	var joined []*entry
+	for _, e := range got {
+		if !slices.Contains(created, e) {
+			joined = append(joined, e)
+		}
+	}
+	return joined
 }
 
 // reserve takes the references under the hub lock, waiting out entries whose
@@ -243,7 +215,7 @@ func (h *Hub) reserve(ctx context.Context, reqs []subscription) (got, created []
 				e = &entry{key: k, clientName: r.clientName, ns: r.ns, ready: make(chan struct{})}
 				h.entries[k] = e
 				if k.kind == upstream.KindPattern {
-					h.patterns[e] = struct{}{}
+					h.patterns.Set(k.name, e)
 				}
 				created = append(created, e)
 			}
@@ -294,7 +266,9 @@ func (h *Hub) release(entries []*entry) {
 	h.mu.Lock()
 	for _, e := range drop {
 		delete(h.entries, e.key)
-		delete(h.patterns, e)
+		if e.key.kind == upstream.KindPattern {
+			h.patterns.Delete(e.key.name)
+		}
 		close(e.closing)
 	}
 	h.mu.Unlock()
@@ -347,12 +321,10 @@ func (h *Hub) receivers(kind upstream.Kind, channel string, engine int64) int64 
 	defer h.mu.RUnlock()
 	mine, clients := h.entries[subKey{kind, channel}].local()
 	if kind == upstream.KindChannel {
-		for e := range h.patterns {
-			if upstream.Match(e.key.name, channel) {
-				m, c := e.local()
-				mine, clients = mine+m, clients+c
-			}
-		}
+		h.patterns.Matching(channel, func(_ string, e *entry) {
+			m, c := e.local()
+			mine, clients = mine+m, clients+c
+		})
 	}
 	return max(engine-mine, 0) + clients
 }
@@ -382,11 +354,11 @@ func (h *Hub) heldPatterns() []*entry {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var held []*entry
-	for e := range h.patterns {
+	h.patterns.All(func(_ string, e *entry) {
 		if e.confirmed() && e.count.Load() > 0 {
 			held = append(held, e)
 		}
-	}
+	})
 	return held
 }
 

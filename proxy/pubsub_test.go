@@ -16,14 +16,17 @@ import (
 // redis-server.
 func onEngines(t *testing.T, test func(t *testing.T, env *testEnv)) {
 	t.Run("memory", func(t *testing.T) { test(t, startProxy(t, nil, nil)) })
-	t.Run("redis", func(t *testing.T) {
-		srv := testutil.StartRedis(t)
-		b, err := upstream.NewRedis(upstream.RedisOptions{URL: srv.URL(), Timeout: 5 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		test(t, startProxy(t, b, nil))
-	})
+	t.Run("redis", func(t *testing.T) { onRedis(t, test) })
+}
+
+// onRedis runs a test with pubgate over a real redis-server.
+func onRedis(t *testing.T, test func(t *testing.T, env *testEnv)) {
+	srv := testutil.StartRedis(t)
+	b, err := upstream.NewRedis(upstream.RedisOptions{URL: srv.URL(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	test(t, startProxy(t, b, nil))
 }
 
 func expect(t *testing.T, c *testutil.RESPConn, want ...string) {

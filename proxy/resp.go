@@ -50,7 +50,7 @@ func appendHeader(b []byte, kind byte, n int) []byte {
 type messageFrames struct {
 	kind             upstream.Kind
 	pattern, channel string
-	payload          []byte
+	payload          string
 	frames           [2][]byte // RESP2, RESP3
 }
 
@@ -64,7 +64,7 @@ func (m *messageFrames) frame(proto int32) []byte {
 
 // encodeMessage builds one pub/sub delivery frame, sized exactly so that the
 // one allocation is shared by every subscriber that receives it.
-func encodeMessage(proto int32, kind upstream.Kind, pattern, channel string, payload []byte) []byte {
+func encodeMessage(proto int32, kind upstream.Kind, pattern, channel, payload string) []byte {
 	verb := "message"
 	n := 3
 	switch kind {
@@ -84,7 +84,7 @@ func encodeMessage(proto int32, kind upstream.Kind, pattern, channel string, pay
 		b = redcon.AppendBulkString(b, pattern)
 	}
 	b = redcon.AppendBulkString(b, channel)
-	return redcon.AppendBulk(b, payload)
+	return redcon.AppendBulkString(b, payload)
 }
 
 // bulkSize is the encoded length of a bulk string of n bytes.

@@ -70,6 +70,7 @@ type session struct {
 	// whether the reply owed to pending[i] is dropped (CLIENT REPLY).
 	pending     []upstream.Publication
 	pendingMute []bool
+	pubNames    map[string]publishName // see publishNames
 }
 
 func newSession(srv *Server, id int64, conn net.Conn) *session {

@@ -37,11 +37,15 @@ type Message struct {
 	Kind    Kind
 	Pattern string
 	Channel string
-	Payload []byte
+	Payload string // a string: go-redis delivers one, and it is never modified
 	// Seq numbers messages in the order the engine received them: a message
 	// received after a call to Received has a larger Seq than it returned.
 	Seq uint64
 }
+
+// Handler receives the engine's messages. It must not block: every
+// subscription of the connection it is called for waits meanwhile.
+type Handler func(Message)
 
 // Publication is one PUBLISH (KindChannel) or SPUBLISH (KindShard) in a batch.
 // Publish fills in Receivers or Err.
@@ -63,9 +67,10 @@ var ErrClosed = errors.New("upstream: broker closed")
 //     message published after it returns is delivered; subscribing to a name
 //     that is already subscribed is a no-op.
 //   - Subscribe and Unsubscribe calls take effect in the order they are made.
-//   - Messages of one subscription are delivered in publish order, on the one
-//     channel returned by Messages, which is closed by Close. The broker never
-//     drops a message because the reader is slow; it applies back-pressure.
+//   - Messages go to the Handler, called on the engine's own goroutines: the
+//     Redis engine's receive loop of each upstream connection, the publisher's
+//     in the memory engine. A publisher's messages on one subscription arrive
+//     in publish order. Once Close returns, the handler is not called again.
 //   - Subscriptions survive reconnects: after an engine restart they are
 //     restored without the caller's help.
 //   - Close is safe to call more than once.
@@ -77,7 +82,9 @@ type Broker interface {
 	Publish(ctx context.Context, batch []Publication) error
 	Subscribe(ctx context.Context, kind Kind, names ...string) error
 	Unsubscribe(ctx context.Context, kind Kind, names ...string) error
-	Messages() <-chan Message
+	// SetHandler names where messages go; it is set once, before the first
+	// Subscribe.
+	SetHandler(h Handler)
 	// Channels lists active channels (KindChannel) or shard channels
 	// (KindShard) matching pattern ("" for all), across every node using
 	// the engine.
@@ -85,11 +92,11 @@ type Broker interface {
 	// NumSub reports, per channel, how many subscriptions the engine has.
 	NumSub(ctx context.Context, kind Kind, channels ...string) ([]int64, error)
 	// Sync returns once every message the engine had delivered to this
-	// node's subscriptions when Sync was called is on Messages: a publish
-	// acknowledged before the call, to a channel held here, is queued for
-	// the reader when it returns (in a Redis Cluster in classic mode, only
-	// once the cluster bus brought it to the subscriber's node). Shutdown
-	// uses it to deliver what was acknowledged before closing subscribers.
+	// node's subscriptions when Sync was called has been handed to the
+	// Handler: a publish acknowledged before the call, to a channel held
+	// here, has been (in a Redis Cluster in classic mode, only once the
+	// cluster bus brought it to the subscriber's node). Shutdown uses it to
+	// deliver what was acknowledged before closing subscribers.
 	Sync(ctx context.Context) error
 	// Received is the Seq of the last message received so far, so that the
 	// hub can tell messages that predate a local subscribe.

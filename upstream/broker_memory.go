@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"sort"
 	"sync"
@@ -12,35 +11,32 @@ import (
 // Memory is the embedded in-process engine: a single subscriber (the hub)
 // whose subscriptions are sets of names, with Redis's glob matching and
 // counting. It is what pubgate runs on when no upstream is configured.
+// A publish hands its messages to the handler on the publisher's goroutine.
 type Memory struct {
 	mu       sync.RWMutex
 	subs     [3]map[string]struct{} // indexed by Kind
+	patterns Patterns[struct{}]     // subs[KindPattern], indexed
 	closed   bool
-	inflight sync.WaitGroup // publishes that may still send on messages
+	inflight sync.WaitGroup // publishes that may still call the handler
 	received atomic.Uint64
-	messages chan Message
-	done     chan struct{}
+	handler  Handler
 	started  time.Time
 }
 
 var _ Broker = (*Memory)(nil)
 
-// memoryQueue bounds the messages waiting for the hub; publishers block
-// (back-pressure) rather than drop when it is full.
-const memoryQueue = 1024
-
 // NewMemory returns an empty memory engine.
 func NewMemory() *Memory {
-	m := &Memory{messages: make(chan Message, memoryQueue), done: make(chan struct{}), started: time.Now()}
+	m := &Memory{started: time.Now(), handler: func(Message) {}}
 	for i := range m.subs {
 		m.subs[i] = make(map[string]struct{})
 	}
 	return m
 }
 
-func (m *Memory) Publish(ctx context.Context, batch []Publication) error {
+func (m *Memory) Publish(_ context.Context, batch []Publication) error {
 	for i := range batch {
-		n, err := m.publish(ctx, &batch[i])
+		n, err := m.publish(&batch[i])
 		batch[i].Receivers, batch[i].Err = n, err
 		if err == ErrClosed {
 			return err
@@ -49,27 +45,20 @@ func (m *Memory) Publish(ctx context.Context, batch []Publication) error {
 	return nil
 }
 
-func (m *Memory) publish(ctx context.Context, p *Publication) (int64, error) {
+func (m *Memory) publish(p *Publication) (int64, error) {
 	out, ok := m.deliveries(p)
 	if !ok {
 		return 0, ErrClosed
 	}
 	defer m.inflight.Done()
-	// The hub reads the payload after Publish returned: copy it once for all
-	// of its deliveries, and not at all when there are none.
+	// The hub keeps the payload (in its frames) after Publish returned:
+	// copy it once for all of its deliveries, and not at all when there
+	// are none.
 	if len(out) > 0 {
-		payload := bytes.Clone(p.Payload)
+		payload := string(p.Payload)
 		for i := range out {
 			out[i].Payload = payload
-		}
-	}
-	for _, msg := range out {
-		select {
-		case m.messages <- msg:
-		case <-m.done:
-			return 0, ErrClosed
-		case <-ctx.Done():
-			return 0, ctx.Err()
+			m.handler(out[i])
 		}
 	}
 	return int64(len(out)), nil
@@ -88,18 +77,16 @@ func (m *Memory) deliveries(p *Publication) (out []Message, ok bool) {
 	seq := m.received.Add(1)
 	if p.Kind == KindShard {
 		if _, ok := m.subs[KindShard][p.Channel]; ok {
-			out = append(out, Message{Kind: KindShard, Channel: p.Channel, Payload: p.Payload, Seq: seq})
+			out = append(out, Message{Kind: KindShard, Channel: p.Channel, Seq: seq})
 		}
 		return out, true
 	}
 	if _, ok := m.subs[KindChannel][p.Channel]; ok {
-		out = append(out, Message{Kind: KindChannel, Channel: p.Channel, Payload: p.Payload, Seq: seq})
+		out = append(out, Message{Kind: KindChannel, Channel: p.Channel, Seq: seq})
 	}
-	for pat := range m.subs[KindPattern] {
-		if Match(pat, p.Channel) {
-			out = append(out, Message{Kind: KindPattern, Pattern: pat, Channel: p.Channel, Payload: p.Payload, Seq: seq})
-		}
-	}
+	m.patterns.Matching(p.Channel, func(pat string, _ struct{}) {
+		out = append(out, Message{Kind: KindPattern, Pattern: pat, Channel: p.Channel, Seq: seq})
+	})
 	return out, true
 }
 
@@ -119,15 +106,23 @@ func (m *Memory) update(kind Kind, names []string, op func(map[string]struct{}, 
 	}
 	for _, n := range names {
 		op(m.subs[kind], n)
+		if kind != KindPattern {
+			continue
+		}
+		if _, held := m.subs[kind][n]; held {
+			m.patterns.Set(n, struct{}{})
+		} else {
+			m.patterns.Delete(n)
+		}
 	}
 	return nil
 }
 
-func (m *Memory) Messages() <-chan Message { return m.messages }
+func (m *Memory) SetHandler(h Handler) { m.handler = h }
 
 func (m *Memory) Received() uint64 { return m.received.Load() }
 
-// Sync has nothing to wait for: Publish queues its messages before it
+// Sync has nothing to wait for: Publish hands its messages over before it
 // returns.
 func (m *Memory) Sync(context.Context) error { return nil }
 
@@ -156,19 +151,12 @@ func (m *Memory) NumSub(_ context.Context, kind Kind, channels ...string) ([]int
 	return out, nil
 }
 
-// Close stops the engine and closes the message channel once no publisher
-// can still send on it.
+// Close stops the engine once no publisher can still call the handler.
 func (m *Memory) Close() error {
 	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return nil
-	}
 	m.closed = true
-	close(m.done)
 	m.mu.Unlock()
 	m.inflight.Wait()
-	close(m.messages)
 	return nil
 }
 

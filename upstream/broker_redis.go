@@ -26,7 +26,7 @@ type Redis struct {
 	shards   shardSubscriptions   // shard channels
 	aliases  *aliases             // sharded mode: the local kinds of each shard channel
 	shardMu  sync.Mutex           // orders alias updates with the shard commands they cause
-	messages chan Message
+	handler  atomic.Pointer[Handler]
 	received atomic.Uint64 // Seq of the last message from any connection
 	health   *healthState
 	timeout  time.Duration   // how long Redis may take to confirm a subscribe
@@ -37,9 +37,6 @@ type Redis struct {
 }
 
 var _ Broker = (*Redis)(nil)
-
-// messageBuffer is how many messages the receive loops may queue for the hub.
-const messageBuffer = 4096
 
 // shardSubscriptions hold the SSUBSCRIBE side: one connection on a
 // standalone server, one per hash slot in a cluster.
@@ -59,8 +56,8 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{client: client, messages: make(chan Message, messageBuffer), health: newHealthState(o.OnHealthChange),
-		timeout: cmp.Or(o.Timeout, 5*time.Second)}
+	r := &Redis{client: client, health: newHealthState(o.OnHealthChange), timeout: cmp.Or(o.Timeout, 5*time.Second)}
+	r.SetHandler(func(Message) {})
 	ctx, stop := context.WithCancel(context.Background())
 	r.ctx, r.stop = ctx, stop
 	r.main = newSubscriber(client.Subscribe(ctx), r.emitter(KindChannel))
@@ -101,19 +98,20 @@ func (r *Redis) start(s *subscriber) {
 // channel in sharded mode is delivered once per local kind that holds it.
 func (r *Redis) emitter(kind Kind) func(*redis.Message) {
 	return func(m *redis.Message) {
-		msg := Message{Kind: kind, Channel: m.Channel, Payload: []byte(m.Payload)}
+		msg := Message{Kind: kind, Channel: m.Channel, Payload: m.Payload}
 		if m.Pattern != "" {
 			msg.Kind, msg.Pattern = KindPattern, m.Pattern
 		}
+		deliver := *r.handler.Load()
 		if kind == KindShard && r.aliases != nil {
 			for _, k := range r.aliases.kinds(m.Channel) {
 				msg.Kind, msg.Seq = k, r.received.Add(1)
-				r.messages <- msg
+				deliver(msg)
 			}
 			return
 		}
 		msg.Seq = r.received.Add(1)
-		r.messages <- msg
+		deliver(msg)
 	}
 }
 
@@ -214,7 +212,7 @@ func (r *Redis) Unsubscribe(ctx context.Context, kind Kind, names ...string) err
 	return r.shards.unsubscribe(ctx, names)
 }
 
-func (r *Redis) Messages() <-chan Message { return r.messages }
+func (r *Redis) SetHandler(h Handler) { r.handler.Store(&h) }
 
 func (r *Redis) Received() uint64 { return r.received.Load() }
 
@@ -260,7 +258,6 @@ func (r *Redis) Close() error {
 		_ = r.main.ps.Close()
 		r.shards.close()
 		r.wg.Wait()
-		close(r.messages)
 		_ = r.client.Close()
 	})
 	return nil

@@ -20,7 +20,7 @@ func clusterBroker(t *testing.T, c *testutil.RedisCluster, sharded bool) *Redis 
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	testutil.Eventually(t, "cluster engine up", func() bool { return b.Health().Up })
-	return b
+	return collect(b)
 }
 
 // spread returns n channel names whose slots cover every master of c.
@@ -131,8 +131,8 @@ func TestClusterShardedAcrossNodes(t *testing.T) {
 		t.Errorf("%s held as channel and shard channel: %+v", names[0], both)
 	}
 	publish(t, pub, KindChannel, names[1], "synced")
-	if err := sub.Sync(ctx(t)); err != nil || len(sub.Messages()) != 1 {
-		t.Fatalf("after Sync, %d messages queued (%v), want 1", len(sub.Messages()), err)
+	if err := sub.Sync(ctx(t)); err != nil || len(inbox(sub)) != 1 {
+		t.Fatalf("after Sync, %d messages queued (%v), want 1", len(inbox(sub)), err)
 	}
 	receive(t, sub)
 	shardChannels, err := pub.Channels(ctx(t), KindShard, "")

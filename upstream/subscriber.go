@@ -2,7 +2,9 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -203,19 +205,30 @@ func (s *subscriber) confirmed(sub *redis.Subscription) {
 	}
 }
 
-// neverDrop is longer than any stall of the hub, which never blocks: go-redis
-// drops a message only when its channel stays full this long.
-const neverDrop = 24 * time.Hour
+// idlePing is how long the receive loop waits for a frame before it pings
+// Redis: a connection that answers nothing is found broken and replaced.
+const idlePing = 5 * time.Second
 
-// run receives until the connection is closed.
+// run receives until the connection is closed, on this goroutine: a
+// message goes from the socket to the handler without changing hands.
+// go-redis reconnects and resubscribes when a receive fails.
 func (s *subscriber) run() {
-	// go-redis's own buffer holds one message: the queue is the engine's,
-	// where messages already carry their Seq (see Broker.Received).
-	in := s.ps.ChannelWithSubscriptions(
-		redis.WithChannelSize(1),
-		redis.WithChannelSendTimeout(neverDrop),
-	)
-	for m := range in {
+	ctx := context.Background()
+	for failures := 0; ; {
+		m, err := s.ps.ReceiveTimeout(ctx, idlePing)
+		switch {
+		case errors.Is(err, redis.ErrClosed):
+			return
+		case isTimeout(err):
+			_ = s.ps.Ping(ctx) // the pong, or its absence, shows on the next receive
+			continue
+		case err != nil:
+			if failures++; failures > 1 {
+				time.Sleep(100 * time.Millisecond) // Redis is down: do not spin
+			}
+			continue
+		}
+		failures = 0
 		switch m := m.(type) {
 		case *redis.Subscription:
 			s.confirmed(m)
@@ -223,4 +236,9 @@ func (s *subscriber) run() {
 			s.emit(m)
 		}
 	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
