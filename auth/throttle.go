@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -25,6 +26,7 @@ type failures struct {
 	pending     int       // logins being checked now, each a possible failure
 	since       time.Time // start of the counting window
 	lockedUntil time.Time
+	finished    chan struct{} // closed (and replaced) when an attempt finishes
 }
 
 // maxTrackedAddrs bounds the table; when it is full, entries that no longer
@@ -37,41 +39,56 @@ func NewThrottle(maxFailures int, window, lockout time.Duration) *Throttle {
 }
 
 // Begin starts a login attempt from addr. It refuses, with how long to
-// wait, while addr is locked out or has as many attempts in progress as it
-// may still fail: many connections guessing at once are held to the same
-// budget as one. Otherwise the caller must call done with the outcome.
-func (t *Throttle) Begin(addr string) (done func(failed bool), ok bool, retryAfter time.Duration) {
+// wait, while addr is locked out. An address has at most as many attempts
+// in progress as it may still fail, so that many connections guessing at
+// once are held to the same budget as one: beyond that, Begin waits for
+// attempts in progress to finish (a burst of reconnecting clients behind
+// one address logs in a few at a time) and refuses if ctx ends first.
+// Otherwise the caller must call done with the outcome.
+func (t *Throttle) Begin(ctx context.Context, addr string) (done func(failed bool), ok bool, retryAfter time.Duration) {
 	if t == nil || t.maxFailures <= 0 {
 		return func(bool) {}, true, 0
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := t.now()
-	f := t.addrs[addr]
-	if f == nil {
-		if len(t.addrs) >= maxTrackedAddrs && !t.sweep(now) {
-			return func(bool) {}, true, 0 // table full of live entries: fail open on tracking, not on auth
+	for {
+		now := t.now()
+		f := t.addrs[addr]
+		if f == nil {
+			if len(t.addrs) >= maxTrackedAddrs && !t.sweep(now) {
+				return func(bool) {}, true, 0 // table full of live entries: fail open on tracking, not on auth
+			}
+			f = &failures{since: now, finished: make(chan struct{})}
+			t.addrs[addr] = f
 		}
-		f = &failures{since: now}
-		t.addrs[addr] = f
+		if wait := f.lockedUntil.Sub(now); wait > 0 {
+			return nil, false, wait
+		}
+		if now.Sub(f.since) > t.window {
+			f.count, f.since = 0, now
+		}
+		if f.count+f.pending < t.maxFailures {
+			f.pending++
+			return func(failed bool) { t.finish(f, failed) }, true, 0
+		}
+		finished := f.finished
+		t.mu.Unlock()
+		select {
+		case <-finished:
+			t.mu.Lock()
+		case <-ctx.Done():
+			t.mu.Lock()
+			return nil, false, time.Second // the attempts in progress took too long
+		}
 	}
-	if wait := f.lockedUntil.Sub(now); wait > 0 {
-		return nil, false, wait
-	}
-	if now.Sub(f.since) > t.window {
-		f.count, f.since = 0, now
-	}
-	if f.count+f.pending >= t.maxFailures {
-		return nil, false, time.Second // wait for the attempts in progress
-	}
-	f.pending++
-	return func(failed bool) { t.finish(f, failed) }, true, 0
 }
 
 func (t *Throttle) finish(f *failures, failed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	f.pending--
+	close(f.finished)
+	f.finished = make(chan struct{})
 	if !failed {
 		return
 	}

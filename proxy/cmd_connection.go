@@ -38,15 +38,15 @@ func (s *session) cmdAuth(args [][]byte) {
 // error reply and keeps the previous identity.
 func (s *session) authenticate(user, password string) bool {
 	host := clientHost(s.addr)
-	done, ok, wait := s.srv.throttle.Begin(host)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done, ok, wait := s.srv.throttle.Begin(ctx, host)
 	if !ok {
 		s.logger().Info("login refused: address locked out after failed logins", zap.String("user", user))
 		s.recordAuthFailure(user, "address locked out after failed logins")
 		s.writeErrorf("ERR pubgate: too many failed logins from %s; try again in %s", host, wait.Round(time.Second))
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	id, err := s.srv.auth.Authenticate(ctx, auth.Credentials{Username: user, Password: password})
 	done(errors.Is(err, auth.ErrInvalidCredentials))
 	switch {

@@ -117,3 +117,21 @@ func TestResetDoesNotExtendTheLoginClock(t *testing.T) {
 	}
 	t.Fatal("a client sending RESET outlived the login timeout")
 }
+
+// TestLoginBurstFromOneAddress: many clients behind one address (a NAT, a
+// load balancer, a pod reconnecting after a failover) logging in at once
+// all get in: the throttle lets a few check their passwords at a time
+// instead of refusing the rest.
+func TestLoginBurstFromOneAddress(t *testing.T) {
+	env := startProxy(t, nil, func(o *Options) { o.Throttle = auth.NewThrottle(3, time.Minute, time.Minute) })
+	conns := make([]*testutil.RESPConn, 40)
+	for i := range conns {
+		conns[i] = testutil.DialRESP(t, env.addr)
+		conns[i].Send("AUTH", "alice", "alice-secret")
+	}
+	for i, c := range conns {
+		if r := c.Read(); r != "OK" {
+			t.Fatalf("login %d: %s", i, r)
+		}
+	}
+}
