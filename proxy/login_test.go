@@ -123,7 +123,10 @@ func TestResetDoesNotExtendTheLoginClock(t *testing.T) {
 // all get in: the throttle lets a few check their passwords at a time
 // instead of refusing the rest.
 func TestLoginBurstFromOneAddress(t *testing.T) {
-	env := startProxy(t, nil, func(o *Options) { o.Throttle = auth.NewThrottle(3, time.Minute, time.Minute) })
+	env := startProxy(t, nil, func(o *Options) {
+		o.Throttle = auth.NewThrottle(3, time.Minute, time.Minute)
+		o.Auth = slowAuth{o.Auth} // so that the logins overlap
+	})
 	conns := make([]*testutil.RESPConn, 40)
 	for i := range conns {
 		conns[i] = testutil.DialRESP(t, env.addr)
@@ -134,4 +137,12 @@ func TestLoginBurstFromOneAddress(t *testing.T) {
 			t.Fatalf("login %d: %s", i, r)
 		}
 	}
+}
+
+// slowAuth takes its time over every password, as a high bcrypt cost does.
+type slowAuth struct{ auth.Authenticator }
+
+func (a slowAuth) Authenticate(ctx context.Context, c auth.Credentials) (auth.Identity, error) {
+	time.Sleep(20 * time.Millisecond)
+	return a.Authenticator.Authenticate(ctx, c)
 }
