@@ -69,6 +69,9 @@ type Policy struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// CacheSize bounds the number of cached decisions.
 	CacheSize int `yaml:"cache_size"`
+	// Concurrency bounds the evaluations run at once; 0: one per CPU.
+	// Raise it for a policy that waits on I/O (http.send).
+	Concurrency int `yaml:"concurrency"`
 }
 
 // Configured reports whether a policy is named (else the built-in applies).

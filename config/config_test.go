@@ -122,6 +122,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"missing bundle", base + "policy: {bundle: /nope.tar.gz}\n", "policy.bundle: stat /nope.tar.gz"},
 		{"zero policy timeout", base + "policy: {timeout: 0s}\n", "policy.timeout: must be positive"},
 		{"zero cache", base + "policy: {cache_size: 0}\n", "policy.cache_size: must be positive"},
+		{"negative concurrency", base + "policy: {concurrency: -1}\n", "policy.concurrency: must not be negative"},
 		{"unknown policy key", base + "policy: {path: x}\n", "policy.path: unknown key"},
 		{"negative disconnect", "listen: {plaintext: true}\nupstream: {url: 'redis://h:1/', disconnect_clients_after: -1s}\ntenants: {acme: {}}\n", "upstream.disconnect_clients_after: must not be negative"},
 		{"negative drain", "listen: {plaintext: true, drain_period: -1s}\ntenants: {acme: {}}\n", "listen.drain_period: must not be negative"},

@@ -283,6 +283,9 @@ func (c *Config) validatePolicy(add addFunc) {
 	if p.CacheSize <= 0 {
 		add("policy.cache_size", "must be positive")
 	}
+	if p.Concurrency < 0 {
+		add("policy.concurrency", "must not be negative (0 is one per CPU)")
+	}
 }
 
 func validateQuotas(add addFunc, key string, q Quotas) {

@@ -7,7 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pubgate/pubgate/upstream"
 	"go.uber.org/zap"
@@ -126,6 +129,41 @@ allow if http.send({"method": "get", "url": "` + srv.URL + `"}).status_code == 2
 	}
 	if s := a.Stats(); s.Errors != 1 || s.Denied != 1 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestConcurrencyBoundsEvaluations: no more evaluations run at once than
+// Options.Concurrency; the others wait their turn and are decided, not
+// denied. The policy asks a server that counts its callers.
+func TestConcurrencyBoundsEvaluations(t *testing.T) {
+	var inFlight, most atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(10 * time.Millisecond)
+	}))
+	defer srv.Close()
+	dir := writePolicy(t, map[string]string{"p.rego": `package pubgate.authz
+allow if http.send({"method": "get", "url": "` + srv.URL + `", "cache": false}).status_code == 200
+cache := false
+`})
+	a, err := New(context.Background(), Options{Sources: Sources{Paths: []string{dir}, Data: testData}, Timeout: 10 * time.Second, Concurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if d := ask(a, Publish, "acme:x"); !d.Allow {
+				t.Errorf("decision %+v", d)
+			}
+		})
+	}
+	wg.Wait()
+	if m := most.Load(); m > 2 || m == 0 {
+		t.Fatalf("%d evaluations ran at once, with concurrency 2", m)
 	}
 }
 

@@ -29,3 +29,6 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 ./...
+# A short run of the benchmark comparison (no thresholds): it must keep
+# working, and every message must arrive.
+go run ./cmd/pubgate bench compare --smoke

@@ -20,7 +20,8 @@ import (
 // the configuration's tenants, users and namespace as data.pubgate.
 func newAuthorizer(ctx context.Context, cfg *config.Config, log *zap.Logger) (*policy.Authorizer, error) {
 	return policy.New(ctx, policy.Options{
-		Sources: policySources(cfg), CacheSize: cfg.Policy.CacheSize, Timeout: cfg.Policy.Timeout, Logger: log,
+		Sources: policySources(cfg), CacheSize: cfg.Policy.CacheSize, Timeout: cfg.Policy.Timeout,
+		Concurrency: cfg.Policy.Concurrency, Logger: log,
 	})
 }
 
