@@ -27,11 +27,12 @@ type compareOptions struct {
 	out         string
 	bcryptCost  int
 	redisServer string
+	scaling     bool
 }
 
 func newBenchCompareCommand() *cobra.Command {
 	o := compareOptions{}
-	var smoke bool
+	var smoke, scaling bool
 	cmd := &cobra.Command{
 		Use:   "compare",
 		Short: "Compare pubgate (TLS, passwords, the example policy, audit) with Redis alone and with Redis TLS + ACL, on loopback",
@@ -50,6 +51,7 @@ policy). The raw results (JSON) are kept in --out.`,
 			if smoke {
 				o.repeat, o.duration, o.idle = 1, time.Second, 200
 			}
+			o.scaling = scaling
 			return runCompare(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -63,6 +65,7 @@ policy). The raw results (JSON) are kept in --out.`,
 	f.IntVar(&o.bcryptCost, "bcrypt-cost", 4, "cost of the users' password hashes (W4 logs in every connection)")
 	f.StringVar(&o.redisServer, "redis-server", "redis-server", "the redis-server binary")
 	f.BoolVar(&smoke, "smoke", false, "one short run of each workload, W4 with 200 connections (CI)")
+	f.BoolVar(&scaling, "scaling", false, "instead of W1-W5: delivery rate by subscribers, publish rate by channels, memory by connections")
 	return cmd
 }
 
@@ -72,6 +75,9 @@ type workload struct {
 	name, title string
 	options     func(o compareOptions, a *arm) bench.Options
 	figures     []figure
+	// fresh runs each repetition on servers started for it, and measures
+	// their memory (W4).
+	fresh bool
 }
 
 type figure struct {
@@ -103,30 +109,64 @@ func compareWorkloads() []workload {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 4, 16, 16, 1
 			return b
-		}, []figure{publishRate, deliveryRate}},
+		}, []figure{publishRate, deliveryRate}, false},
 		{"W2", "fan-out: 1 publisher (pipeline 16), 100 subscribers on 1 channel", func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 1, 16, 1, 100
 			return b
-		}, []figure{deliveryRate, publishRate}},
+		}, []figure{deliveryRate, publishRate}, false},
 		{"W3", "latency: 10,000 messages/s, 1 channel, 10 subscribers", func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Rate, b.Channels, b.Subscribers = 1, 64, 10000, 1, 10
 			return b
-		}, []figure{p50, p99, p999}},
+		}, []figure{p50, p99, p999}, false},
 		{"W4", "connections: idle authenticated subscribers on 1,000 channels", func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Channels, b.SubChannels, b.Subscribers, b.Duration, b.Drain = 1000, 1, o.idle, time.Millisecond, time.Millisecond
 			return b
-		}, []figure{perConn}},
+		}, []figure{perConn}, true},
 		{"W5", "patterns: 1,000 pattern subscriptions over 2 tenants, 4 publishers (pipeline 16)", func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Tenants = a.tenants
 			b.Publishers, b.Pipeline, b.Channels, b.Patterns = 4, 16, 500, true
 			b.Subscribers, b.SubChannels = 10, 100 // 5 per tenant × 100 patterns, each matching one channel
 			return b
-		}, []figure{publishRate, deliveryRate}},
+		}, []figure{publishRate, deliveryRate}, false},
 	}
+}
+
+// scalingWorkloads are the series of BENCHMARKS.md's scaling tables.
+func scalingWorkloads() []workload {
+	var out []workload
+	base := func(o compareOptions, a *arm) bench.Options {
+		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.duration,
+			Drain: 3 * time.Second, Publishers: 1, Pipeline: 16}
+	}
+	for _, n := range []int{1, 10, 100, 1000} {
+		out = append(out, workload{fmt.Sprintf("S1/%d", n), fmt.Sprintf("delivery: 1 publisher (pipeline 16), %d subscribers of 1 channel", n),
+			func(o compareOptions, a *arm) bench.Options {
+				b := base(o, a)
+				b.Subscribers = n
+				return b
+			}, []figure{deliveryRate}, false})
+	}
+	for _, n := range []int{1, 100, 10000} {
+		out = append(out, workload{fmt.Sprintf("S2/%d", n), fmt.Sprintf("publish: 4 publishers (pipeline 16) over %d channels, 1 subscriber of all", n),
+			func(o compareOptions, a *arm) bench.Options {
+				b := base(o, a)
+				b.Publishers, b.Channels, b.Subscribers = 4, n, 1
+				return b
+			}, []figure{publishRate}, false})
+	}
+	for _, n := range []int{1000, 10000} {
+		out = append(out, workload{fmt.Sprintf("S3/%d", n), fmt.Sprintf("memory: %d idle subscribers on 1,000 channels", n),
+			func(o compareOptions, a *arm) bench.Options {
+				b := base(o, a)
+				b.Publishers, b.Channels, b.SubChannels, b.Subscribers, b.Duration, b.Drain = 0, 1000, 1, n, time.Millisecond, time.Millisecond
+				return b
+			}, []figure{perConn}, true})
+	}
+	return out
 }
 
 func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer) error {
@@ -140,20 +180,35 @@ func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer)
 		dir = tmp
 	}
 	arms, stop, err := startArms(ctx, o, dir, stderr)
-	defer stop()
+	defer func() { stop() }()
 	if err != nil {
 		return err
 	}
-	var chosen []workload
-	for _, w := range compareWorkloads() {
-		if slices.Contains(o.workloads, w.name) {
-			chosen = append(chosen, w)
+	// restart gives a workload that measures memory servers that nothing
+	// ran on before, and the next workload servers without its garbage.
+	restart := func() error {
+		stop()
+		arms, stop, err = startArms(ctx, o, dir, stderr)
+		return err
+	}
+	chosen := scalingWorkloads()
+	if !o.scaling {
+		chosen = nil
+		for _, w := range compareWorkloads() {
+			if slices.Contains(o.workloads, w.name) {
+				chosen = append(chosen, w)
+			}
 		}
 	}
 	results := make(map[string]map[string][]armRun) // workload → arm → runs
 	for _, w := range chosen {
 		results[w.name] = make(map[string][]armRun)
 		for rep := range o.repeat {
+			if w.fresh {
+				if err := restart(); err != nil {
+					return err
+				}
+			}
 			for k := range arms {
 				a := arms[(k+rep)%len(arms)] // alternate which arm goes first
 				fmt.Fprintf(stderr, "%s run %d/%d on %s\n", w.name, rep+1, o.repeat, a.name)
@@ -165,6 +220,11 @@ func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer)
 				if err := saveRun(dir, w.name, a.name, rep, r); err != nil {
 					return err
 				}
+			}
+		}
+		if w.fresh {
+			if err := restart(); err != nil {
+				return err
 			}
 		}
 	}
@@ -204,7 +264,7 @@ func runWorkload(ctx context.Context, w workload, o compareOptions, a *arm) (arm
 	bo := w.options(o, a)
 	var m measured
 	var before int64
-	if w.name == "W4" {
+	if w.fresh {
 		before = a.rss()
 		bo.OnSubscribed = func() {
 			time.Sleep(time.Second) // let the servers settle
@@ -212,11 +272,6 @@ func runWorkload(ctx context.Context, w workload, o compareOptions, a *arm) (arm
 		}
 	}
 	r, err := bench.Run(ctx, bo)
-	if w.name == "W4" {
-		// Thousands of connections just closed: let the server finish
-		// with them before the next run measures it.
-		time.Sleep(3 * time.Second)
-	}
 	if err != nil {
 		return armRun{}, err
 	}
