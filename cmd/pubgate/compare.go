@@ -143,7 +143,7 @@ func scalingWorkloads() []workload {
 			Drain: 3 * time.Second, Publishers: 1, Pipeline: 16}
 	}
 	for _, n := range []int{1, 10, 100, 1000} {
-		out = append(out, workload{fmt.Sprintf("S1/%d", n), fmt.Sprintf("delivery: 1 publisher (pipeline 16), %d subscribers of 1 channel", n),
+		out = append(out, workload{fmt.Sprintf("S1 %d", n), fmt.Sprintf("delivery: 1 publisher (pipeline 16), %d subscribers of 1 channel", n),
 			func(o compareOptions, a *arm) bench.Options {
 				b := base(o, a)
 				b.Subscribers = n
@@ -151,7 +151,7 @@ func scalingWorkloads() []workload {
 			}, []figure{deliveryRate}, false})
 	}
 	for _, n := range []int{1, 100, 10000} {
-		out = append(out, workload{fmt.Sprintf("S2/%d", n), fmt.Sprintf("publish: 4 publishers (pipeline 16) over %d channels, 1 subscriber of all", n),
+		out = append(out, workload{fmt.Sprintf("S2 %d", n), fmt.Sprintf("publish: 4 publishers (pipeline 16) over %d channels, 1 subscriber of all", n),
 			func(o compareOptions, a *arm) bench.Options {
 				b := base(o, a)
 				b.Publishers, b.Channels, b.Subscribers = 4, n, 1
@@ -159,7 +159,7 @@ func scalingWorkloads() []workload {
 			}, []figure{publishRate}, false})
 	}
 	for _, n := range []int{1000, 10000} {
-		out = append(out, workload{fmt.Sprintf("S3/%d", n), fmt.Sprintf("memory: %d idle subscribers on 1,000 channels", n),
+		out = append(out, workload{fmt.Sprintf("S3 %d", n), fmt.Sprintf("memory: %d idle subscribers on 1,000 channels", n),
 			func(o compareOptions, a *arm) bench.Options {
 				b := base(o, a)
 				b.Publishers, b.Channels, b.SubChannels, b.Subscribers, b.Duration, b.Drain = 0, 1000, 1, n, time.Millisecond, time.Millisecond
@@ -286,7 +286,7 @@ func saveRun(dir, workload, arm string, rep int, r armRun) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%s-%d.json", workload, arm, rep+1)), data, 0o644)
+	return os.WriteFile(filepath.Join(dir, strings.ReplaceAll(fmt.Sprintf("%s-%s-%d.json", workload, arm, rep+1), " ", "-")), data, 0o644)
 }
 
 // writeComparison prints, per workload, the median of each figure per arm
