@@ -8,8 +8,8 @@ import (
 
 // outbox is a session's bounded queue of encoded frames, drained by a
 // writer goroutine of its own. push never blocks: the hub fans out to many
-// outboxes from one goroutine, so a client that stops reading must cost the
-// others nothing. Frames are shared between outboxes and never modified.
+// outboxes from an upstream connection's goroutine, so a client that stops
+// reading must cost the others nothing. Frames are shared between outboxes and never modified.
 //
 // The writer runs only while there is output: the first frame starts it,
 // and it ends after writerLinger without any, so that an idle connection

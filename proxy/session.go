@@ -233,8 +233,8 @@ func (s *session) woken(err error) bool {
 	return true
 }
 
-// overflow is the outbox's limit callback: it may run on the hub goroutine,
-// so it touches no session state and only closes the connection; the reader
+// overflow is the outbox's limit callback: it may run on a goroutine that
+// fans out (an upstream receive loop), so it touches no session state and only closes the connection; the reader
 // then tears the session down. The close is abortive: what the kernel still
 // holds for a client that does not read would be lost anyway, and may be
 // megabytes. It closes the TCP connection under TLS: closing the TLS one
