@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,12 +73,6 @@ func NewHub(b upstream.Broker, timeout time.Duration, log *zap.Logger) *Hub {
 	return h
 }
 
-// Flush returns once every message the engine had delivered to this node
-// when Flush was called (see upstream.Broker.Sync) is in the outboxes of
-// the sessions subscribed to it: a publish acknowledged before the call
-// reaches every local subscriber that is still attached.
-func (h *Hub) Flush(ctx context.Context) error { return h.broker.Sync(ctx) }
-
 // dispatch fans one engine message out. It may run on several goroutines
 // at once (one per upstream connection), never blocks, and holds locks
 // only for reading.
@@ -129,7 +122,7 @@ func (r subscription) key() subKey {
 // upstream where none exists yet, and returns once the engine confirmed all
 // of them. All requests share one kind. On error no reference is kept.
 func (h *Hub) acquire(ctx context.Context, reqs []subscription) ([]*entry, error) {
-	got, created, err := h.reserve(ctx, reqs)
+	got, created, joined, err := h.reserve(ctx, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +150,7 @@ func (h *Hub) acquire(ctx context.Context, reqs []subscription) ([]*entry, error
 	// that the member, attached after this, gets nothing published before
 	// its SUBSCRIBE, as with Redis. (The memory engine has nothing in
 	// flight: for it, this costs a map update.)
-	if joined := joinedEntries(got, created); len(joined) > 0 {
+	if len(joined) > 0 {
 		if err := h.subscribe(ctx, joined); err != nil {
 			h.release(got)
 			return nil, err
@@ -177,21 +170,11 @@ func (h *Hub) subscribe(ctx context.Context, entries []*entry) error {
 	return h.broker.Subscribe(sctx, entries[0].key.kind, names...)
 }
 
-// joinedEntries are the entries of got that existed already.
-func joinedEntries(got, created []*entry) []*entry {
-	var joined []*entry
-	for _, e := range got {
-		if !slices.Contains(created, e) {
-			joined = append(joined, e)
-		}
-	}
-	return joined
-}
-
 // reserve takes the references under the hub lock, waiting out entries whose
 // upstream unsubscribe is still in flight so that the engine sees subscribe
-// and unsubscribe of one name in the order they were decided.
-func (h *Hub) reserve(ctx context.Context, reqs []subscription) (got, created []*entry, err error) {
+// and unsubscribe of one name in the order they were decided. Of got,
+// created are the entries it made, joined those that others held.
+func (h *Hub) reserve(ctx context.Context, reqs []subscription) (got, created, joined []*entry, err error) {
 	keys := make([]subKey, len(reqs))
 	for i, r := range reqs {
 		keys[i] = r.key()
@@ -204,26 +187,31 @@ func (h *Hub) reserve(ctx context.Context, reqs []subscription) (got, created []
 			case <-closing:
 				continue
 			case <-ctx.Done():
-				return nil, nil, ctx.Err()
+				return nil, nil, nil, ctx.Err()
 			}
 		}
 		got = make([]*entry, len(reqs))
+		seen := make(map[*entry]bool, len(reqs)) // a name given twice is created or joined once
 		for i, r := range reqs {
 			k := keys[i]
 			e := h.entries[k]
-			if e == nil {
+			switch {
+			case e == nil:
 				e = &entry{key: k, clientName: r.clientName, ns: r.ns, ready: make(chan struct{})}
 				h.entries[k] = e
 				if k.kind == upstream.KindPattern {
 					h.patterns.Set(k.name, e)
 				}
 				created = append(created, e)
+			case !seen[e]:
+				joined = append(joined, e)
 			}
+			seen[e] = true
 			e.refs++
 			got[i] = e
 		}
 		h.mu.Unlock()
-		return got, created, nil
+		return got, created, joined, nil
 	}
 }
 

@@ -62,8 +62,9 @@ func (s *Server) noteIfEmptyLocked() {
 // nothing acknowledged:
 //  1. each session stops reading once it has answered the commands it read
 //     (a PUBLISH it acknowledged is one the engine took);
-//  2. the hub puts what the engine had delivered to this node by then into
-//     the subscribers' outboxes (Hub.Flush);
+//  2. what the engine had delivered to this node by then reaches the
+//     subscribers' outboxes (upstream.Broker.Sync: the engine hands its
+//     messages to the hub, which fans out at once);
 //  3. each session closes once its outbox is written (or after the drain
 //     timeout), its disconnect recorded as forced by the shutdown.
 //
@@ -85,7 +86,7 @@ func (s *Server) endSessions(ctx context.Context) {
 			return
 		}
 	}
-	if err := s.hub.Flush(ctx); err != nil {
+	if err := s.broker.Sync(ctx); err != nil {
 		s.log.Warn("shutdown: messages still in flight from the upstream engine may not reach local subscribers", zap.Error(err))
 	}
 }
