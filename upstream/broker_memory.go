@@ -14,8 +14,8 @@ import (
 // A publish hands its messages to the handler on the publisher's goroutine.
 type Memory struct {
 	mu       sync.RWMutex
-	subs     [3]map[string]struct{} // indexed by Kind
-	patterns Patterns[struct{}]     // subs[KindPattern], indexed
+	subs     [3]map[string]struct{} // channels and shard channels, indexed by Kind
+	patterns Patterns[struct{}]     // the pattern subscriptions
 	closed   bool
 	inflight sync.WaitGroup // publishes that may still call the handler
 	received atomic.Uint64
@@ -28,9 +28,7 @@ var _ Broker = (*Memory)(nil)
 // NewMemory returns an empty memory engine.
 func NewMemory() *Memory {
 	m := &Memory{started: time.Now(), handler: func(Message) {}}
-	for i := range m.subs {
-		m.subs[i] = make(map[string]struct{})
-	}
+	m.subs[KindChannel], m.subs[KindShard] = make(map[string]struct{}), make(map[string]struct{})
 	return m
 }
 
@@ -91,28 +89,29 @@ func (m *Memory) deliveries(p *Publication) (out []Message, ok bool) {
 }
 
 func (m *Memory) Subscribe(_ context.Context, kind Kind, names ...string) error {
-	return m.update(kind, names, func(set map[string]struct{}, n string) { set[n] = struct{}{} })
+	return m.update(kind, names, true)
 }
 
 func (m *Memory) Unsubscribe(_ context.Context, kind Kind, names ...string) error {
-	return m.update(kind, names, func(set map[string]struct{}, n string) { delete(set, n) })
+	return m.update(kind, names, false)
 }
 
-func (m *Memory) update(kind Kind, names []string, op func(map[string]struct{}, string)) error {
+func (m *Memory) update(kind Kind, names []string, subscribe bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return ErrClosed
 	}
 	for _, n := range names {
-		op(m.subs[kind], n)
-		if kind != KindPattern {
-			continue
-		}
-		if _, held := m.subs[kind][n]; held {
+		switch {
+		case kind == KindPattern && subscribe:
 			m.patterns.Set(n, struct{}{})
-		} else {
+		case kind == KindPattern:
 			m.patterns.Delete(n)
+		case subscribe:
+			m.subs[kind][n] = struct{}{}
+		default:
+			delete(m.subs[kind], n)
 		}
 	}
 	return nil
