@@ -47,25 +47,28 @@ func newTenant(name string, t *config.Tenant, ns config.Namespace, levels audit.
 // change keeps its bucket, so that a reload does not refill it.
 func (t *tenant) configure(q config.Quotas, levels audit.Levels) {
 	next := &tenantSettings{quotas: q, audit: resolveLevels(levels, t.name)}
-	old := t.settings.Load()
+	var old tenantSettings
+	if p := t.settings.Load(); p != nil {
+		old = *p
+	}
 	// Each bucket holds one second of its rate; the byte bucket also holds
 	// at least one message of the largest size allowed, or such a message
 	// could never pass.
-	if r := q.PublishRate; r.Messages > 0 {
-		if old != nil && old.quotas.PublishRate.Messages == r.Messages {
-			next.messages = old.messages
-		} else {
-			next.messages = rate.NewLimiter(rate.Limit(r.Messages), r.Messages)
-		}
-	}
-	if r := q.PublishRate; r.Bytes > 0 {
-		if old != nil && old.quotas.PublishRate.Bytes == r.Bytes {
-			next.bytes = old.bytes
-		} else {
-			next.bytes = rate.NewLimiter(rate.Limit(r.Bytes), int(r.Bytes))
-		}
-	}
+	next.messages = keepLimiter(old.messages, old.quotas.PublishRate.Messages, q.PublishRate.Messages)
+	next.bytes = keepLimiter(old.bytes, int(old.quotas.PublishRate.Bytes), int(q.PublishRate.Bytes))
 	t.settings.Store(next)
+}
+
+// keepLimiter is a token bucket holding one second of perSecond (nil for
+// 0: unlimited): old, if it had that rate already.
+func keepLimiter(old *rate.Limiter, oldPerSecond, perSecond int) *rate.Limiter {
+	switch {
+	case perSecond <= 0:
+		return nil
+	case old != nil && oldPerSecond == perSecond:
+		return old
+	}
+	return rate.NewLimiter(rate.Limit(perSecond), perSecond)
 }
 
 func (t *tenant) quotas() *config.Quotas { return &t.settings.Load().quotas }
