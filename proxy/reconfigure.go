@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"slices"
 
 	"github.com/pubgate/pubgate/audit"
@@ -74,22 +76,24 @@ func (s *session) reidentify() bool {
 	if s.srv.tenant(id.Tenant) != s.tenant {
 		return s.endNow("tenant " + id.Tenant + " was removed from the configuration")
 	}
-	if s.srv.users == nil {
-		return true
-	}
-	u, known := s.srv.users(id.User)
-	known = known && u.Tenant == id.Tenant
 	switch id.Method {
 	case "password":
-		if !known {
+		if s.srv.users == nil {
+			return true
+		}
+		u, known := s.srv.users(id.User)
+		if !known || u.Tenant != id.Tenant {
 			return s.endNow("user " + id.User + " was removed from tenant " + id.Tenant)
 		}
 		id.Roles = u.Roles
 	case "mtls":
-		id.Roles = nil
-		if known {
-			id.Roles = u.Roles
+		// The certificate maps to the same identity as before; the roles
+		// a configured user lends it may have changed.
+		fresh, err := s.srv.certIdentity(s.peerCertificate())
+		if err != nil {
+			return s.endNow("the client certificate names no known identity")
 		}
+		id.Roles = fresh.Roles
 	default:
 		return true // a token's roles are its own
 	}
@@ -99,6 +103,11 @@ func (s *session) reidentify() bool {
 	s.logger().Info("roles changed by a configuration reload", zap.Strings("roles", id.Roles))
 	s.ident, s.subject = &id, s.subjectOf(id)
 	return s.recheck()
+}
+
+// peerCertificate is the verified client certificate of an mtls identity.
+func (s *session) peerCertificate() *x509.Certificate {
+	return s.conn.(*tls.Conn).ConnectionState().PeerCertificates[0]
 }
 
 // endNow ends the session from its reader: the client is told why, and the
