@@ -171,6 +171,20 @@ func (r *RedisServer) Stop() {
 	<-r.exit
 }
 
+// Shutdown stops the server the way an operator's restart does (SHUTDOWN
+// NOSAVE), and waits for it to exit. Unlike Stop's kill, it cannot cut
+// the server off between acknowledging a PUBLISH and writing the message
+// to its subscribers: Redis writes both before it runs the next command.
+func (r *RedisServer) Shutdown() {
+	if !r.running() {
+		return
+	}
+	if _, err := r.do("SHUTDOWN", "NOSAVE"); err == nil {
+		r.t.Fatalf("redis-server on port %d answered SHUTDOWN instead of exiting", r.Port)
+	}
+	<-r.exit
+}
+
 // running reports whether the process is started and has not exited.
 func (r *RedisServer) running() bool {
 	if r.exit == nil {
