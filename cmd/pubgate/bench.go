@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +9,14 @@ import (
 
 	"github.com/pubgate/pubgate/bench"
 	"github.com/pubgate/pubgate/config"
+	ptls "github.com/pubgate/pubgate/tls"
 	"github.com/spf13/cobra"
 )
 
 func newBenchCommand() *cobra.Command {
 	var o bench.Options
-	var tlsFlags benchTLS
+	var tlsFlags config.UpstreamTLS // the same client settings as pubgate's towards Redis
+	var insecure bool
 	var user, pass, prefix string
 	var tenants []string
 	var asJSON bool
@@ -34,8 +35,12 @@ point it at pubgate, or at Redis to compare.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if o.TLS, err = tlsFlags.config(); err != nil {
-				return err
+			tlsFlags.Enable = tlsFlags.Enable || insecure
+			if o.TLS, err = ptls.UpstreamConfig(tlsFlags); err != nil {
+				return fmt.Errorf("--cacert/--cert/--key: %w", err)
+			}
+			if insecure {
+				o.TLS.InsecureSkipVerify = true //nolint:gosec // asked for with --insecure
 			}
 			if o.Tenants, err = benchTenants(user, pass, prefix, tenants); err != nil {
 				return err
@@ -63,12 +68,12 @@ point it at pubgate, or at Redis to compare.`,
 	cmd.AddCommand(newBenchCompareCommand())
 	f := cmd.Flags()
 	f.StringVar(&o.Addr, "addr", "127.0.0.1:6380", "server address, host:port")
-	f.BoolVar(&tlsFlags.enabled, "tls", false, "connect over TLS")
-	f.StringVar(&tlsFlags.caFile, "cacert", "", "CA certificate (PEM) to verify the server with (default: system roots); implies --tls")
-	f.StringVar(&tlsFlags.certFile, "cert", "", "client certificate (PEM), for mutual TLS; implies --tls")
-	f.StringVar(&tlsFlags.keyFile, "key", "", "client certificate's key (PEM)")
-	f.StringVar(&tlsFlags.serverName, "sni", "", "server name to verify (default: the address's host)")
-	f.BoolVar(&tlsFlags.insecure, "insecure", false, "do not verify the server's certificate")
+	f.BoolVar(&tlsFlags.Enable, "tls", false, "connect over TLS")
+	f.StringVar(&tlsFlags.CAFile, "cacert", "", "CA certificate (PEM) to verify the server with (default: system roots); implies --tls")
+	f.StringVar(&tlsFlags.CertFile, "cert", "", "client certificate (PEM), for mutual TLS; implies --tls")
+	f.StringVar(&tlsFlags.KeyFile, "key", "", "client certificate's key (PEM)")
+	f.StringVar(&tlsFlags.ServerName, "sni", "", "server name to verify (default: the address's host)")
+	f.BoolVar(&insecure, "insecure", false, "do not verify the server's certificate")
 	f.StringVar(&user, "user", "", "AUTH user name")
 	f.StringVar(&pass, "pass", "", "AUTH password")
 	f.StringVar(&prefix, "prefix", "", "prefix of every channel name (e.g. acme: against a plain Redis)")
@@ -86,34 +91,6 @@ point it at pubgate, or at Redis to compare.`,
 	f.IntVar(&o.DialConcurrency, "dial-concurrency", 64, "connections set up at once")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
-}
-
-type benchTLS struct {
-	enabled                               bool
-	caFile, certFile, keyFile, serverName string
-	insecure                              bool
-}
-
-func (b benchTLS) config() (*tls.Config, error) {
-	if !b.enabled && b.caFile == "" && b.certFile == "" && !b.insecure {
-		return nil, nil
-	}
-	cfg := &tls.Config{ServerName: b.serverName, InsecureSkipVerify: b.insecure} //nolint:gosec // asked for with --insecure
-	if b.caFile != "" {
-		pool, err := config.LoadCertPool(b.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--cacert: %w", err)
-		}
-		cfg.RootCAs = pool
-	}
-	if b.certFile != "" || b.keyFile != "" {
-		pair, err := tls.LoadX509KeyPair(b.certFile, b.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--cert/--key: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	return cfg, nil
 }
 
 // benchTenants turns --tenant USER:PASS[:PREFIX] (or the single-tenant

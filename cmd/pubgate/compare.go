@@ -32,7 +32,7 @@ type compareOptions struct {
 
 func newBenchCompareCommand() *cobra.Command {
 	o := compareOptions{}
-	var smoke, scaling bool
+	var smoke bool
 	cmd := &cobra.Command{
 		Use:   "compare",
 		Short: "Compare pubgate (TLS, passwords, the example policy, audit) with Redis alone and with Redis TLS + ACL, on loopback",
@@ -51,7 +51,6 @@ policy). The raw results (JSON) are kept in --out.`,
 			if smoke {
 				o.repeat, o.duration, o.idle = 1, time.Second, 200
 			}
-			o.scaling = scaling
 			return runCompare(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -65,7 +64,7 @@ policy). The raw results (JSON) are kept in --out.`,
 	f.IntVar(&o.bcryptCost, "bcrypt-cost", 4, "cost of the users' password hashes (W4 logs in every connection)")
 	f.StringVar(&o.redisServer, "redis-server", "redis-server", "the redis-server binary")
 	f.BoolVar(&smoke, "smoke", false, "one short run of each workload, W4 with 200 connections (CI)")
-	f.BoolVar(&scaling, "scaling", false, "instead of W1-W5: delivery rate by subscribers, publish rate by channels, memory by connections")
+	f.BoolVar(&o.scaling, "scaling", false, "instead of W1-W5: delivery rate by subscribers, publish rate by channels, memory by connections")
 	return cmd
 }
 

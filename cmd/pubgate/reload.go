@@ -13,7 +13,6 @@ import (
 	"github.com/pubgate/pubgate/proxy"
 	ptls "github.com/pubgate/pubgate/tls"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // reloader applies the configuration file, read again, to the running
@@ -65,10 +64,6 @@ func (r *reloader) apply(ctx context.Context) (applied, restart []string, err er
 	if err := live.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("the new live settings do not fit the settings in effect until a restart: %w", err)
 	}
-	level, err := zapcore.ParseLevel(live.Log.Level)
-	if err != nil {
-		return nil, nil, fmt.Errorf("log.level: %w", err)
-	}
 	if _, err := newAuthorizer(ctx, live, zap.NewNop()); err != nil {
 		return nil, nil, err
 	}
@@ -79,7 +74,7 @@ func (r *reloader) apply(ctx context.Context) (applied, restart []string, err er
 	// The files compiled a moment ago: should they fail now, the policy
 	// package logs and audits it, and keeps the revision in effect.
 	_, _ = r.authz.SetSources(ctx, policySources(live))
-	r.logLevel.SetLevel(level)
+	_ = r.logLevel.UnmarshalText([]byte(live.Log.Level)) // Validate checked it
 	applied, restart = config.Diff(r.running, live), config.Diff(live, next)
 	r.running = live
 	return applied, restart, nil
