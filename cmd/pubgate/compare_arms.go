@@ -50,8 +50,8 @@ func (a *arm) rss() int64 {
 	return 0
 }
 
-// benchTenants are the two tenants every arm serves, and their channel
-// prefixes: Redis sees full names, pubgate adds the prefix itself.
+// compareTenants are the two tenants every arm serves. Their channels carry
+// the tenant's prefix: Redis arms see full names, pubgate adds it itself.
 var compareTenants = []string{"acme", "globex"}
 
 // startArms starts redis, redis-tls and pubgate on free loopback ports,
