@@ -75,6 +75,7 @@ func TestSIGTERMDrainsWithoutLosingAcknowledgedMessages(t *testing.T) {
 	}
 	<-pub.Done()
 	acked := pub.Acked()
+	t.Logf("%d publishes acknowledged before the connections closed", acked)
 	for i, sub := range subs {
 		<-sub.done
 		if sub.err != nil {
