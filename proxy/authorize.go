@@ -26,7 +26,17 @@ func nopermReply(d policy.Decision) string {
 // login binds the session to id if its tenant's connection quota and the
 // policy's connect decision admit it. A refusal is returned as the error
 // reply owed to the client, and leaves the session as it was.
-func (s *session) login(id auth.Identity) (refusal string) {
+func (s *session) login(id auth.Identity) (refusal string) { return s.loginNoting(id, "") }
+
+// loginNoting is login whose audit record adds note, what held the login
+// back (the failed-login throttle), to its reason.
+func (s *session) loginNoting(id auth.Identity, note string) (refusal string) {
+	noted := func(reason string) string {
+		if note == "" || reason == "" {
+			return reason + note
+		}
+		return reason + "; " + note
+	}
 	t := s.srv.tenant(id.Tenant)
 	if t == nil {
 		s.logger().Error("identity of an unknown tenant", zap.String("user", id.User), zap.String("tenant", id.Tenant))
@@ -37,7 +47,7 @@ func (s *session) login(id auth.Identity) (refusal string) {
 	if switching {
 		if err := t.acquireConnection(); err != nil {
 			t.stats.decision(policy.Connect, false)
-			_ = s.recordLogin(id, audit.Failure, err.Error(), "")
+			_ = s.recordLogin(id, audit.Failure, noted(err.Error()), "")
 			return quotaReply(err)
 		}
 	}
@@ -50,16 +60,19 @@ func (s *session) login(id auth.Identity) (refusal string) {
 	d := s.ask(subject, policy.Connect, "", "")
 	t.stats.decision(policy.Connect, d.Allow)
 	if !d.Allow {
-		_ = s.recordLogin(id, audit.Failure, "denied by the policy: "+cmp.Or(d.Reason, "connect not allowed"), d.Revision)
+		_ = s.recordLogin(id, audit.Failure, noted("denied by the policy: "+cmp.Or(d.Reason, "connect not allowed")), d.Revision)
 		return refuse(nopermReply(d))
 	}
-	if s.recordLogin(id, audit.Success, "", d.Revision) != nil {
+	if s.recordLogin(id, audit.Success, note, d.Revision) != nil {
 		return refuse(errAudit)
 	}
 	if switching && s.tenant != nil {
 		s.tenant.releaseConnection()
 	}
 	s.bind(id, subject, t)
+	if s.subscriptionCount() > 0 {
+		s.revokeSubscriptions() // what the connection holds must be the new identity's to hold
+	}
 	return ""
 }
 
@@ -129,7 +142,17 @@ func (s *session) recheck() bool {
 		s.recordRevoke(policy.Connect, "", d)
 		return s.endNow("the policy no longer admits this connection")
 	}
+	s.revokeSubscriptions()
+	return true
+}
+
+// revokeSubscriptions drops the subscriptions the policy does not allow the
+// session's identity, as it is now, to hold: after a policy change, a
+// reload that changed its roles, or a login as another user. Each is
+// recorded as a revocation and confirmed as if the client had unsubscribed.
+func (s *session) revokeSubscriptions() {
 	var released []*entry
+	var confirms [len(subscribeAction)][]unsubscribed
 	for kind := range s.subs {
 		for name, mb := range s.subs[kind] {
 			d := s.decide(subscribeAction[kind], name, mb.e.key.name)
@@ -137,11 +160,14 @@ func (s *session) recheck() bool {
 				continue
 			}
 			s.recordRevoke(subscribeAction[kind], name, d)
-			released = append(released, s.dropSubscription(upstream.Kind(kind), name, mb, true))
+			released = append(released, s.dropSubscription(upstream.Kind(kind), name, mb))
+			confirms[kind] = append(confirms[kind], unsubscribed{name, s.countFor(upstream.Kind(kind))})
 		}
 	}
 	s.releaseEntries(released)
-	return true
+	for kind := range confirms {
+		s.confirmUnsubscribed(upstream.Kind(kind), confirms[kind])
+	}
 }
 
 func (s *session) recordRevoke(action policy.Action, channel string, d policy.Decision) {

@@ -153,10 +153,9 @@ func (s *session) newSubscriptions(kind upstream.Kind, names [][]byte) []subscri
 }
 
 func (s *session) unsubscribe(kind upstream.Kind, names [][]byte) {
-	verb := unsubscribeVerb[kind]
 	if len(names) == 0 {
 		if len(s.subs[kind]) == 0 {
-			s.writeSubReply(verb, nil, s.countFor(kind))
+			s.writeSubReply(unsubscribeVerb[kind], nil, s.countFor(kind))
 			return
 		}
 		for name := range s.subs[kind] {
@@ -164,32 +163,42 @@ func (s *session) unsubscribe(kind upstream.Kind, names [][]byte) {
 		}
 	}
 	var released []*entry
-	for _, n := range names {
+	confirms := make([]unsubscribed, len(names))
+	for i, n := range names {
 		name := string(n)
-		mb, held := s.subs[kind][name]
-		if !held {
-			s.writeSubReply(verb, &name, s.countFor(kind))
-			continue
+		if mb, held := s.subs[kind][name]; held {
+			released = append(released, s.dropSubscription(kind, name, mb))
 		}
-		released = append(released, s.dropSubscription(kind, name, mb, true))
+		confirms[i] = unsubscribed{name, s.countFor(kind)}
 	}
 	s.releaseEntries(released)
+	s.confirmUnsubscribed(kind, confirms)
+}
+
+// unsubscribed is a name's unsubscribe confirmation: the name and the count
+// the client held once it was gone.
+type unsubscribed struct {
+	name  string
+	count int64
+}
+
+// confirmUnsubscribed writes the confirmations Redis would send. The caller
+// has released the subscriptions first: a client that read a confirmation
+// finds the membership, the hub's entry and the tenant's quota gone (another
+// client's PUBLISH counts it no more), and the confirmation follows the last
+// message delivered on the name, which detach ended.
+func (s *session) confirmUnsubscribed(kind upstream.Kind, confirms []unsubscribed) {
+	for i := range confirms {
+		s.writeSubReply(unsubscribeVerb[kind], &confirms[i].name, confirms[i].count)
+	}
 }
 
 // dropSubscription forgets one of the session's subscriptions and returns
-// its entry, to be released. With confirm, the client gets the unsubscribe
-// confirmation Redis would send, ordered after the last message of it.
-func (s *session) dropSubscription(kind upstream.Kind, name string, mb *membership, confirm bool) *entry {
+// its entry, to be released: once it returns, no message of it reaches the
+// session any more.
+func (s *session) dropSubscription(kind upstream.Kind, name string, mb *membership) *entry {
 	delete(s.subs[kind], name)
-	if !confirm {
-		mb.detach(nil)
-		return mb.e
-	}
-	count := s.countFor(kind)
-	mb.detach(func() {
-		s.writeSubReply(unsubscribeVerb[kind], &name, count)
-		s.flushReplies()
-	})
+	mb.detach()
 	return mb.e
 }
 
@@ -209,7 +218,7 @@ func (s *session) unsubscribeAll() {
 	var released []*entry
 	for kind := range s.subs {
 		for name, mb := range s.subs[kind] {
-			released = append(released, s.dropSubscription(upstream.Kind(kind), name, mb, false))
+			released = append(released, s.dropSubscription(upstream.Kind(kind), name, mb))
 		}
 	}
 	s.releaseEntries(released)

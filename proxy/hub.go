@@ -278,9 +278,9 @@ func (h *Hub) attach(e *entry, s *session, before func()) *membership {
 	return mb
 }
 
-// detach removes a session from the fan-out; after runs under the entry lock
-// once no message can be queued for the session any more.
-func (mb *membership) detach(after func()) {
+// detach removes a session from the fan-out: once it returns, no message of
+// the entry is queued for the session any more.
+func (mb *membership) detach() {
 	e := mb.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -291,9 +291,6 @@ func (mb *membership) detach(after func()) {
 	e.members[last] = nil
 	e.members = e.members[:last]
 	e.count.Store(int64(last))
-	if after != nil {
-		after()
-	}
 }
 
 // receivers converts the engine's count for a publish into the count Redis

@@ -21,12 +21,18 @@ func onEngines(t *testing.T, test func(t *testing.T, env *testEnv)) {
 
 // onRedis runs a test with pubgate over a real redis-server.
 func onRedis(t *testing.T, test func(t *testing.T, env *testEnv)) {
+	test(t, startProxy(t, startRedisBroker(t), nil))
+}
+
+// startRedisBroker is an engine over a redis-server of the test's own.
+func startRedisBroker(t *testing.T) upstream.Broker {
+	t.Helper()
 	srv := testutil.StartRedis(t)
 	b, err := upstream.NewRedis(upstream.RedisOptions{URL: srv.URL(), Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	test(t, startProxy(t, b, nil))
+	return b
 }
 
 func expect(t *testing.T, c *testutil.RESPConn, want ...string) {

@@ -88,3 +88,45 @@ func TestTenantByteRateQuota(t *testing.T) {
 	alice.Send("PUBLISH", "x", payload)
 	expect(t, alice, ":0", "-ERR pubgate: tenant acme is over its publish rate of 100 B/s (tenants.acme.quotas.publish_rate.bytes); retry later")
 }
+
+// TestUnsubscribeReleasesBeforeConfirming: once a client has read the
+// confirmations of an UNSUBSCRIBE or PUNSUBSCRIBE, with or without names,
+// what it held is gone everywhere: another client's PUBLISH does not count
+// it, and the tenant's quota has room for it again (as Redis guarantees
+// for PUBLISH; the quota follows the same order). Repeated, because the
+// old order (confirm, then release) failed only some of the time.
+func TestUnsubscribeReleasesBeforeConfirming(t *testing.T) {
+	for _, engine := range []string{"memory", "redis"} {
+		t.Run(engine, func(t *testing.T) {
+			env := startQuotaProxy(t, config.Quotas{MaxSubscriptions: 2}, func(o *Options) {
+				if engine == "redis" {
+					o.Broker = startRedisBroker(t)
+				}
+			})
+			a, b, pub := env.login(t, "alice"), env.login(t, "alice"), env.login(t, "alice")
+			for i := range 100 {
+				sub, unsub, names := "SUBSCRIBE", "UNSUBSCRIBE", []string{"chan1", "chan2"}
+				if i%2 == 1 {
+					sub, unsub, names = "PSUBSCRIBE", "PUNSUBSCRIBE", []string{"chan1*", "chan2*"}
+				}
+				a.Send(append([]string{sub}, names...)...)
+				readSet(t, a, 2)
+				if i%4 < 2 {
+					a.Send(unsub) // without arguments: everything of that kind
+				} else {
+					a.Send(append([]string{unsub}, names...)...)
+				}
+				readSet(t, a, 2)
+				if r := pub.Do("PUBLISH", "chan1", "hello"); r != ":0" {
+					t.Fatalf("round %d: PUBLISH after %s reached %s", i, unsub, r)
+				}
+				if r := b.Do("SUBSCRIBE", "other1", "other2"); !strings.HasPrefix(r, `["subscribe" "other1"`) {
+					t.Fatalf("round %d: the quota after %s: %s", i, unsub, r)
+				}
+				b.Read()
+				b.Do("UNSUBSCRIBE")
+				b.Read()
+			}
+		})
+	}
+}
