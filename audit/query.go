@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/pubgate/pubgate/upstream"
 )
@@ -52,15 +53,21 @@ func Names[S ~string](names []S) string {
 
 // Filter selects records. Each set field must match (and); a slice matches
 // when any of its values does (or). The zero Filter matches every record.
+//
+// Names (User, Channel) are compared with the exact bytes the client sent,
+// which a record holds in *_b64 when they are not UTF-8 (see Entry): a
+// name's lossy JSON string, with U+FFFD for the bytes that are not UTF-8,
+// does not select it.
 type Filter struct {
 	Since, Until time.Time // Since inclusive, Until exclusive; zero: unbounded
 	Tenant, User []string
 	Events       []Event
 	Outcomes     []Outcome
 	Actions      []string
-	// Channel is a Redis glob, with Redis's own semantics so that the
-	// pattern a policy or a PSUBSCRIBE uses selects the same channels
-	// here. Records without a channel never match it.
+	// Channel is a Redis glob, with Redis's own semantics (bytes, not
+	// runes: ? is one byte) so that the pattern a policy or a PSUBSCRIBE
+	// uses selects the same channels here. Records without a channel never
+	// match it.
 	Channel string
 	// ClientAddr is an address (host:port, matching one connection) or a
 	// host (matching every connection from it).
@@ -181,8 +188,21 @@ func (t *Table) Add(e *Entry) {
 	if e.Client != nil {
 		addr = e.Client.Addr
 	}
-	t.row(ts, strconv.FormatUint(e.Seq, 10), string(e.Event), string(e.Outcome), e.Tenant, e.User,
-		addr, e.Action, e.Channel, truncate(e.Reason, maxReasonRunes))
+	t.row(ts, strconv.FormatUint(e.Seq, 10), string(e.Event), string(e.Outcome), e.Tenant, quoteName(e.User),
+		addr, e.Action, quoteName(e.Channel), truncate(e.Reason, maxReasonRunes))
+}
+
+// quoteName shows a name so that distinct names look distinct: as it is
+// when that is unambiguous, otherwise Go-quoted (strconv.Quote: "f1\xff",
+// "a b", "\"x\"", "-"). Quoted are names that are not UTF-8, hold a space
+// or a character that does not print, start with a double quote, or are
+// "-", which stands for no name.
+func quoteName(s string) string {
+	if s == "-" || strings.HasPrefix(s, `"`) || !utf8.ValidString(s) ||
+		strings.IndexFunc(s, func(r rune) bool { return r == ' ' || !strconv.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // Flush writes the rows out, and returns the first error writing the
@@ -205,8 +225,8 @@ func (t *Table) row(cells ...string) {
 }
 
 // cell prints an empty field as "-", so that columns stay countable, and
-// control characters (a tab or newline in a reason or channel) as spaces,
-// so that they cannot break the table.
+// control characters (a tab or newline in a reason; names are quoted
+// before) as spaces, so that they cannot break the table.
 func cell(s string) string {
 	if s == "" {
 		return "-"

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap/zapcore"
 )
@@ -42,7 +43,9 @@ const (
 )
 
 // Record is one audit event as the proxy reports it. Seq, prev and hash
-// are added by the Logger, which owns the chain.
+// are added by the Logger, which owns the chain. User, ClientName and
+// Channel are given as the client sent them, whatever the bytes: the
+// encoder keeps them exact (see putName).
 type Record struct {
 	Time    time.Time
 	Event   Event
@@ -90,13 +93,13 @@ func (r *Record) SetPayload(level Level, p []byte) {
 func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	putString(enc, "outcome", string(r.Outcome))
 	putString(enc, "tenant", r.Tenant)
-	putString(enc, "user", r.User)
+	putName(enc, "user", "user_b64", r.User)
 	putString(enc, "auth_method", r.AuthMethod)
 	if r.ClientID != 0 || r.ClientAddr != "" {
 		_ = enc.AddObject("client", clientFields{r})
 	}
 	putString(enc, "action", r.Action)
-	putString(enc, "channel", r.Channel)
+	putName(enc, "channel", "channel_b64", r.Channel)
 	putString(enc, "reason", r.Reason)
 	putString(enc, "policy_revision", r.Revision)
 	if r.Forced {
@@ -121,7 +124,7 @@ func (c clientFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddInt64("id", c.r.ClientID)
 	}
 	putString(enc, "addr", c.r.ClientAddr)
-	putString(enc, "name", c.r.ClientName)
+	putName(enc, "name", "name_b64", c.r.ClientName)
 	putString(enc, "tls_version", c.r.TLSVersion)
 	putString(enc, "tls_subject", c.r.TLSSubject)
 	return nil
@@ -130,5 +133,22 @@ func (c clientFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 func putString(enc zapcore.ObjectEncoder, key, value string) {
 	if value != "" {
 		enc.AddString(key, value)
+	}
+}
+
+// putName writes a name the client chose (a channel, a user, a client
+// name), which Redis lets be any bytes. A JSON string is UTF-8, so the
+// encoder writes each byte that is not as U+FFFD, and distinct names could
+// read the same: for those names, and only those, the exact bytes follow
+// under keyB64, in standard base64. A valid name costs one scan and reads
+// exactly as it always has. Every record is encoded here, so no caller has
+// to think about it.
+func putName(enc zapcore.ObjectEncoder, key, keyB64, value string) {
+	if value == "" {
+		return
+	}
+	enc.AddString(key, value)
+	if !utf8.ValidString(value) {
+		enc.AddString(keyB64, base64.StdEncoding.EncodeToString([]byte(value)))
 	}
 }

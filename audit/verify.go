@@ -140,14 +140,15 @@ func (v *verifier) check(line []byte) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := parseEntry(line)
+	e, err := decodeEntry(line)
 	if err != nil {
 		return nil, err
 	}
 	if want := hashOf(v.key, e.Prev, canonical); !hmac.Equal([]byte(want), []byte(hash)) {
 		return e, errors.New("the hash does not match: the record was altered or forged (or the key is not the log's)")
 	}
-	return e, nil
+	// After the hash: an altered *_b64 member is reported as an alteration.
+	return e, e.exactNames()
 }
 
 // link checks that e follows the record before it.

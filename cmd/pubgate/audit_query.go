@@ -32,6 +32,10 @@ func newAuditQueryCommand() *cobra.Command {
 			"several values (repeated, or comma-separated) matches any of them. The\n" +
 			"default output is the matching lines exactly as they are in the log, for\n" +
 			"jq or for filing; --format table is for reading.\n\n" +
+			"--user and --channel match the exact bytes of the names, as the shell\n" +
+			"passes them (bash: --channel $'f1\\xff*'), also for names that are not\n" +
+			"UTF-8, which records carry in user_b64 / channel_b64. The table shows\n" +
+			"such names, and any that would not read unambiguously, Go-quoted.\n\n" +
 			"query does NOT verify the chain: a record it prints may have been altered.\n" +
 			"When the answer is evidence, run 'pubgate audit verify' over the same\n" +
 			"files first.",
@@ -59,11 +63,11 @@ func newAuditQueryCommand() *cobra.Command {
 	flags.StringVar(&fl.since, "since", "", "only records at or after this time: RFC 3339, a date (UTC), or a duration before now (24h)")
 	flags.StringVar(&fl.until, "until", "", "only records before this time: RFC 3339, a date (UTC), or a duration before now")
 	flags.StringSliceVar(&fl.tenants, "tenant", nil, "only records of these tenants")
-	flags.StringSliceVar(&fl.users, "user", nil, "only records of these users")
+	flags.StringSliceVar(&fl.users, "user", nil, "only records of these users (their exact bytes)")
 	flags.StringSliceVar(&fl.events, "event", nil, "only these events: "+audit.Names(audit.Events))
 	flags.StringSliceVar(&fl.outcomes, "outcome", nil, "only these outcomes: "+audit.Names(audit.Outcomes))
 	flags.StringSliceVar(&fl.actions, "action", nil, "only these actions (subscribe, publish, …)")
-	flags.StringVar(&fl.channel, "channel", "", "only records of channels matching this Redis glob (orders.*)")
+	flags.StringVar(&fl.channel, "channel", "", "only records of channels matching this Redis glob (orders.*), on their exact bytes")
 	flags.StringVar(&fl.client, "client", "", "only records of this client address: host:port, or host for all its connections")
 	flags.StringVar(&fl.format, "format", "json", "output: json (the log's own lines) or table")
 	flags.BoolVar(&fl.count, "count", false, "print only the number of matching records")

@@ -211,3 +211,73 @@ func TestAuditQueryReportsACutLine(t *testing.T) {
 		t.Errorf("a partial count was printed: %q", out)
 	}
 }
+
+// TestAuditQueryExactNames: two channels that are not UTF-8 read the same
+// as JSON strings ("f1\ufffd\ufffd"); --channel and --user, given bytes
+// as a shell passes them, select each exactly, and the table tells them
+// apart.
+func TestAuditQueryExactNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	file, err := audit.OpenFile(audit.FileOptions{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("a key of at least thirty-two bytes, for tests")
+	l, err := audit.New(audit.Options{Key: key, File: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []audit.Record{
+		{Time: time.Now(), Event: audit.EventAuthz, Outcome: audit.Deny, Tenant: "acme", User: "bob\xff",
+			ClientID: 1, ClientAddr: "10.0.0.5:4000", Action: "publish", Channel: "f1\xff\xfe"},
+		{Time: time.Now(), Event: audit.EventAuthz, Outcome: audit.Allow, Tenant: "acme", User: "alice",
+			ClientID: 2, ClientAddr: "10.0.0.5:4001", Action: "publish", Channel: "f1\xe2\x82"},
+	} {
+		if err := l.Record(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := strings.SplitAfter(string(data), "\n")
+
+	cases := []struct {
+		args []string
+		want string // the one line printed
+	}{
+		{[]string{"--channel", "f1\xff*"}, ls[1]},
+		{[]string{"--channel", "f1\xff\xfe"}, ls[1]},
+		{[]string{"--channel", "f1\xe2\x82"}, ls[2]},
+		{[]string{"--user", "bob\xff"}, ls[1]},
+		{[]string{"--channel", "f1\ufffd\ufffd"}, ""}, // the lossy string names neither
+	}
+	for _, c := range cases {
+		code, out, errOut := runCLI(t, "", append(append([]string{"audit", "query"}, c.args...), path)...)
+		if code != 0 || out != c.want {
+			t.Errorf("%q: exit %d, %q, want %q (%s)", c.args, code, out, c.want, errOut)
+		}
+	}
+	if !strings.Contains(ls[1], `"channel_b64":"ZjH//g=="`) || !strings.Contains(ls[2], `"channel_b64":"ZjHigg=="`) {
+		t.Errorf("records lack channel_b64:\n%s", data)
+	}
+
+	code, out, errOut := runCLI(t, "", "audit", "query", "--format", "table", "--event", "authz", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	rows := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(rows) != 3 {
+		t.Fatalf("table:\n%s", out)
+	}
+	for i, want := range [][]string{{`"bob\xff"`, `"f1\xff\xfe"`}, {"alice", `"f1\xe2\x82"`}} {
+		f := strings.Fields(rows[i+1])
+		if f[5] != want[0] || f[8] != want[1] {
+			t.Errorf("row %q: user %s, channel %s; want %s, %s", rows[i+1], f[5], f[8], want[0], want[1])
+		}
+	}
+}
