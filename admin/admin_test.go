@@ -35,6 +35,7 @@ func (f *fixture) sources() Sources {
 		Proxy: func() proxy.ServerStats {
 			return proxy.ServerStats{
 				Clients: 3, Accepted: 10, RefusedMaxClients: 2, UpstreamPublishErrors: 1,
+				LoginsThrottled: 6, LoginsThrottleRefused: 1,
 				UpstreamSubscriptions: proxy.SubscriptionCounts{Channel: 1, Pattern: 1},
 				Unauthenticated:       proxy.TenantStats{Connections: 1},
 				Tenants: []proxy.TenantStats{{
@@ -129,6 +130,10 @@ pubgate_authz_decisions_total{action="publish",outcome="deny",tenant="acme"} 1
 # HELP pubgate_connections_refused_total Client connections refused before their session started, by reason (max_clients: limits.max_clients).
 # TYPE pubgate_connections_refused_total counter
 pubgate_connections_refused_total{reason="max_clients"} 2
+# HELP pubgate_login_throttled_total Logins the failed-login throttle held back, by result: delayed (after repeated failures, then checked) or refused (no turn before the login deadline).
+# TYPE pubgate_login_throttled_total counter
+pubgate_login_throttled_total{result="delayed"} 6
+pubgate_login_throttled_total{result="refused"} 1
 # HELP pubgate_upstream_up Whether the upstream engine is reachable (1) or not (0).
 # TYPE pubgate_upstream_up gauge
 pubgate_upstream_up 1
@@ -149,7 +154,7 @@ pubgate_policy_revision_info{revision="abc123"} 1
 pubgate_policy_reloads_total{result="applied"} 2
 pubgate_policy_reloads_total{result="refused"} 1
 `
-	names := []string{"pubgate_connections", "pubgate_subscriptions", "pubgate_authz_decisions_total", "pubgate_connections_refused_total",
+	names := []string{"pubgate_connections", "pubgate_subscriptions", "pubgate_authz_decisions_total", "pubgate_connections_refused_total", "pubgate_login_throttled_total",
 		"pubgate_upstream_up", "pubgate_draining", "pubgate_audit_records_written_total", "pubgate_audit_failing", "pubgate_policy_revision_info", "pubgate_policy_reloads_total"}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(expected), names...); err != nil {
 		t.Fatal(err)

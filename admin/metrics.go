@@ -42,6 +42,8 @@ var (
 		"Client connections accepted.", nil, nil)
 	descRefused = prometheus.NewDesc("pubgate_connections_refused_total",
 		"Client connections refused before their session started, by reason (max_clients: limits.max_clients).", []string{"reason"}, nil)
+	descLoginThrottled = prometheus.NewDesc("pubgate_login_throttled_total",
+		"Logins the failed-login throttle held back, by result: delayed (after repeated failures, then checked) or refused (no turn before the login deadline).", []string{"result"}, nil)
 	descSubscriptions = prometheus.NewDesc("pubgate_subscriptions",
 		"Subscriptions held by clients now, by tenant and kind (channel, pattern, shard).", []string{"tenant", "kind"}, nil)
 	descUpstreamSubscriptions = prometheus.NewDesc("pubgate_upstream_subscriptions",
@@ -107,7 +109,7 @@ func NewCollector(src Sources) *Collector { return &Collector{src: src} }
 // Describe sends every metric the collector may produce.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descConnections, descAccepted, descRefused, descSubscriptions, descUpstreamSubscriptions,
+		descConnections, descAccepted, descRefused, descLoginThrottled, descSubscriptions, descUpstreamSubscriptions,
 		descPublished, descPublishedBytes, descPublishFailures, descDelivered, descDeliveredBytes,
 		descDecisions, descSlow, descUpstreamUp, descUpstreamState, descUpstreamPublishErrors,
 		descPolicyHits, descPolicyMisses, descPolicyErrors, descPolicyReloads, descPolicyRevision,
@@ -135,6 +137,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		st := c.src.Proxy()
 		counter(descAccepted, st.Accepted)
 		counter(descRefused, st.RefusedMaxClients, "max_clients")
+		counter(descLoginThrottled, st.LoginsThrottled, "delayed")
+		counter(descLoginThrottled, st.LoginsThrottleRefused, "refused")
 		counter(descUpstreamPublishErrors, st.UpstreamPublishErrors)
 		subscriptions(gauge, descUpstreamSubscriptions, st.UpstreamSubscriptions)
 		gauge(descConnections, float64(st.Unauthenticated.Connections), UnauthenticatedTenant)

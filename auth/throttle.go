@@ -2,115 +2,369 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"sync"
 	"time"
 )
 
-// Throttle limits failed logins per client address: after MaxFailures
-// failures within Window, the address is locked out for Lockout, and its
-// logins are refused without checking a password (sparing the CPU that a
-// bcrypt comparison costs). Only the offending address is affected.
-// Failures expire with their window only: a successful login does not reset
-// them, or an attacker holding one account could guess at the others.
+// Throttle slows password guessing down without locking anyone out. It
+// counts failed logins under two keys: the (client address, user) pair and
+// the user, whatever the address. Once a key has had MaxFailures failures
+// within Window, the attempts under it take turns: one password check at a
+// time, none starting sooner than the key's delay after its last failure.
+// The delay starts at 100ms and doubles with every further failure, up to
+// MaxDelay. No attempt is refused for the failures, correct passwords
+// included: the only refusal is an attempt whose context (the login
+// deadline) ends before its turn. So a key allows a guesser, however many
+// connections it opens, MaxFailures quick checks and then one check per
+// delay (plus one after each successful login under the key, which needs
+// the password).
+//
+// Other users at the same address are not affected. A user guessed at
+// from many addresses is slowed down everywhere (the per-user key), but its
+// turns go first to the attempts from addresses with the fewest failures
+// for that user, so a client with a clean record waits about one delay.
+//
+// A throttled key is forgotten a Window after its last failure (below
+// MaxFailures, a Window after the first). A successful login does not reset
+// the counts, or an attacker holding one account could guess at others
+// from the same address.
 type Throttle struct {
-	maxFailures     int
-	window, lockout time.Duration
-	now             func() time.Time
+	maxFailures               int
+	window, maxDelay, initial time.Duration
+	maxKeys                   int
+	now                       func() time.Time
+	sleep                     func(context.Context, time.Duration) error
 
-	mu    sync.Mutex
-	addrs map[string]*failures
+	mu   sync.Mutex
+	keys map[key]*entry
+	seq  uint64 // arrival order of waiters
 }
 
-type failures struct {
-	count       int
-	pending     int       // logins being checked now, each a possible failure
-	since       time.Time // start of the counting window
-	lockedUntil time.Time
-	finished    chan struct{} // closed (and replaced) when an attempt finishes
+// ErrThrottled refuses an attempt whose context ended before its turn.
+var ErrThrottled = errors.New("auth: login throttled: no turn before the deadline")
+
+// A key is what failures are counted under: an address and a user, or a
+// user alone (anyAddr).
+type key struct {
+	addr, user string
+	anyAddr    bool
 }
 
-// maxTrackedAddrs bounds the table; when it is full, entries that no longer
-// matter are dropped, and if none can be, a new address is not tracked.
-const maxTrackedAddrs = 100_000
+type entry struct {
+	key         key
+	count       int       // failures in the window
+	since       time.Time // start of the window; once throttled, the last failure
+	lastFailure time.Time
+	pending     int       // checks let through and not done, each a possible failure
+	waiters     []*waiter // in arrival order
+}
+
+// A waiter is an attempt waiting for its turn on one key.
+type waiter struct {
+	seq uint64
+	// pair is the attempt's (address, user) entry while it waits on the
+	// user's key: the fewer failures it has, the sooner the turn. Nil on a
+	// pair's own key.
+	pair      *entry
+	turn      chan struct{} // closed when the waiter is let through (and counted in pending)
+	readyAt   time.Time     // set before turn is closed
+	throttled bool          // likewise
+}
+
+const (
+	// maxTrackedKeys bounds the table (two keys per user and address).
+	// When it is full, entries that no longer matter are dropped, then
+	// entries below the threshold (the cheapest counts to lose); if none
+	// can be, a new key goes untracked.
+	maxTrackedKeys = 100_000
+	// initialDelay is the delay of a key that has just reached MaxFailures.
+	initialDelay = 100 * time.Millisecond
+	// maxKeyedName is the longest user name kept in a key as it is; a
+	// longer one (no configured user's) is keyed by its hash, so that
+	// clients cannot fill memory with names.
+	maxKeyedName = 64
+)
 
 // NewThrottle returns a throttle; maxFailures <= 0 disables it.
-func NewThrottle(maxFailures int, window, lockout time.Duration) *Throttle {
-	return &Throttle{maxFailures: maxFailures, window: window, lockout: lockout, now: time.Now, addrs: make(map[string]*failures)}
+func NewThrottle(maxFailures int, window, maxDelay time.Duration) *Throttle {
+	return &Throttle{
+		maxFailures: maxFailures, window: window, maxDelay: maxDelay, initial: min(initialDelay, maxDelay),
+		maxKeys: maxTrackedKeys, now: time.Now, sleep: sleepCtx, keys: make(map[key]*entry),
+	}
 }
 
-// Begin starts a login attempt from addr. It refuses, with how long to
-// wait, while addr is locked out. An address has at most as many attempts
-// in progress as it may still fail, so that many connections guessing at
-// once are held to the same budget as one: beyond that, Begin waits for
-// attempts in progress to finish (a burst of reconnecting clients behind
-// one address logs in a few at a time) and refuses if ctx ends first.
-// Otherwise the caller must call done with the outcome.
-func (t *Throttle) Begin(ctx context.Context, addr string) (done func(failed bool), ok bool, retryAfter time.Duration) {
+// A Turn lets one login attempt check a password. Done must be called
+// once with the outcome.
+type Turn struct {
+	// Delay is how long the throttle held the attempt back, by its own
+	// clock: waiting for logins in progress under its keys, and for their
+	// delay after earlier failures.
+	Delay time.Duration
+	// Throttled says that earlier failures, not only other logins in
+	// progress, held the attempt back (or, with an error, would have).
+	Throttled bool
+	done      func(failed bool)
+}
+
+// Done reports the outcome: failed for wrong credentials only (an
+// authenticator that could not check is not a guess).
+func (tu Turn) Done(failed bool) {
+	if tu.done != nil {
+		tu.done(failed)
+	}
+}
+
+// Begin waits for the turn of a login attempt for user from addr (see
+// Throttle). Attempts in progress count as possible failures: a key that
+// may still fail n times lets n attempts through at once, and the others
+// wait for them to finish, so that many connections guessing at once are
+// held to the budget of one. On ErrThrottled, ctx ended first (or would
+// have before the delay ran out) and the Turn says how long it waited.
+func (t *Throttle) Begin(ctx context.Context, addr, user string) (Turn, error) {
 	if t == nil || t.maxFailures <= 0 {
-		return func(bool) {}, true, 0
+		return Turn{}, nil
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for {
-		now := t.now()
-		f := t.addrs[addr]
-		if f == nil {
-			if len(t.addrs) >= maxTrackedAddrs && !t.sweep(now) {
-				return func(bool) {}, true, 0 // table full of live entries: fail open on tracking, not on auth
-			}
-			f = &failures{since: now, finished: make(chan struct{})}
-			t.addrs[addr] = f
-		}
-		if wait := f.lockedUntil.Sub(now); wait > 0 {
-			return nil, false, wait
-		}
-		if now.Sub(f.since) > t.window {
-			f.count, f.since = 0, now
-		}
-		if f.count+f.pending < t.maxFailures {
-			f.pending++
-			return func(failed bool) { t.finish(f, failed) }, true, 0
-		}
-		finished := f.finished
-		t.mu.Unlock()
-		select {
-		case <-finished:
-			t.mu.Lock()
-		case <-ctx.Done():
-			t.mu.Lock()
-			return nil, false, time.Second // the attempts in progress took too long
-		}
+	start := t.now()
+	user = keyedName(user)
+	pair, pairReady, pairThrottled, err := t.take(ctx, key{addr: addr, user: user}, nil)
+	if err != nil {
+		return Turn{Delay: t.now().Sub(start), Throttled: pairThrottled}, err
 	}
+	usr, userReady, userThrottled, err := t.take(ctx, key{user: user, anyAddr: true}, pair)
+	if err != nil {
+		t.end([2]*entry{pair}, false)
+		return Turn{Delay: t.now().Sub(start), Throttled: pairThrottled || userThrottled}, err
+	}
+	entries := [2]*entry{pair, usr}
+	ready, now := later(pairReady, userReady), t.now()
+	throttled := pairThrottled || userThrottled || ready.After(now)
+	if ready.After(now) {
+		if deadline, ok := ctx.Deadline(); ok && ready.After(deadline) {
+			t.end(entries, false)
+			return Turn{Delay: now.Sub(start), Throttled: true}, ErrThrottled
+		}
+		if err := t.sleep(ctx, ready.Sub(now)); err != nil {
+			t.end(entries, false)
+			return Turn{Delay: t.now().Sub(start), Throttled: true}, ErrThrottled
+		}
+		now = ready
+	}
+	var once sync.Once
+	return Turn{Delay: now.Sub(start), Throttled: throttled, done: func(failed bool) {
+		once.Do(func() { t.end(entries, failed) })
+	}}, nil
 }
 
-func (t *Throttle) finish(f *failures, failed bool) {
+// take lets the attempt through key k: at once if the key admits it and
+// nobody is waiting, else when its turn comes. It returns the key's entry
+// (nil if the key is not tracked), counted in pending, the earliest time
+// the check may start, and whether failures held the attempt back.
+func (t *Throttle) take(ctx context.Context, k key, pair *entry) (e *entry, readyAt time.Time, throttled bool, err error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	f.pending--
-	close(f.finished)
-	f.finished = make(chan struct{})
-	if !failed {
-		return
-	}
 	now := t.now()
-	if now.Sub(f.since) > t.window {
-		f.count, f.since = 0, now
+	if e = t.entry(k, now); e == nil {
+		t.mu.Unlock()
+		return nil, time.Time{}, false, nil
 	}
-	f.count++
-	if f.count >= t.maxFailures {
-		f.lockedUntil = now.Add(t.lockout)
-		f.count, f.since = 0, now
+	t.expire(e, now)
+	if len(e.waiters) == 0 && t.admits(e) {
+		e.pending++
+		readyAt = t.readyAt(e)
+		t.mu.Unlock()
+		return e, readyAt, false, nil
+	}
+	t.seq++
+	w := &waiter{seq: t.seq, pair: pair, turn: make(chan struct{})}
+	e.waiters = append(e.waiters, w)
+	throttled = e.count >= t.maxFailures
+	t.mu.Unlock()
+
+	select {
+	case <-w.turn:
+		return e, w.readyAt, throttled || w.throttled, nil
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case <-w.turn: // the turn came as ctx ended: pass it on
+		t.leave(e, false, t.now())
+	default:
+		for i, x := range e.waiters {
+			if x == w {
+				e.waiters = append(e.waiters[:i], e.waiters[i+1:]...)
+				break
+			}
+		}
+		t.drop(e)
+	}
+	return nil, time.Time{}, throttled || e.count >= t.maxFailures, ErrThrottled
+}
+
+// admits tells whether an attempt may go through e now: while e may still
+// fail more times than it has attempts in progress, or, once it may not
+// (throttled), when none is in progress.
+func (t *Throttle) admits(e *entry) bool {
+	return e.pending == 0 || e.count+e.pending < t.maxFailures
+}
+
+// readyAt is when a check let through e may start: a delay after its last
+// failure once it is throttled.
+func (t *Throttle) readyAt(e *entry) time.Time {
+	if e.count < t.maxFailures {
+		return time.Time{}
+	}
+	return e.lastFailure.Add(t.delay(e.count))
+}
+
+// delay is initial after maxFailures failures, doubled for each further
+// one, at most maxDelay.
+func (t *Throttle) delay(failures int) time.Duration {
+	d := t.initial
+	for range failures - t.maxFailures {
+		if d >= t.maxDelay {
+			break
+		}
+		d *= 2
+	}
+	return min(d, t.maxDelay)
+}
+
+// end finishes a check let through entries.
+func (t *Throttle) end(entries [2]*entry, failed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	for _, e := range entries {
+		if e != nil {
+			t.leave(e, failed, now)
+		}
 	}
 }
 
-// sweep drops entries whose window and lockout are over; it reports whether
-// it freed room.
-func (t *Throttle) sweep(now time.Time) bool {
-	before := len(t.addrs)
-	for addr, f := range t.addrs {
-		if f.pending == 0 && now.Sub(f.since) > t.window && !now.Before(f.lockedUntil) {
-			delete(t.addrs, addr)
+// leave takes a check off e's pending, counts it if it failed, and lets
+// the waiters through that e now admits.
+func (t *Throttle) leave(e *entry, failed bool, now time.Time) {
+	e.pending--
+	t.expire(e, now)
+	if failed {
+		if e.count == 0 {
+			e.since = now
+		}
+		e.count++
+		e.lastFailure = now
+		if e.count >= t.maxFailures {
+			e.since = now // a throttled key is kept a window after its last failure
 		}
 	}
-	return len(t.addrs) < before
+	for len(e.waiters) > 0 && t.admits(e) {
+		i := t.next(e)
+		w := e.waiters[i]
+		e.waiters = append(e.waiters[:i], e.waiters[i+1:]...)
+		e.pending++
+		w.readyAt, w.throttled = t.readyAt(e), e.count >= t.maxFailures
+		close(w.turn)
+	}
+	t.drop(e)
+}
+
+// next is the waiter whose turn it is: the one whose (address, user) has
+// the fewest failures, the earliest among equals.
+func (t *Throttle) next(e *entry) int {
+	best := 0
+	for i, w := range e.waiters {
+		if w.pair.failures() < e.waiters[best].pair.failures() {
+			best = i
+		}
+	}
+	return best
+}
+
+func (e *entry) failures() int {
+	if e == nil {
+		return 0 // not tracked
+	}
+	return e.count
+}
+
+// expire forgets e's failures once its window is over.
+func (t *Throttle) expire(e *entry, now time.Time) {
+	if e.count > 0 && now.Sub(e.since) > t.window {
+		e.count = 0
+	}
+}
+
+// drop removes e from the table when it holds nothing worth keeping.
+func (t *Throttle) drop(e *entry) {
+	if e.count == 0 && idle(e) && t.keys[e.key] == e {
+		delete(t.keys, e.key)
+	}
+}
+
+func idle(e *entry) bool { return e.pending == 0 && len(e.waiters) == 0 }
+
+// entry returns k's entry, made if need be; nil if the table is full of
+// entries that matter.
+func (t *Throttle) entry(k key, now time.Time) *entry {
+	if e := t.keys[k]; e != nil {
+		return e
+	}
+	if len(t.keys) >= t.maxKeys && !t.sweep(now) {
+		return nil // fail open on tracking, not on authentication
+	}
+	e := &entry{key: k}
+	t.keys[k] = e
+	return e
+}
+
+// sweep drops the entries whose window is over; if there are none, one
+// entry below the threshold. It reports whether it freed room.
+func (t *Throttle) sweep(now time.Time) bool {
+	before := len(t.keys)
+	for k, e := range t.keys {
+		if idle(e) && (e.count == 0 || now.Sub(e.since) > t.window) {
+			delete(t.keys, k)
+		}
+	}
+	if len(t.keys) < before {
+		return true
+	}
+	for k, e := range t.keys {
+		if idle(e) && e.count < t.maxFailures {
+			delete(t.keys, k)
+			return true
+		}
+	}
+	return false
+}
+
+// keyedName is user as a key holds it: short names as they are, long ones
+// by their hash.
+func keyedName(user string) string {
+	if len(user) <= maxKeyedName {
+		return user
+	}
+	sum := sha256.Sum256([]byte(user))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -92,7 +92,27 @@ type Listen struct {
 	// answer what they read, receive what was acknowledged, flush their
 	// output and close within it.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ProxyProtocol takes each client's address from a PROXY protocol
+	// header sent by a trusted load balancer.
+	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 }
+
+// ProxyProtocol is the PROXY protocol (v1 and v2) on the client listener,
+// off while Trusted is empty. A connection from a trusted address must
+// open with a header, and the address it names is the client's everywhere
+// (throttle, policy input, audit, logs, CLIENT LIST); a connection from any
+// other address that sends one is refused, so no client can claim an
+// address. TLS is still terminated by pubgate (HAProxy: mode tcp,
+// send-proxy-v2).
+type ProxyProtocol struct {
+	// Trusted lists the load balancers' addresses: IPs or CIDRs.
+	Trusted []string `yaml:"trusted"`
+	// HeaderTimeout bounds the wait for a trusted peer's header.
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+}
+
+// Enabled reports whether any peer is trusted to send a PROXY header.
+func (p ProxyProtocol) Enabled() bool { return len(p.Trusted) > 0 }
 
 // TLS is how the listener gets its certificate: from files, or from a
 // local CA that pubgate creates (like Caddy's "tls internal").
@@ -297,13 +317,22 @@ type Certificates struct {
 	Login string `yaml:"login"`
 }
 
-// Throttle locks out a client address after MaxFailures failed logins within
-// Window, for Lockout. MaxFailures 0 disables it.
+// Throttle slows password guessing down (auth.Throttle): once a user, or a
+// user at one client address, has had MaxFailures failed logins within
+// Window, each further login under that key waits its turn, a delay that
+// doubles per failure up to MaxDelay, before its password is checked. It
+// never refuses a login but one that gets no turn before its deadline.
+// MaxFailures 0 disables it.
 type Throttle struct {
 	MaxFailures int           `yaml:"max_failures"`
 	Window      time.Duration `yaml:"window"`
-	Lockout     time.Duration `yaml:"lockout"`
+	MaxDelay    time.Duration `yaml:"max_delay"`
 }
+
+// maxThrottleDelay bounds auth.throttle.max_delay: half the 10s a login
+// waits at most for its turn, so that a throttled login gets one even
+// behind another.
+const maxThrottleDelay = 5 * time.Second
 
 // Limits protect pubgate and other clients from one client.
 type Limits struct {
@@ -334,12 +363,13 @@ func Default() *Config {
 	return &Config{
 		Listen: Listen{
 			Address: "127.0.0.1:6380", DrainPeriod: 5 * time.Second, ShutdownTimeout: 10 * time.Second,
-			TLS: TLS{ReloadInterval: 10 * time.Second, MinVersion: "1.2"},
+			ProxyProtocol: ProxyProtocol{HeaderTimeout: 5 * time.Second},
+			TLS:           TLS{ReloadInterval: 10 * time.Second, MinVersion: "1.2"},
 		},
 		Upstream: Upstream{URL: "memory://", Timeout: 5 * time.Second, HealthInterval: time.Second},
 		Auth: Auth{
 			LoginTimeout: 10 * time.Second,
-			Throttle:     Throttle{MaxFailures: 5, Window: time.Minute, Lockout: time.Minute},
+			Throttle:     Throttle{MaxFailures: 5, Window: time.Minute, MaxDelay: 2 * time.Second},
 		},
 		Namespace: Namespace{Mode: "rewrite"},
 		Policy:    Policy{Watch: true, Timeout: 100 * time.Millisecond, CacheSize: 100000},

@@ -108,7 +108,13 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"jwt alg none", base + "auth: {jwt: {jwks_url: 'https://idp/jwks', issuer: i, audience: a, algorithms: [RS256, none]}}\n", `auth.jwt.algorithms[1]: "none" is not one of`},
 		{"jwt HMAC", base + "auth: {jwt: {jwks_url: 'https://idp/jwks', issuer: i, audience: a, algorithms: [HS256]}}\n", `auth.jwt.algorithms[0]: "HS256" is not one of`},
 		{"zero login timeout", base + "auth: {login_timeout: 0s}\n", "auth.login_timeout: must be positive"},
-		{"throttle without window", base + "auth: {throttle: {max_failures: 3, window: 0s}}\n", "auth.throttle: window and lockout must be positive"},
+		{"throttle without window", base + "auth: {throttle: {max_failures: 3, window: 0s}}\n", "auth.throttle.window: must be positive when max_failures is set"},
+		{"throttle without delay", base + "auth: {throttle: {max_failures: 3, max_delay: 0s}}\n", "auth.throttle.max_delay: must be positive when max_failures is set"},
+		{"throttle delay too long", base + "auth: {throttle: {max_delay: 6s}}\n", "auth.throttle.max_delay: must be at most 5s"},
+		{"throttle delay past the login timeout", base + "auth: {login_timeout: 2s, throttle: {max_delay: 2s}}\n", "auth.throttle.max_delay: must be less than auth.login_timeout (2s)"},
+		{"negative max_failures", base + "auth: {throttle: {max_failures: -1}}\n", "auth.throttle.max_failures: must not be negative"},
+		{"throttle lockout of old releases", base + "auth:\n  throttle:\n    max_failures: 5\n    lockout: 1m\n",
+			"auth.throttle.lockout: no longer supported (line 6): the throttle no longer locks a client out, it delays each further login; remove lockout and set auth.throttle.max_delay"},
 		{"soft above hard", base + "limits: {client_output_buffer: {hard_limit: 1KiB, soft_limit: 2KiB}}\n", "limits.client_output_buffer.soft_limit: must be positive and at most hard_limit"},
 		{"bad size", base + "limits: {max_payload_bytes: lots}\n", `"lots" is not a size`},
 		{"zero clients", base + "limits: {max_clients: 0}\n", "limits.max_clients: must be positive"},
@@ -126,6 +132,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"unknown policy key", base + "policy: {path: x}\n", "policy.path: unknown key"},
 		{"negative disconnect", "listen: {plaintext: true}\nupstream: {url: 'redis://h:1/', disconnect_clients_after: -1s}\ntenants: {acme: {}}\n", "upstream.disconnect_clients_after: must not be negative"},
 		{"negative drain", "listen: {plaintext: true, drain_period: -1s}\ntenants: {acme: {}}\n", "listen.drain_period: must not be negative"},
+		{"proxy protocol peer", "listen: {plaintext: true, proxy_protocol: {trusted: [10.0.0.0/8, haproxy]}}\ntenants: {acme: {}}\n", `listen.proxy_protocol.trusted[1]: "haproxy" is neither an IP address nor a CIDR range`},
+		{"proxy protocol timeout", "listen: {plaintext: true, proxy_protocol: {trusted: [127.0.0.1], header_timeout: 0s}}\ntenants: {acme: {}}\n", "listen.proxy_protocol.header_timeout: must be positive"},
 		{"negative quota", "listen: {plaintext: true}\ntenants:\n  acme: {quotas: {max_connections: -1}}\n", "tenants.acme.quotas.max_connections: must not be negative"},
 		{"negative rate", "listen: {plaintext: true}\ntenants:\n  acme: {quotas: {publish_rate: {messages: -5}}}\n", "tenants.acme.quotas.publish_rate.messages: must not be negative"},
 		{"unknown quota", "listen: {plaintext: true}\ntenants:\n  acme: {quotas: {max_conns: 1}}\n", "tenants.acme.quotas.max_conns: unknown key"},
@@ -276,5 +284,26 @@ func TestUpstreamDeployments(t *testing.T) {
 		if got := c.Upstream.Describe(); got != tc.describe {
 			t.Errorf("%q: describe %q, want %q", tc.yaml, got, tc.describe)
 		}
+	}
+}
+
+func TestThrottleDefaultsAndSummary(t *testing.T) {
+	c, err := Parse([]byte("tenants: {acme: {}}\nlisten: {plaintext: true}\nauth: {throttle: {max_failures: 3}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if th := c.Auth.Throttle; th.MaxFailures != 3 || th.Window != time.Minute || th.MaxDelay != 2*time.Second {
+		t.Fatalf("throttle defaults: %+v", th)
+	}
+	want := "auth:     login within 10s; after 3 failed logins in 1m0s for a user (or a user at one address), further logins wait their turn, up to 2s apart\n"
+	if s := c.Summary(); !strings.Contains(s, want) {
+		t.Errorf("summary lacks %q:\n%s", want, s)
+	}
+	c, err = Parse([]byte("tenants: {acme: {}}\nlisten: {plaintext: true}\nauth: {throttle: {max_failures: 0, max_delay: 0s}}\n"))
+	if err != nil {
+		t.Fatalf("a disabled throttle needs no delay: %v", err)
+	}
+	if s := c.Summary(); !strings.Contains(s, "failed logins are not throttled") {
+		t.Errorf("summary of a disabled throttle:\n%s", s)
 	}
 }

@@ -100,6 +100,13 @@ func parse(data []byte, dir string) (*Config, error) {
 	return c, nil
 }
 
+// removedKeys are keys of earlier releases, with what to do instead: like
+// any unknown key they are errors, but ones that say so.
+var removedKeys = map[string]string{
+	"auth.throttle.lockout": "the throttle no longer locks a client out, it delays each further login; " +
+		"remove lockout and set auth.throttle.max_delay (default 2s) instead",
+}
+
 // checkKeys walks a YAML node beside the Go type it decodes into and reports
 // every key the type does not have, by its full dotted path.
 func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
@@ -121,7 +128,12 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			key, val := n.Content[i], n.Content[i+1]
 			ft, ok := fields[key.Value]
 			if !ok {
-				errs = append(errs, fmt.Errorf("%s: unknown key (line %d)", join(path, key.Value), key.Line))
+				k := join(path, key.Value)
+				if hint, removed := removedKeys[k]; removed {
+					errs = append(errs, fmt.Errorf("%s: no longer supported (line %d): %s", k, key.Line, hint))
+				} else {
+					errs = append(errs, fmt.Errorf("%s: unknown key (line %d)", k, key.Line))
+				}
 				continue
 			}
 			errs = append(errs, checkKeys(val, ft, join(path, key.Value)))

@@ -42,8 +42,8 @@ func (c *Config) Summary() string {
 		fmt.Fprintf(&b, "  %-16s tenant %s, roles [%s]\n", name, u.Tenant, strings.Join(u.Roles, ", "))
 	}
 	if th := c.Auth.Throttle; th.MaxFailures > 0 {
-		fmt.Fprintf(&b, "auth:     login within %s; %d failed logins in %s lock an address out for %s\n",
-			c.Auth.LoginTimeout, th.MaxFailures, th.Window, th.Lockout)
+		fmt.Fprintf(&b, "auth:     login within %s; after %d failed logins in %s for a user (or a user at one address), "+
+			"further logins wait their turn, up to %s apart\n", c.Auth.LoginTimeout, th.MaxFailures, th.Window, th.MaxDelay)
 	} else {
 		fmt.Fprintf(&b, "auth:     login within %s; failed logins are not throttled\n", c.Auth.LoginTimeout)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -34,6 +35,7 @@ func (c *Config) Validate() error {
 	if c.Listen.ShutdownTimeout < 0 {
 		add("listen.shutdown_timeout", "must not be negative")
 	}
+	c.validateProxyProtocol(add)
 	c.validateTLS(add)
 	c.validateUpstream(add)
 	c.validateTenants(add)
@@ -335,8 +337,18 @@ func (c *Config) validateUsers(add addFunc) {
 	}
 	if th := c.Auth.Throttle; th.MaxFailures < 0 {
 		add("auth.throttle.max_failures", "must not be negative (0 disables the throttle)")
-	} else if th.MaxFailures > 0 && (th.Window <= 0 || th.Lockout <= 0) {
-		add("auth.throttle", "window and lockout must be positive when max_failures is set")
+	} else if th.MaxFailures > 0 {
+		if th.Window <= 0 {
+			add("auth.throttle.window", "must be positive when max_failures is set")
+		}
+		switch {
+		case th.MaxDelay <= 0:
+			add("auth.throttle.max_delay", "must be positive when max_failures is set")
+		case th.MaxDelay > maxThrottleDelay:
+			add("auth.throttle.max_delay", "must be at most %s: a login waits at most 10s for its turn", maxThrottleDelay)
+		case c.Auth.LoginTimeout > 0 && th.MaxDelay >= c.Auth.LoginTimeout:
+			add("auth.throttle.max_delay", "must be less than auth.login_timeout (%s), or a throttled login never gets its turn", c.Auth.LoginTimeout)
+		}
 	}
 	if cert := c.Auth.Certificates; cert != nil {
 		if c.Listen.TLS.ClientCAFile == "" || c.Listen.TLS.ClientAuth == "none" {
@@ -416,3 +428,18 @@ func (c *Config) validateLimits(add addFunc) {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+func (c *Config) validateProxyProtocol(add func(key, format string, args ...any)) {
+	p := c.Listen.ProxyProtocol
+	for i, t := range p.Trusted {
+		if _, err := netip.ParsePrefix(t); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(t); err != nil {
+			add(fmt.Sprintf("listen.proxy_protocol.trusted[%d]", i), "%q is neither an IP address nor a CIDR range", t)
+		}
+	}
+	if p.HeaderTimeout <= 0 {
+		add("listen.proxy_protocol.header_timeout", "must be positive")
+	}
+}

@@ -35,43 +35,65 @@ func (s *session) cmdAuth(args [][]byte) {
 }
 
 // authenticate binds the session to the user's identity, or writes the
-// error reply and keeps the previous identity.
+// error reply and keeps the previous identity. The failed-login throttle
+// may make it wait for its turn first (auth.Throttle), until the login
+// deadline at most.
 func (s *session) authenticate(user, password string) bool {
-	host := clientHost(s.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	deadline := loginDeadline
+	if lt := s.srv.loginTimeout; lt > 0 && lt < deadline {
+		deadline = lt // the connection would be closed by then anyway
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	done, ok, wait := s.srv.throttle.Begin(ctx, host)
-	if !ok {
-		s.logger().Info("login refused: address locked out after failed logins", zap.String("user", user))
-		s.recordAuthFailure(user, "address locked out after failed logins")
-		s.writeErrorf("ERR pubgate: too many failed logins from %s; try again in %s", host, wait.Round(time.Second))
+	turn, err := s.srv.throttle.Begin(ctx, clientHost(s.addr), user)
+	if err != nil {
+		why := "too many logins for this user at once"
+		if turn.Throttled {
+			why = "repeated failed logins for this user"
+		}
+		s.srv.stats.loginsThrottleRefused.Add(1)
+		s.logger().Info("login refused: no turn at the failed-login throttle before the deadline",
+			zap.String("user", user), zap.String("why", why), zap.Duration("waited", turn.Delay))
+		s.recordAuthFailure(user, fmt.Sprintf("throttled: no turn within %s (%s)", deadline, why))
+		s.writeErrorf("ERR pubgate: login throttled (%s): no turn within %s; try again", why, deadline)
 		return false
 	}
+	var throttled string // why the login waited, for its audit record
+	if turn.Throttled {
+		s.srv.stats.loginsThrottled.Add(1)
+		throttled = fmt.Sprintf("throttled %s after repeated failures", turn.Delay.Round(time.Millisecond))
+	}
+	withThrottle := func(reason string) string {
+		if throttled == "" {
+			return reason
+		}
+		return reason + "; " + throttled
+	}
 	id, err := s.srv.auth.Authenticate(ctx, auth.Credentials{Username: user, Password: password})
-	done(errors.Is(err, auth.ErrInvalidCredentials))
+	turn.Done(errors.Is(err, auth.ErrInvalidCredentials))
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		s.logger().Info("authentication failed", zap.String("user", user))
-		s.recordAuthFailure(user, "invalid credentials")
+		s.recordAuthFailure(user, withThrottle("invalid credentials"))
 		s.writeError("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
 	case err != nil:
 		s.logger().Error("authentication unavailable", zap.String("user", user), zap.Error(err))
-		s.recordAuthFailure(user, "authentication unavailable: "+err.Error())
+		s.recordAuthFailure(user, withThrottle("authentication unavailable: "+err.Error()))
 		s.writeError("ERR pubgate: authentication is unavailable, try again later")
 		return false
 	}
 	if !s.admits(id.Tenant) {
-		_ = s.recordLogin(id, audit.Failure, "the client certificate is of another tenant", "")
+		_ = s.recordLogin(id, audit.Failure, withThrottle("the client certificate is of another tenant"), "")
 		s.writeErrorf("ERR pubgate: the client certificate is of tenant %s; AUTH as a user of tenant %s refused", s.cert.Tenant, id.Tenant)
 		return false
 	}
 	if s.subscriptionCount() > 0 && (s.tenant == nil || id.Tenant != s.tenant.name) {
-		_ = s.recordLogin(id, audit.Failure, "cannot switch to another tenant while subscribed", "")
+		_ = s.recordLogin(id, audit.Failure, withThrottle("cannot switch to another tenant while subscribed"), "")
 		s.writeError("ERR pubgate: cannot switch to another tenant while subscribed; UNSUBSCRIBE or RESET first")
 		return false
 	}
-	if refusal := s.login(id); refusal != "" {
+	if refusal := s.loginNoting(id, throttled); refusal != "" {
 		s.writeError(refusal)
 		return false
 	}
@@ -79,7 +101,11 @@ func (s *session) authenticate(user, password string) bool {
 	return true
 }
 
-// clientHost is the address part of host:port, the unit of throttling.
+// loginDeadline bounds one AUTH: its turn at the throttle and the check.
+const loginDeadline = 10 * time.Second
+
+// clientHost is the address part of host:port, which the throttle counts
+// failures under (with the user).
 func clientHost(addr string) string {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -41,6 +41,13 @@ func startProxy(t testing.TB, broker upstream.Broker, adjust func(*Options)) *te
 // startProxyTLS is startProxy with a TLS listener when tlsConfig is set.
 func startProxyTLS(t testing.TB, broker upstream.Broker, tlsConfig *tls.Config, adjust func(*Options)) *testEnv {
 	t.Helper()
+	return startProxyOn(t, nil, broker, tlsConfig, adjust)
+}
+
+// startProxyOn is startProxyTLS whose TCP listener is wrapped by wrap, if
+// set (PROXY protocol).
+func startProxyOn(t testing.TB, wrap func(net.Listener) net.Listener, broker upstream.Broker, tlsConfig *tls.Config, adjust func(*Options)) *testEnv {
+	t.Helper()
 	if broker == nil {
 		broker = upstream.NewMemory()
 	}
@@ -69,6 +76,9 @@ func startProxyTLS(t testing.TB, broker upstream.Broker, tlsConfig *tls.Config, 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)

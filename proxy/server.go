@@ -40,7 +40,7 @@ type Options struct {
 	AuditLevels  audit.Levels
 	DefaultUser  *auth.Identity // bound to connections before AUTH; nil: AUTH required
 	LoginTimeout time.Duration  // unauthenticated connections are closed after it; 0: never
-	Throttle     *auth.Throttle // failed-login throttle per client address; nil: none
+	Throttle     *auth.Throttle // failed-login throttle per user and per address and user; nil: none
 	// CertificateIdentity maps a verified client certificate to an identity
 	// (nil: certificates are not identities). With CertificateLogin the
 	// certificate alone authenticates; either way, every AUTH on the
@@ -90,6 +90,7 @@ type Server struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	sessions map[*session]struct{}
+	arriving int           // connections accepted whose session is not made yet
 	closing  bool          // no more clients are accepted (shutdown.go)
 	emptied  chan struct{} // closed once closing and no session is left
 	wg       sync.WaitGroup
@@ -164,33 +165,67 @@ func (s *Server) Serve(ln net.Listener) error {
 
 func (s *Server) accept(conn net.Conn) {
 	s.mu.Lock()
-	if s.closing || len(s.sessions) >= s.limits.MaxClients {
+	if s.closing || len(s.sessions)+s.arriving >= s.limits.MaxClients {
 		full := !s.closing
 		s.mu.Unlock()
 		if full {
-			s.stats.refusedMaxClients.Add(1)
-			s.log.Warn("refusing client: limits.max_clients reached", zap.String("addr", conn.RemoteAddr().String()))
-			_ = s.audit.Record(audit.Record{Time: time.Now(), Event: audit.EventConnect, Outcome: audit.Failure,
-				ClientAddr: conn.RemoteAddr().String(), Reason: "limits.max_clients reached"})
-			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = conn.Write([]byte("-ERR max number of clients reached\r\n"))
+			go s.refuseFull(conn) // its write may wait for a TLS handshake
+		} else {
+			_ = conn.Close()
 		}
-		_ = conn.Close()
 		return
 	}
-	sess := newSession(s, s.nextID.Add(1), conn)
-	s.sessions[sess] = struct{}{}
-	s.stats.accepted.Add(1)
+	s.arriving++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
+		sess := s.arrive(conn)
+		if sess == nil {
+			return
+		}
 		sess.serve()
 		s.mu.Lock()
 		delete(s.sessions, sess)
 		s.noteIfEmptyLocked()
 		s.mu.Unlock()
 	}()
+}
+
+// refuseFull turns a client away at limits.max_clients.
+func (s *Server) refuseFull(conn net.Conn) {
+	addr := socketAddr(conn).String()
+	s.stats.refusedMaxClients.Add(1)
+	s.log.Warn("refusing client: limits.max_clients reached", zap.String("addr", addr))
+	_ = s.audit.Record(audit.Record{Time: time.Now(), Event: audit.EventConnect, Outcome: audit.Failure,
+		ClientAddr: addr, Reason: "limits.max_clients reached"})
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = conn.Write([]byte("-ERR max number of clients reached\r\n"))
+	_ = conn.Close()
+}
+
+// arrive learns the client's address, from its PROXY protocol header where
+// the listener takes one, and registers its session; it returns nil for a
+// connection refused for its header, or arriving during shutdown.
+func (s *Server) arrive(conn net.Conn) *session {
+	addr, err := peerAddress(conn)
+	if err != nil {
+		peer := socketAddr(conn).String()
+		s.log.Warn("refusing connection", zap.String("addr", peer), zap.Error(err))
+		_ = s.audit.Record(audit.Record{Time: time.Now(), Event: audit.EventConnect, Outcome: audit.Failure,
+			ClientAddr: peer, Reason: err.Error()})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.arriving--
+	if err != nil || s.closing {
+		_ = conn.Close()
+		return nil
+	}
+	sess := newSession(s, s.nextID.Add(1), conn, addr)
+	s.sessions[sess] = struct{}{}
+	s.stats.accepted.Add(1)
+	return sess
 }
 
 func (s *Server) isClosing() bool {

@@ -73,9 +73,10 @@ type session struct {
 	pubNames    map[string]publishName // see publishNames
 }
 
-func newSession(srv *Server, id int64, conn net.Conn) *session {
+// newSession serves conn, whose client is at addr (see peerAddress).
+func newSession(srv *Server, id int64, conn net.Conn, addr string) *session {
 	s := &session{
-		srv: srv, id: id, conn: conn, addr: conn.RemoteAddr().String(), created: time.Now(),
+		srv: srv, id: id, conn: conn, addr: addr, created: time.Now(),
 		parked: make(chan struct{}),
 	}
 	s.in = newRequestReader(conn, srv.maxQueryBytes)
@@ -245,11 +246,8 @@ func (s *session) overflow(reason string) {
 	s.forceEnd("slow consumer: " + reason)
 	s.slowConsumer.Store(true)
 	s.srv.slowDisconnects.Add(1)
-	conn := s.conn
-	if tc, ok := conn.(*tls.Conn); ok {
-		conn = tc.NetConn()
-	}
-	if tc, ok := conn.(*net.TCPConn); ok {
+	conn := netConn(s.conn)
+	if tc, ok := socketConn(conn).(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
 	_ = conn.Close()

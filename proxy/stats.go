@@ -24,6 +24,11 @@ type ServerStats struct {
 	// UpstreamPublishErrors counts PUBLISH pipelines (or single
 	// publications in one) that the engine did not take.
 	UpstreamPublishErrors int64
+	// LoginsThrottled counts logins the failed-login throttle held back
+	// after repeated failures and then let check their password;
+	// LoginsThrottleRefused those it refused, their turn not come before
+	// their deadline.
+	LoginsThrottled, LoginsThrottleRefused int64
 	// Tenants has one entry per configured tenant, sorted by name.
 	Tenants []TenantStats
 	// Unauthenticated holds what belongs to no tenant: connections not
@@ -69,6 +74,8 @@ type serverStats struct {
 	accepted, refusedMaxClients atomic.Int64
 	unauthenticatedSlow         atomic.Int64
 	upstreamPublishErrors       atomic.Int64
+	loginsThrottled             atomic.Int64
+	loginsThrottleRefused       atomic.Int64
 }
 
 // tenantStats are a tenant's counters. The message counters are added to
@@ -178,6 +185,8 @@ func (srv *Server) Stats() ServerStats {
 		Accepted:              srv.stats.accepted.Load(),
 		RefusedMaxClients:     srv.stats.refusedMaxClients.Load(),
 		UpstreamPublishErrors: srv.stats.upstreamPublishErrors.Load(),
+		LoginsThrottled:       srv.stats.loginsThrottled.Load(),
+		LoginsThrottleRefused: srv.stats.loginsThrottleRefused.Load(),
 		UpstreamSubscriptions: srv.hub.held(),
 	}
 	var loggedIn int64

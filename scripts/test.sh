@@ -2,8 +2,8 @@
 # Runs pubgate's whole test suite, first installing what the tests need when
 # it is missing: gcc (for -race), redis-server (also run as Sentinel, with
 # --sentinel, so no redis-sentinel package) and redis-cli (which creates the
-# test clusters), Debian's python3-redis, Node.js with npm, and the ioredis
-# example's packages.
+# test clusters), Debian's python3-redis, Node.js with npm, the ioredis
+# example's packages, and HAProxy (the load balancer in front of two nodes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ command -v redis-cli >/dev/null || missing+=(redis-tools)
 /usr/bin/python3 -c 'import redis' 2>/dev/null || missing+=(python3-redis)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+command -v haproxy >/dev/null || missing+=(haproxy)
 if ((${#missing[@]})); then
 	echo "installing test dependencies: ${missing[*]}"
 	sudo=""

@@ -175,6 +175,12 @@ func listen(l config.Listen, log *zap.Logger) (net.Listener, *ptls.Source, error
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen: %w", err)
 	}
+	if l.ProxyProtocol.Enabled() {
+		if ln, err = proxy.ProxyProtocolListener(ln, l.ProxyProtocol); err != nil {
+			return nil, nil, err
+		}
+		log.Info("client addresses from PROXY protocol headers", zap.Strings("trusted", l.ProxyProtocol.Trusted))
+	}
 	if l.Plaintext {
 		log.Warn("serving without TLS (listen.plaintext: true): credentials and messages cross the network in clear")
 		return ln, nil, nil
@@ -281,7 +287,7 @@ func newProxy(ctx context.Context, cfg *config.Config, passwords *auth.Passwords
 		Limits:              cfg.Limits, Tenants: cfg.Tenants, Namespace: cfg.Namespace,
 		Broker: broker, Auth: authenticator, Users: passwords.Lookup, Authorizer: authz, Audit: auditor, AuditLevels: cfg.Audit.AuditLevels(),
 		DefaultUser: defaultUser, UpstreamTimeout: cfg.Upstream.Timeout, LoginTimeout: cfg.Auth.LoginTimeout,
-		Throttle:     auth.NewThrottle(cfg.Auth.Throttle.MaxFailures, cfg.Auth.Throttle.Window, cfg.Auth.Throttle.Lockout),
+		Throttle:     auth.NewThrottle(cfg.Auth.Throttle.MaxFailures, cfg.Auth.Throttle.Window, cfg.Auth.Throttle.MaxDelay),
 		DrainTimeout: cfg.Listen.ShutdownTimeout, Version: buildVersion(), Logger: log,
 	})
 }
