@@ -93,6 +93,7 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 			entries[fresh[i].clientName] = e
 		}
 		s.countSubscriptions(kind, len(fresh))
+		s.showSubscriptions(kind, len(s.subs[kind])+len(fresh)) // before the first confirmation goes out
 	}
 	verb := subscribeVerb[kind]
 	for _, n := range names {
@@ -198,6 +199,7 @@ func (s *session) confirmUnsubscribed(kind upstream.Kind, confirms []unsubscribe
 // session any more.
 func (s *session) dropSubscription(kind upstream.Kind, name string, mb *membership) *entry {
 	delete(s.subs[kind], name)
+	s.showSubscriptions(kind, len(s.subs[kind]))
 	mb.detach()
 	return mb.e
 }

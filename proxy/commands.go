@@ -21,6 +21,9 @@ type command struct {
 	kind    upstream.Kind
 	flags   []string // reported by COMMAND
 	run     func(s *session, args [][]byte)
+	// subcommands are the full names of a container command's
+	// subcommands (client|list), for CLIENT LIST.
+	subcommands map[string]*string
 }
 
 // commands is pubgate's whole client surface; everything else is refused
@@ -49,6 +52,7 @@ func init() {
 		{name: "spublish", arity: 3, publish: true, kind: upstream.KindShard, flags: []string{"pubsub", "loading", "stale", "fast"}, run: (*session).cmdPublish},
 		{name: "pubsub", arity: -2, flags: []string{"pubsub", "loading", "stale"}, run: (*session).cmdPubsub},
 	} {
+		c.subcommands = subcommandNames[c.name]
 		commands[c.name] = c
 	}
 }
@@ -87,6 +91,7 @@ func (s *session) handle(args [][]byte) {
 		return
 	}
 	cmd := lookup(args[0])
+	s.noteCommand(cmd, args)
 	mute := s.replyOff || s.skipNext
 	s.skipNext = false
 	refusal := s.refusal(cmd, args)
@@ -100,6 +105,7 @@ func (s *session) handle(args [][]byte) {
 		return
 	}
 	cmd.run(s, args)
+	s.showCommandEffects()
 }
 
 // refusal is the error reply a command gets before it runs, if any.

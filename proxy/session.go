@@ -71,6 +71,14 @@ type session struct {
 	pending     []upstream.Publication
 	pendingMute []bool
 	pubNames    map[string]publishName // see publishNames
+
+	// view is what other connections' CLIENT LIST and KILL see of this
+	// one; shown is the reader's copy of what it last put there, lastCmd
+	// the last command noted, ran whether one ran since (cmd_client.go).
+	view    clientView
+	shown   clientFields
+	lastCmd *string
+	ran     bool
 }
 
 // newSession serves conn, whose client is at addr (see peerAddress).
@@ -422,6 +430,7 @@ func isDisconnect(err error) bool {
 // were written in, to the outbox. It reports false once the outbox refuses
 // them (the client is being disconnected).
 func (s *session) flushReplies() bool {
+	s.showClient()
 	if len(s.reply) == 0 && s.proto == s.sentProto {
 		return true
 	}

@@ -98,7 +98,7 @@ func readFrame(r *bufio.Reader) (string, error) {
 		return ":" + body, nil
 	case '_':
 		return "nil", nil
-	case '$':
+	case '$', '=': // a RESP3 verbatim string renders as a bulk one, without its format
 		n, _ := strconv.Atoi(body)
 		if n < 0 {
 			return "nil", nil
@@ -107,7 +107,11 @@ func readFrame(r *bufio.Reader) (string, error) {
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return "", err
 		}
-		return strconv.Quote(string(buf[:n])), nil
+		text := buf[:n]
+		if line[0] == '=' && len(text) >= 4 {
+			text = text[4:]
+		}
+		return strconv.Quote(string(text)), nil
 	case '*', '>', '~', '%':
 		n, _ := strconv.Atoi(body)
 		if n < 0 {
