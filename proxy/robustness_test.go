@@ -21,10 +21,10 @@ func TestMalformedInput(t *testing.T) {
 		"bad multibulk length": {"*x\r\n", "-ERR Protocol error: invalid multibulk length"},
 		"bad bulk length":      {"*1\r\n$x\r\n", "-ERR Protocol error: invalid bulk length"},
 		"not a bulk":           {"*1\r\n+PING\r\n", "-ERR Protocol error: expected '$', got '+'"},
-		"overflowing length":   {"*1\r\n$9223372036854775806\r\nab\r\n", "-ERR Protocol error: malformed request"},
+		"overflowing length":   {"*1\r\n$9223372036854775806\r\nab\r\n", "-ERR Protocol error: invalid bulk length"},
 		"unbalanced quotes":    {"ECHO \"abc\r\n", "-ERR Protocol error: unbalanced quotes in request"},
-		"oversized bulk":       {"*2\r\n$4\r\nECHO\r\n$999999\r\n" + strings.Repeat("x", 200<<10), "-ERR Protocol error: request exceeds the maximum size (limits.max_payload_bytes)"},
-		"endless inline line":  {strings.Repeat("y", 200<<10), "-ERR Protocol error: request exceeds the maximum size (limits.max_payload_bytes)"},
+		"oversized bulk":       {"*2\r\n$4\r\nECHO\r\n$999999\r\n" + strings.Repeat("x", 200<<10), "-ERR Protocol error: unauthenticated bulk length"},
+		"endless inline line":  {strings.Repeat("y", 200<<10), "-ERR Protocol error: too big inline request"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -143,6 +143,7 @@ func (s *session) admits(tenant string) bool {
 func (s *session) bind(id auth.Identity, subject *policy.Subject, t *tenant) {
 	s.ident, s.subject, s.tenant = &id, subject, t
 	s.authenticated.Store(true)
+	s.in.setAuthenticated(true)
 	s.stopLoginTimer()
 	s.armExpiry(id.Expires)
 }
@@ -154,6 +155,7 @@ func (s *session) unbind() {
 	}
 	s.ident, s.subject, s.tenant = nil, nil, nil
 	s.authenticated.Store(false)
+	s.in.setAuthenticated(false)
 	s.armExpiry(time.Time{})
 }
 
