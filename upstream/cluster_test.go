@@ -181,7 +181,7 @@ func TestClusterSlotMoveResubscribes(t *testing.T) {
 			break
 		}
 	}
-	moveSlot(t, redisSlot(name), to, c.Masters())
+	moveSlot(t, redisSlot(name), from, to, c.Masters())
 	testutil.Eventually(t, "the slot's new owner serves the subscription", func() bool {
 		if c.MasterOf(name) != to {
 			return false
@@ -201,19 +201,39 @@ func nodeClient(t *testing.T, n *testutil.RedisServer) *redis.Client {
 	return c
 }
 
-// moveSlot reassigns an empty slot to node, telling every master.
-func moveSlot(t *testing.T, slot int, node *testutil.RedisServer, masters []*testutil.RedisServer) {
-	id, err := nodeClient(t, node).Do(ctx(t), "cluster", "myid").Text()
+// moveSlot reassigns an empty slot from one master to another the way
+// redis-cli --cluster reshard does. IMPORTING matters: the NODE that ends an
+// import raises the new owner's configEpoch above every other, while a bare
+// NODE leaves it as it was, possibly below the old owner's. A heartbeat the
+// old owner sent before it heard then hands the slot back to it on the
+// nodes already told, and once the old owner lets go too, nobody claims the
+// slot: the nodes disagree for good, each redirecting to another.
+func moveSlot(t *testing.T, slot int, from, to *testutil.RedisServer, masters []*testutil.RedisServer) {
+	fromID, toID := nodeID(t, from), nodeID(t, to)
+	setSlot(t, to, slot, "importing", fromID)
+	setSlot(t, from, slot, "migrating", toID)
+	// The new owner first, so that the old one never hands the slot to
+	// nobody.
+	setSlot(t, to, slot, "node", toID)
+	setSlot(t, from, slot, "node", toID)
+	for _, m := range masters {
+		if m != from && m != to {
+			setSlot(t, m, slot, "node", toID)
+		}
+	}
+}
+
+func nodeID(t *testing.T, n *testutil.RedisServer) string {
+	id, err := nodeClient(t, n).Do(ctx(t), "cluster", "myid").Text()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The new owner first, so that the old one never hands the slot to
-	// nobody.
-	order := append([]*testutil.RedisServer{node}, slices.DeleteFunc(slices.Clone(masters), func(m *testutil.RedisServer) bool { return m == node })...)
-	for _, m := range order {
-		if err := nodeClient(t, m).Do(ctx(t), "cluster", "setslot", slot, "node", id).Err(); err != nil {
-			t.Fatalf("CLUSTER SETSLOT on %s: %v", m.Addr(), err)
-		}
+	return id
+}
+
+func setSlot(t *testing.T, n *testutil.RedisServer, slot int, state, id string) {
+	if err := nodeClient(t, n).Do(ctx(t), "cluster", "setslot", slot, state, id).Err(); err != nil {
+		t.Fatalf("CLUSTER SETSLOT %d %s on %s: %v", slot, state, n.Addr(), err)
 	}
 }
 
