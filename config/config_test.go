@@ -307,3 +307,19 @@ func TestThrottleDefaultsAndSummary(t *testing.T) {
 		t.Errorf("summary of a disabled throttle:\n%s", s)
 	}
 }
+
+func TestProxyProtocolKeys(t *testing.T) {
+	c, err := Parse([]byte("listen: {plaintext: true, proxy_protocol: {trusted: [10.0.0.0/8, 192.0.2.7]}}\ntenants: {acme: {}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Listen.ProxyProtocol; !p.Enabled() || p.HeaderTimeout != 5*time.Second {
+		t.Errorf("proxy_protocol: %+v", p)
+	}
+	if s := c.Summary(); !strings.Contains(s, "client addresses from PROXY protocol headers sent by 10.0.0.0/8, 192.0.2.7") {
+		t.Errorf("summary:\n%s", s)
+	}
+	if Default().Listen.ProxyProtocol.Enabled() {
+		t.Error("the PROXY protocol is on by default")
+	}
+}

@@ -10,6 +10,9 @@ import (
 func (c *Config) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen:   %s, %s\n", c.Listen.Address, c.Listen.tlsSummary())
+	if p := c.Listen.ProxyProtocol; p.Enabled() {
+		fmt.Fprintf(&b, "          client addresses from PROXY protocol headers sent by %s\n", strings.Join(p.Trusted, ", "))
+	}
 	fmt.Fprintf(&b, "upstream: %s (timeout %s)\n", c.Upstream.Describe(), c.Upstream.Timeout)
 	fmt.Fprintf(&b, "tenants:  %d\n", len(c.Tenants))
 	for _, name := range sortedKeys(c.Tenants) {
