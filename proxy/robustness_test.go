@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"runtime"
@@ -348,5 +349,34 @@ func TestRepliesToAClientThatDoesNotReadStayBounded(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 64<<20 {
 		t.Fatalf("answering a client that does not read allocated %d MiB", allocated>>20)
+	}
+}
+
+// TestMaxClientsRefusalNeverWaitsOnASilentClient: over TLS, turning a
+// client away at max_clients means a handshake first; one that sends
+// nothing must not hold the accept loop (or anything else), so the next
+// client over the limit is still told why.
+func TestMaxClientsRefusalNeverWaitsOnASilentClient(t *testing.T) {
+	ca := testutil.NewCA(t, "server CA")
+	pair := ca.IssuePair(testutil.CertSpec{CommonName: "pubgate", Hosts: []string{"127.0.0.1"}})
+	env := startProxyTLS(t, nil, &tls.Config{Certificates: []tls.Certificate{pair}}, func(o *Options) { o.Limits.MaxClients = 1 })
+	clientTLS := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}
+	dial := func() *testutil.RESPConn {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", env.addr, clientTLS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return testutil.NewRESPConn(t, c)
+	}
+	if r := dial().Do("AUTH", "alice", "alice-secret"); r != "OK" {
+		t.Fatal(r)
+	}
+	silent, err := net.Dial("tcp", env.addr) // never starts its handshake
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	if got := dial().Read(); got != "-ERR max number of clients reached" {
+		t.Fatalf("the client after a silent one: %s", got)
 	}
 }

@@ -199,7 +199,9 @@ func (s *Server) refuseFull(conn net.Conn) {
 	s.log.Warn("refusing client: limits.max_clients reached", zap.String("addr", addr))
 	_ = s.audit.Record(audit.Record{Time: time.Now(), Event: audit.EventConnect, Outcome: audit.Failure,
 		ClientAddr: addr, Reason: "limits.max_clients reached"})
-	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	// The write may first read a TLS handshake or a PROXY header: the
+	// deadline bounds both, so a client that sends nothing holds nothing.
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
 	_, _ = conn.Write([]byte("-ERR max number of clients reached\r\n"))
 	_ = conn.Close()
 }
