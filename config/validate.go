@@ -443,3 +443,33 @@ func (c *Config) validateProxyProtocol(add func(key, format string, args ...any)
 		add("listen.proxy_protocol.header_timeout", "must be positive")
 	}
 }
+
+// prefixSeparators may end a tenant's (or the shared) prefix, so that it
+// reads apart from the names under it.
+const prefixSeparators = ":./-_|"
+
+func endsInSeparator(prefix string) bool {
+	return prefix != "" && strings.ContainsRune(prefixSeparators, rune(prefix[len(prefix)-1]))
+}
+
+// Warnings lists what is valid but probably not meant, each naming its key
+// as errors do; check prints them and serve should log them. A prefix
+// without a separator at its end is no isolation hole (prefixes that
+// overlap are errors) but it blurs namespaces: "globex" stores "news" as
+// "globexnews", and a later tenant "globexcorp" would be refused.
+func (c *Config) Warnings() []string {
+	var ws []string
+	for _, name := range sortedKeys(c.Tenants) {
+		if p := c.Tenants[name].Prefix; !endsInSeparator(p) {
+			ws = append(ws, fmt.Sprintf("tenants.%s.prefix: %q does not end in a separator (one of %s): "+
+				"channel \"news\" is stored as %q, and no tenant whose prefix starts with %q can be added; write %q",
+				name, p, prefixSeparators, p+"news", p, p+":"))
+		}
+	}
+	if n := c.Namespace; !n.Enforce() && n.SharedPrefix != "" && !endsInSeparator(n.SharedPrefix) {
+		ws = append(ws, fmt.Sprintf("namespace.shared_prefix: %q does not end in a separator (one of %s): "+
+			"every name that starts with it is shared, %q as much as %q; write %q",
+			n.SharedPrefix, prefixSeparators, n.SharedPrefix+"news", n.SharedPrefix+":news", n.SharedPrefix+":"))
+	}
+	return ws
+}

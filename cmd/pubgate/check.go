@@ -31,6 +31,9 @@ func newCheckCommand() *cobra.Command {
 				return err
 			}
 			fmt.Fprint(cmd.OutOrStdout(), cfg.Summary())
+			for _, w := range cfg.Warnings() {
+				fmt.Fprintf(cmd.OutOrStdout(), "warning: %s\n", w)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "policy revision %s compiles\n", authz.Revision())
 			fmt.Fprintf(cmd.OutOrStdout(), "configuration %s is valid\n", *path)
 			return nil
