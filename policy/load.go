@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"slices"
 	"strings"
@@ -44,7 +45,7 @@ type loaded struct {
 func load(src Sources) (*loaded, error) {
 	l := &loaded{modules: map[string]*ast.Module{}, raw: map[string][]byte{}, data: map[string]any{}}
 	if len(src.Paths) > 0 {
-		res, err := loader.NewFileLoader().WithRegoVersion(ast.RegoV1).Filtered(src.Paths, nil)
+		res, err := loader.NewFileLoader().WithRegoVersion(ast.RegoV1).Filtered(src.Paths, skipTests)
 		if err != nil {
 			return nil, fmt.Errorf("policy: %w", err)
 		}
@@ -77,6 +78,15 @@ func load(src Sources) (*loaded, error) {
 	}
 	l.revision = rev
 	return l, nil
+}
+
+// skipTests leaves out the Rego unit tests (*_test.rego) found in a
+// directory of policy.paths: they are for `pubgate policy test`, not for
+// deciding requests, and editing one should not reload the policy. A test
+// file named in policy.paths itself is loaded, as asked. (A bundle is
+// served as built: `opa build --ignore '*_test.rego'` leaves them out.)
+func skipTests(_ string, info fs.FileInfo, depth int) bool {
+	return depth > 0 && !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
 }
 
 func (l *loaded) addBundle(path string) error {

@@ -314,7 +314,7 @@ func (s *session) handshake() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.handshakeTimeout())
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return err
+		return refusePlaintext(err)
 	}
 	state := tc.ConnectionState()
 	s.tlsInfo = tlsInfo(state)
@@ -337,6 +337,42 @@ func (s *session) handshake() error {
 	}
 	s.cert = &id
 	return nil
+}
+
+// errPlaintextOnTLS is the answer to a client that sent a Redis command in
+// clear on the TLS port (redis-cli without --tls), which would otherwise
+// see only "I/O error" as the connection closes.
+const errPlaintextOnTLS = "-ERR pubgate: this port requires TLS; connect with TLS (redis-cli --tls)\r\n"
+
+// refusePlaintext answers a failed handshake whose first bytes were a
+// Redis command (RESP's '*' or an inline command's letter) rather than a
+// TLS record: crypto/tls hands back the raw connection for exactly this
+// (tls.RecordHeaderError.Conn), as net/http does for HTTP on an HTTPS
+// port. The error stays a handshake failure, for the audit log.
+func refusePlaintext(err error) error {
+	var rh tls.RecordHeaderError
+	if !errors.As(err, &rh) || rh.Conn == nil {
+		return err
+	}
+	if b := rh.RecordHeader[0]; b != '*' && !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z') {
+		return err
+	}
+	_ = rh.Conn.SetDeadline(time.Now().Add(time.Second))
+	if _, werr := io.WriteString(rh.Conn, errPlaintextOnTLS); werr == nil {
+		lingeringClose(rh.Conn)
+	}
+	return fmt.Errorf("plaintext Redis command on the TLS port: %w", err)
+}
+
+// lingeringClose ends the sending side and reads what the client still
+// sends (the rest of its command) until it closes or the deadline: closing
+// with unread input would reset the connection, and the client could lose
+// the reply before reading it.
+func lingeringClose(conn net.Conn) {
+	if cw, ok := socketConn(conn).(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
 }
 
 // tlsInfo describes a connection's TLS for the policy.
