@@ -22,6 +22,7 @@ var errNotProbed = errors.New("upstream: not reached yet")
 type healthState struct {
 	mu       sync.Mutex
 	h        Health
+	observed bool // an outcome was recorded: the first is always reported
 	onChange func(Health)
 }
 
@@ -35,10 +36,14 @@ func (s *healthState) get() Health {
 	return s.h
 }
 
-// set records an outcome (nil: reached) and reports a change of Up to
-// onChange.
+// set records an outcome (nil: reached) and reports to onChange the first
+// outcome and every change of Up. The first is reported even when it is
+// "down", so that an engine unreachable from the start is reported as
+// clearly as one that goes away later.
 func (s *healthState) set(err error) {
 	s.mu.Lock()
+	first := !s.observed
+	s.observed = true
 	changed := (err == nil) != s.h.Up
 	if changed {
 		s.h.Since = time.Now()
@@ -46,7 +51,7 @@ func (s *healthState) set(err error) {
 	s.h.Up, s.h.Err = err == nil, err
 	h := s.h
 	s.mu.Unlock()
-	if changed && s.onChange != nil {
+	if (changed || first) && s.onChange != nil {
 		s.onChange(h)
 	}
 }

@@ -26,7 +26,8 @@ type RedisOptions struct {
 	TLS *tls.Config
 	// HealthInterval is how often the engine is probed (default 1s).
 	HealthInterval time.Duration
-	// OnHealthChange is called when the engine goes down or comes back.
+	// OnHealthChange is called with the first probe's outcome (up or
+	// down), then whenever the engine goes down or comes back.
 	OnHealthChange func(Health)
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pubgate/pubgate/proxy"
@@ -37,4 +39,84 @@ func disconnectOnOutage(ctx context.Context, health func() upstream.Health, afte
 		log.Warn("upstream unreachable too long: disconnected every client so that they reconnect to another node",
 			zap.Duration("upstream.disconnect_clients_after", after), zap.Int("clients", n), zap.Error(h.Err))
 	}
+}
+
+// logHealth reports the upstream going down and coming back, from the
+// first probe on: an upstream unreachable when pubgate starts gets the same
+// line as one that goes away later. Publishes and new subscriptions fail
+// meanwhile; sessions stay connected.
+func logHealth(log *zap.Logger, name string, interval time.Duration) func(upstream.Health) {
+	var wasUp, reported atomic.Bool
+	return func(h upstream.Health) {
+		atStart := !reported.Swap(true)
+		switch {
+		case h.Up:
+			log.Info("upstream reachable", zap.String("upstream", name))
+		default:
+			fields := []zap.Field{zap.String("upstream", name), zap.Error(h.Err), zap.Duration("retry_every", interval)}
+			if atStart {
+				fields = append(fields, zap.Bool("at_start", true))
+			} else if !wasUp.Load() {
+				return // still down
+			}
+			log.Error(`upstream unreachable: clients get "upstream unavailable" for publishes and subscribes until it is back; pubgate keeps retrying and restores subscriptions then`,
+				fields...)
+		}
+		wasUp.Store(h.Up)
+	}
+}
+
+// setRedisLogger guards go-redis's process-wide logger, which its goroutines
+// read at any time: it is set once, by the first serve.
+var setRedisLogger sync.Once
+
+// redisLogRepeat is how often one of go-redis's messages may repeat in the
+// operational log: while the upstream is down, its connection pool warns
+// on every failed dial (each second), and pubgate's own "upstream
+// unreachable" line already says what is going on.
+const redisLogRepeat = time.Minute
+
+// redisLogger sends go-redis's internal messages (reconnects, failed dials)
+// to zap, each kind of message at most once per redisLogRepeat, with the
+// number of repeats left out since it was last logged.
+type redisLogger struct {
+	log   *zap.Logger
+	every time.Duration
+	mu    sync.Mutex
+	seen  map[string]*redisLogSeen // by format string
+}
+
+type redisLogSeen struct {
+	at      time.Time // when it was last logged
+	skipped int       // repeats since then, not logged
+}
+
+func newRedisLogger(log *zap.Logger, every time.Duration) *redisLogger {
+	return &redisLogger{log: log, every: every, seen: make(map[string]*redisLogSeen)}
+}
+
+func (l *redisLogger) Printf(_ context.Context, format string, v ...any) {
+	now := time.Now()
+	l.mu.Lock()
+	s := l.seen[format]
+	if s != nil && now.Sub(s.at) < l.every {
+		s.skipped++
+		l.mu.Unlock()
+		return
+	}
+	if s == nil {
+		if len(l.seen) >= 256 { // formats are constants; bound it anyway
+			clear(l.seen)
+		}
+		s = &redisLogSeen{}
+		l.seen[format] = s
+	}
+	skipped := s.skipped
+	s.at, s.skipped = now, 0
+	l.mu.Unlock()
+	var fields []zap.Field
+	if skipped > 0 {
+		fields = append(fields, zap.Int("repeats_not_logged", skipped))
+	}
+	l.log.Warn(fmt.Sprintf(format, v...), fields...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,4 +161,57 @@ users:
 	testutil.Eventually(t, "publishes served again", func() bool {
 		return g.client(t, "alice").Publish(context.Background(), "orders", "back").Err() == nil
 	})
+}
+
+// TestRedisDownAtStart: with Redis not running when pubgate starts,
+// pubgate says so itself, with the same line as for a later outage (what it
+// tried, what clients get, that it keeps retrying); clients get "upstream
+// unavailable" meanwhile; once Redis comes, pubgate says it is reachable and
+// serves them.
+func TestRedisDownAtStart(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	srv.Stop() // keeps its port: configured, not running
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+listen: {address: "127.0.0.1:0", tls: {internal: {data_dir: "%s", names: [127.0.0.1]}}}
+upstream: {url: "%s"}
+tenants: {acme: {}}
+users:
+  alice: {tenant: acme, password_hash: "%s"}
+`, dir, srv.URL(), aliceHash)
+	g := startGatewayWith(t, cfg, localGateway(dir))
+	unreachable := `upstream unreachable: clients get "upstream unavailable" for publishes and subscribes until it is back; pubgate keeps retrying`
+	testutil.Eventually(t, "pubgate's own line about the unreachable upstream", func() bool {
+		return strings.Contains(g.logs.String(), unreachable)
+	})
+	line := logLine(g.logs.String(), unreachable)
+	for _, want := range []string{`"upstream": "` + srv.URL() + `"`, `"at_start": true`, `"retry_every": "1s"`, "connection refused"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the line lacks %s: %s", want, line)
+		}
+	}
+	alice := g.client(t, "alice")
+	if err := alice.Publish(context.Background(), "orders", "early").Err(); err == nil || !strings.Contains(err.Error(), "upstream unavailable") {
+		t.Fatalf("publish before Redis came: %v", err)
+	}
+	srv.Start()
+	testutil.Eventually(t, "upstream reachable logged", func() bool {
+		return strings.Contains(g.logs.String(), "upstream reachable")
+	})
+	testutil.Eventually(t, "publishes served once Redis came", func() bool {
+		return alice.Publish(context.Background(), "orders", "back").Err() == nil
+	})
+	if n := strings.Count(g.logs.String(), unreachable); n != 1 {
+		t.Errorf("the unreachable line was logged %d times, want once:\n%s", n, g.logs)
+	}
+}
+
+// logLine is the first line of logs containing s.
+func logLine(logs, s string) string {
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
 }

@@ -9,8 +9,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,9 +64,12 @@ func serve(ctx context.Context, path string, cfg *config.Config, cmd *cobra.Comm
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
 	stopAdmin := func() {}
 	defer func() { stopAdmin() }() // last: readiness says "draining" until the end
-	setRedisLogger.Do(func() { redis.SetLogger(redisLogger{log.Named("go-redis").Sugar()}) })
+	setRedisLogger.Do(func() { redis.SetLogger(newRedisLogger(log.Named("go-redis"), redisLogRepeat)) })
 
 	broker, err := openBroker(cfg.Upstream, log.Named("upstream"))
 	if err != nil {
@@ -220,7 +221,7 @@ func openBroker(u config.Upstream, log *zap.Logger) (upstream.Broker, error) {
 	o := upstream.RedisOptions{
 		URL: u.URL, Username: u.Username, Password: u.Password,
 		Timeout: u.Timeout, PoolSize: u.PoolSize, TLS: tlsConfig,
-		HealthInterval: u.HealthInterval, OnHealthChange: logHealth(log, u.Describe()),
+		HealthInterval: u.HealthInterval, OnHealthChange: logHealth(log, u.Describe(), u.HealthInterval),
 	}
 	if c := u.Cluster; c != nil {
 		o.URL, o.Cluster = "", &upstream.ClusterOptions{Addrs: c.Addresses, Sharded: c.Sharded}
@@ -229,24 +230,6 @@ func openBroker(u config.Upstream, log *zap.Logger) (upstream.Broker, error) {
 		o.URL, o.Sentinel = "", &upstream.SentinelOptions{MasterName: s.MasterName, Addrs: s.Addresses, Username: s.Username, Password: s.Password}
 	}
 	return upstream.NewRedis(o)
-}
-
-// logHealth reports the upstream going down and coming back. Publishes
-// fail and subscriptions wait meanwhile; sessions stay connected.
-func logHealth(log *zap.Logger, name string) func(upstream.Health) {
-	var wasUp atomic.Bool
-	return func(h upstream.Health) {
-		switch {
-		case h.Up:
-			log.Info("upstream reachable", zap.String("upstream", name))
-		case wasUp.Load():
-			log.Error("upstream unreachable: publishes fail until it is back, subscriptions are restored then",
-				zap.String("upstream", name), zap.Error(h.Err))
-		default:
-			log.Warn("upstream not reachable yet", zap.String("upstream", name), zap.Error(h.Err))
-		}
-		wasUp.Store(h.Up)
-	}
 }
 
 // passwordUsers is the configuration's password table.
@@ -333,12 +316,3 @@ func newLogger(c config.Log, cmd *cobra.Command) (*zap.Logger, zap.AtomicLevel, 
 	core := zapcore.NewCore(enc, zapcore.AddSync(cmd.ErrOrStderr()), level)
 	return zap.New(core), level, nil
 }
-
-// setRedisLogger guards go-redis's process-wide logger, which its goroutines
-// read at any time: it is set once, by the first serve.
-var setRedisLogger sync.Once
-
-// redisLogger sends go-redis's internal messages (reconnects) to zap.
-type redisLogger struct{ s *zap.SugaredLogger }
-
-func (l redisLogger) Printf(_ context.Context, format string, v ...any) { l.s.Warnf(format, v...) }
