@@ -44,6 +44,11 @@ type Report struct {
 	// the set starts after the chain's first file, or a run ended
 	// without a seal.
 	Warnings []string
+	// Unsealed is, for VerifyLive, how many records follow the last seal
+	// (0: the log ends with one); Partial, that the last line was
+	// incomplete and not counted.
+	Unsealed int
+	Partial  bool
 }
 
 // Verify checks that files (in any order) hold one unbroken, sealed chain
@@ -52,12 +57,42 @@ type Report struct {
 // file_start, and the last record is a seal. A *Problem names the first
 // record that fails.
 func Verify(key []byte, files []string) (*Report, error) {
+	v, err := verify(key, files, false)
+	if err != nil {
+		return nil, err
+	}
+	if v.last.Event != EventSeal {
+		return nil, &Problem{File: v.lastFile, Line: v.lastLine, Seq: v.last.Seq,
+			Why: "the log ends without a seal: records were cut from the end, or pubgate is still writing it (a seal follows within audit.seal_interval, and at shutdown; verify --live accepts a log still being written)"}
+	}
+	return v.report, nil
+}
+
+// VerifyLive is Verify for a log that pubgate may still be writing: every
+// complete record is checked as Verify checks it, but the records after the
+// last seal (Report.Unsealed) and an incomplete last line (Report.Partial)
+// are accepted, since a live writer seals within audit.seal_interval. It
+// cannot tell a live writer from a log cut at its end: run Verify once the
+// writer has stopped (it seals at shutdown).
+func VerifyLive(key []byte, files []string) (*Report, error) {
+	v, err := verify(key, files, true)
+	if err != nil {
+		return nil, err
+	}
+	if v.last.Event != EventSeal {
+		v.report.Unsealed = v.sinceSeal
+	}
+	return v.report, nil
+}
+
+func verify(key []byte, files []string, live bool) (*verifier, error) {
 	ordered, err := OrderFiles(files)
 	if err != nil {
 		return nil, err
 	}
-	v := &verifier{key: key, report: &Report{Files: ordered}}
+	v := &verifier{key: key, report: &Report{Files: ordered}, live: live}
 	for i, f := range ordered {
+		v.index = i
 		if err := v.file(f, i == 0); err != nil {
 			return nil, err
 		}
@@ -65,23 +100,27 @@ func Verify(key []byte, files []string) (*Report, error) {
 	if v.last == nil {
 		return nil, errors.New("audit: no records")
 	}
-	if v.last.Event != EventSeal {
-		return nil, &Problem{File: v.lastFile, Line: v.lastLine, Seq: v.last.Seq,
-			Why: "the log ends without a seal: records were cut from the end, or pubgate is still writing it (a seal follows within audit.seal_interval, and at shutdown)"}
-	}
-	return v.report, nil
+	return v, nil
 }
 
 type verifier struct {
-	key      []byte
-	report   *Report
-	last     *Entry
-	lastFile string
-	lastLine int
+	key       []byte
+	report    *Report
+	live      bool
+	index     int // of the file being read, in Report.Files
+	last      *Entry
+	lastFile  string
+	lastLine  int
+	sinceSeal int // records after the last seal
 }
 
 func (v *verifier) file(path string, first bool) error {
-	lines, err := eachLine(path, func(n int, line []byte) error {
+	lastFile := v.index == len(v.report.Files)-1
+	lines, err := readLines(path, v.live && lastFile, func(n int, line []byte) error {
+		if line == nil { // an incomplete last line: only VerifyLive gets here
+			v.report.Partial = true
+			return nil
+		}
 		bad := func(seq uint64, format string, args ...any) error {
 			return &Problem{File: path, Line: n, Seq: seq, Why: fmt.Sprintf(format, args...)}
 		}
@@ -94,9 +133,19 @@ func (v *verifier) file(path string, first bool) error {
 			return bad(seq, "%v", err)
 		}
 		if err := v.link(e, n == 1, first); err != nil {
+			var gap *gapError
+			if errors.As(err, &gap) {
+				if file, line := v.find(gap.want, path, n); line > 0 {
+					return bad(e.Seq, "seq %d appears before seq %d (%s:%d): records reordered", e.Seq, gap.want, file, line)
+				}
+			}
 			return bad(e.Seq, "%v", err)
 		}
 		v.last, v.lastFile, v.lastLine = e, path, n
+		v.sinceSeal++
+		if e.Event == EventSeal {
+			v.sinceSeal = 0
+		}
 		v.report.Records++
 		v.report.LastSeq = e.Seq
 		if e.Event == EventAuditStart && e.Outcome == Failure {
@@ -114,6 +163,12 @@ func (v *verifier) file(path string, first bool) error {
 // newline) until f returns an error, and returns how many lines it read. A
 // line that cannot be read is a *Problem naming it.
 func eachLine(path string, f func(n int, line []byte) error) (int, error) {
+	return readLines(path, false, f)
+}
+
+// readLines is eachLine; with partialTail, an incomplete last line is
+// handed to f as a nil line instead of being a *Problem.
+func readLines(path string, partialTail bool, f func(n int, line []byte) error) (int, error) {
 	file, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
@@ -124,6 +179,9 @@ func eachLine(path string, f func(n int, line []byte) error) (int, error) {
 		line, err := readLine(r)
 		if err == io.EOF {
 			return n - 1, nil
+		}
+		if errors.Is(err, errIncomplete) && partialTail {
+			return n - 1, f(n, nil)
 		}
 		if err != nil {
 			return n - 1, &Problem{File: path, Line: n, Why: err.Error()}
@@ -178,12 +236,54 @@ func (v *verifier) link(e *Entry, firstInFile, firstFile bool) error {
 	case e.Seq < want:
 		return fmt.Errorf("seq %d comes after seq %d: records were reordered or repeated", e.Seq, v.last.Seq)
 	case e.Seq > want:
-		return fmt.Errorf("seq %d follows seq %d: %d record(s) missing before this one", e.Seq, v.last.Seq, e.Seq-want)
+		return &gapError{got: e.Seq, last: v.last.Seq, want: want}
 	}
 	if e.Prev != v.last.Hash {
 		return errors.New("prev does not name the previous record's hash")
 	}
 	return nil
+}
+
+var errIncomplete = errors.New("the last line is incomplete (no newline): the file was cut in the middle of a record")
+
+// gapError is a seq that skips numbers: records missing, unless the
+// verifier finds the next one further on (reordered).
+type gapError struct{ got, last, want uint64 }
+
+func (g *gapError) Error() string {
+	return fmt.Sprintf("seq %d follows seq %d: %d record(s) missing before this one", g.got, g.last, g.got-g.want)
+}
+
+// find looks for the record with seq after line n of path, in it and the
+// files after it, up to the start of another chain, and says where it is
+// (line 0: nowhere). Only the seq is read: this names what went wrong once
+// the chain has already failed.
+func (v *verifier) find(seq uint64, path string, n int) (string, int) {
+	for _, f := range v.report.Files[v.index:] {
+		var at int
+		_, err := eachLine(f, func(i int, line []byte) error {
+			if f == path && i <= n {
+				return nil
+			}
+			e, err := parseEntry(line)
+			switch {
+			case err != nil:
+			case e.Seq == seq:
+				at = i
+				return errStop
+			case e.Seq == 1 && e.Prev == Genesis:
+				return errStop
+			}
+			return nil
+		})
+		if at > 0 {
+			return f, at
+		}
+		if errors.Is(err, errStop) || err != nil {
+			return "", 0
+		}
+	}
+	return "", 0
 }
 
 // readLine reads one newline-terminated line, without the newline.
@@ -200,7 +300,7 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 				return nil, fmt.Errorf("a line longer than %d bytes", maxLineBytes)
 			}
 		case err == io.EOF && len(line) > 0:
-			return nil, errors.New("the last line is incomplete (no newline): the file was cut in the middle of a record")
+			return nil, errIncomplete
 		default:
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,7 +137,11 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{"swap two lines", func(ls [][]byte) [][]byte {
 			ls[3], ls[4] = ls[4], ls[3]
 			return ls
-		}, 4, 5, "1 record(s) missing"},
+		}, 4, 5, "seq 5 appears before seq 4 (%s:5): records reordered"},
+		{"move a line back", func(ls [][]byte) [][]byte {
+			moved := ls[10]
+			return append(ls[:3:3], append([][]byte{moved}, append(ls[3:10:10], ls[11:]...)...)...)
+		}, 4, 11, "seq 11 appears before seq 4 (%s:5): records reordered"},
 		{"insert a forged line", func(ls [][]byte) [][]byte {
 			forged := bytes.Replace(ls[9], []byte(`"alice"`), []byte(`"mallory"`), 1)
 			return append(ls[:10:10], append([][]byte{forged}, ls[10:]...)...)
@@ -165,7 +170,11 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			if !errors.As(err, &p) {
 				t.Fatalf("tampering not detected: %v", err)
 			}
-			if p.File != files[0] || p.Line != c.line || p.Seq != c.seq || !strings.Contains(p.Why, c.why) {
+			why := c.why
+			if strings.Contains(why, "%s") {
+				why = fmt.Sprintf(why, files[0])
+			}
+			if p.File != files[0] || p.Line != c.line || p.Seq != c.seq || !strings.Contains(p.Why, why) {
 				t.Fatalf("got %v; want line %d seq %d %q", p, c.line, c.seq, c.why)
 			}
 		})
@@ -185,5 +194,85 @@ func TestVerifyDetectsAMissingFileAndAWrongKey(t *testing.T) {
 	}
 	if _, err := Verify([]byte("another key, of at least 32 bytes, not the log's"), files); !errors.As(err, &p) || p.Line != 1 {
 		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+// unsealedLog is a clean log with its shutdown seal removed (what a live
+// writer's file looks like between seals), plus after, appended.
+func unsealedLog(t *testing.T, n int, after []byte) []string {
+	t.Helper()
+	files := writeLog(t, t.TempDir(), n, 0)
+	ls := lines(t, files[0])
+	writeLines(t, files[0], append(ls[:len(ls)-1], after))
+	return files
+}
+
+func TestVerifyLiveAcceptsAnUnsealedTail(t *testing.T) {
+	files := unsealedLog(t, 20, nil)
+	var p *Problem
+	if _, err := Verify(testKey, files); !errors.As(err, &p) || !strings.Contains(p.Why, "ends without a seal") {
+		t.Fatalf("strict: %v; want the missing seal", err)
+	}
+	rep, err := VerifyLive(testKey, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// audit_start and 20 records, none sealed.
+	if rep.Records != 21 || rep.LastSeq != 21 || rep.Unsealed != 21 || rep.Partial {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestVerifyLiveSealedLogHasNoTail(t *testing.T) {
+	rep, err := VerifyLive(testKey, writeLog(t, t.TempDir(), 5, 0))
+	if err != nil || rep.Unsealed != 0 || rep.Partial || rep.LastSeq != 7 {
+		t.Fatalf("%v %+v", err, rep)
+	}
+}
+
+func TestVerifyLiveCountsRecordsAfterTheLastSeal(t *testing.T) {
+	// A rotated set: the older files end with seals; the newest file's
+	// records after its file_start are the tail.
+	files := writeLog(t, t.TempDir(), 100, 2<<10)
+	ordered, err := OrderFiles(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := ordered[len(ordered)-1]
+	ls := lines(t, newest)
+	writeLines(t, newest, ls[:len(ls)-1])
+	rep, err := VerifyLive(testKey, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Unsealed != len(ls)-1 || rep.LastSeq != rep.FirstSeq+uint64(rep.Records)-1 {
+		t.Fatalf("tail %d, want %d: %+v", rep.Unsealed, len(ls)-1, rep)
+	}
+}
+
+func TestVerifyLiveSkipsOnlyAnIncompleteLastLine(t *testing.T) {
+	files := unsealedLog(t, 20, nil)
+	ls := lines(t, files[0])
+	ls[len(ls)-1] = append(ls[len(ls)-1], '\n') // lines leaves the last newline out
+	last := ls[len(ls)-1]
+	writeLines(t, files[0], append(ls, last[:len(last)/2])) // a record being written
+	rep, err := VerifyLive(testKey, files)
+	if err != nil || !rep.Partial || rep.Records != 21 || rep.Unsealed != 21 {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	// Tampering in the tail still fails.
+	ls[15] = bytes.Replace(ls[15], []byte(`"orders"`), []byte(`"orderz"`), 1)
+	writeLines(t, files[0], ls)
+	var p *Problem
+	if _, err := VerifyLive(testKey, files); !errors.As(err, &p) || p.Line != 16 || !strings.Contains(p.Why, "hash does not match") {
+		t.Fatalf("tampered tail: %v", err)
+	}
+	// An incomplete line in an older file is a cut, live or not.
+	rotated := writeLog(t, t.TempDir(), 60, 2<<10)
+	ordered, _ := OrderFiles(rotated)
+	ls = lines(t, ordered[0])
+	writeLines(t, ordered[0], append(ls[:len(ls)-1], ls[len(ls)-1][:10]))
+	if _, err := VerifyLive(testKey, rotated); !errors.As(err, &p) || !strings.Contains(p.Why, "incomplete") {
+		t.Fatalf("cut older file: %v", err)
 	}
 }

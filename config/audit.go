@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,9 +19,14 @@ type Audit struct {
 	// rotated files are kept beside it.
 	Path string `yaml:"path"`
 	// The chain's HMAC key comes from a file or an environment variable,
-	// never from this file (`pubgate audit keygen` makes one).
+	// never from this file (`pubgate audit keygen --out FILE` makes one).
+	// KeyFile "auto" is audit.key in pubgate's data directory
+	// ($XDG_DATA_HOME/pubgate, else ~/.local/share/pubgate, where the local
+	// CA is by default), created (0600) by serve when it does not exist.
 	KeyFile string `yaml:"key_file"`
 	KeyEnv  string `yaml:"key_env"`
+	// KeyAuto records that KeyFile was "auto" (KeyFile is then the path).
+	KeyAuto bool `yaml:"-"`
 	// FailClosed refuses new logins, subscriptions and recorded publishes
 	// while the audit log cannot be written; false drops and counts the
 	// records instead.
@@ -71,9 +78,26 @@ func defaultAudit() Audit {
 	}
 }
 
+// AutoKeyFile is the value of audit.key_file that asks pubgate to create
+// and keep the key itself.
+const AutoKeyFile = "auto"
+
 func (a *Audit) resolvePaths(dir string) {
 	a.Path = relativeTo(dir, a.Path)
+	if a.KeyFile == AutoKeyFile {
+		a.KeyAuto, a.KeyFile = true, filepath.Join(defaultDataDir(), "audit.key")
+		return
+	}
 	a.KeyFile = relativeTo(dir, a.KeyFile)
+}
+
+// KeyWarning is what `check` and `serve` say about a key file that others
+// than its owner can read (""; nothing to say).
+func (a Audit) KeyWarning() string {
+	if !a.Enabled() || a.KeyEnv != "" {
+		return ""
+	}
+	return audit.KeyFileWarning(a.KeyFile)
 }
 
 func (c *Config) validateAudit(add addFunc) {
@@ -114,7 +138,9 @@ func (c *Config) validateAudit(add addFunc) {
 	if a.MaxAge < 0 || a.MaxBackups < 0 {
 		add("audit", "max_age and max_backups must not be negative (0: no limit)")
 	}
-	if a.Enabled() {
+	if a.KeyAuto && a.KeyEnv != "" {
+		add("audit.key_file", "auto and audit.key_env both name a key: keep one")
+	} else if a.Enabled() && !(a.KeyAuto && !fileExists(a.KeyFile)) { // serve creates an auto key
 		if _, err := audit.LoadKey(a.KeyFile, a.KeyEnv); err != nil {
 			add(auditKeyKey(a), "%v", strings.TrimPrefix(err.Error(), "audit: "))
 		}
@@ -143,6 +169,19 @@ func (a Audit) summary() string {
 		mode = "fail open"
 	}
 	fmt.Fprintf(&b, ", %s; fsync every %s or %d records, seal every %s\n", mode, a.FsyncInterval, a.FsyncRecords, a.SealInterval)
+	switch {
+	case a.KeyEnv != "":
+		fmt.Fprintf(&b, "  key from $%s\n", a.KeyEnv)
+	case a.KeyAuto && !fileExists(a.KeyFile):
+		fmt.Fprintf(&b, "  key %s (auto: serve creates it)\n", a.KeyFile)
+	case a.KeyAuto:
+		fmt.Fprintf(&b, "  key %s (auto)\n", a.KeyFile)
+	default:
+		fmt.Fprintf(&b, "  key %s\n", a.KeyFile)
+	}
+	if w := a.KeyWarning(); w != "" {
+		fmt.Fprintf(&b, "  warning: %s\n", w)
+	}
 	levels := a.AuditLevels()
 	tenants := append([]string{""}, sortedKeys(a.Tenants)...)
 	for _, t := range tenants {
@@ -157,4 +196,9 @@ func (a Audit) summary() string {
 		fmt.Fprintf(&b, "  %-16s %s\n", scope, strings.Join(parts, " "))
 	}
 	return b.String()
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -20,7 +20,7 @@ func openAudit(c config.Audit, stdout io.Writer, log *zap.Logger) (proxy.Auditor
 	if !c.Enabled() {
 		return nil, func(time.Duration) {}, nil
 	}
-	key, err := audit.LoadKey(c.KeyFile, c.KeyEnv)
+	key, err := loadAuditKey(c, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -40,7 +40,7 @@ func openAudit(c config.Audit, stdout io.Writer, log *zap.Logger) (proxy.Auditor
 	if err != nil {
 		return nil, nil, err
 	}
-	log.Info("audit log open", zap.String("sink", c.Sink), zap.String("path", c.Path), zap.Bool("fail_closed", c.FailClosed))
+	log.Info("audit log open", zap.String("sink", c.Sink), zap.String("path", c.Path), zap.String("key_file", c.KeyFile), zap.Bool("fail_closed", c.FailClosed))
 	return l, func(timeout time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
@@ -48,6 +48,22 @@ func openAudit(c config.Audit, stdout io.Writer, log *zap.Logger) (proxy.Auditor
 			log.Error("audit log not closed cleanly", zap.Error(err))
 		}
 	}, nil
+}
+
+// loadAuditKey loads the chain key; with key_file: auto it creates the key
+// on the first start, and says where, since verify needs it.
+func loadAuditKey(c config.Audit, log *zap.Logger) ([]byte, error) {
+	if w := c.KeyWarning(); w != "" {
+		log.Warn("audit: " + w)
+	}
+	if !c.KeyAuto {
+		return audit.LoadKey(c.KeyFile, c.KeyEnv)
+	}
+	key, created, err := audit.LoadOrCreateKey(c.KeyFile)
+	if created {
+		log.Info("audit key created (key_file: auto); pubgate audit verify needs it: --key-file "+c.KeyFile, zap.String("key_file", c.KeyFile))
+	}
+	return key, err
 }
 
 // recordReload records a policy reload, applied, refused or unchanged.
