@@ -132,6 +132,14 @@ test_psubscribe_own_pattern_rewrite if f.allowed(f.rewrite, "acme", sub, "psubsc
 
 test_psubscribe_own_pattern_rewrite_second_tenant if f.allowed(f.rewrite, "globex", sub, "psubscribe", "orders.*")
 
+# The README's quickstart: bob (globex) subscribes to `orders*`, which stays
+# inside globex: and cannot reach a denied prefix; `*` could, and is refused.
+test_psubscribe_readme_pattern_rewrite if {
+	f.req(f.rewrite, "globex", sub, "psubscribe", "orders*").pattern_literal_prefix == "globex:orders"
+	f.allowed(f.rewrite, "globex", sub, "psubscribe", "orders*")
+	f.denied(f.rewrite, "globex", sub, "psubscribe", "*", "pattern may match channels on the deny list (prefixes admin., internal.)")
+}
+
 test_psubscribe_own_pattern_enforce if f.allowed(f.enforce, "acme", sub, "psubscribe", "acme:orders.*")
 
 test_psubscribe_own_class_pattern_enforce if f.allowed(f.enforce, "globex", sub, "psubscribe", "globex:orders.[cu]*")
