@@ -142,17 +142,11 @@ func (c *command) fullName(args [][]byte) *string {
 		return &c.name
 	}
 	var buf [16]byte
-	sub := args[1]
-	if len(sub) > len(buf) {
+	sub, ok := lowered(args[1], &buf)
+	if !ok {
 		return nil
 	}
-	for i, ch := range sub {
-		if 'A' <= ch && ch <= 'Z' {
-			ch += 'a' - 'A'
-		}
-		buf[i] = ch
-	}
-	return c.subcommands[string(buf[:len(sub)])]
+	return c.subcommands[string(sub)]
 }
 
 // cmdClient answers CLIENT: settings of the caller's own connection, and

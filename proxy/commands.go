@@ -72,8 +72,18 @@ func commandNames() []string {
 // lookup finds a command by name, case-insensitively, without allocating.
 func lookup(name []byte) *command {
 	var buf [16]byte
-	if len(name) > len(buf) {
+	key, ok := lowered(name, &buf)
+	if !ok {
 		return nil
+	}
+	return commands[string(key)]
+}
+
+// lowered is name in lower case, written into buf, for a map lookup that
+// does not allocate; ok is false for a name too long to be any key.
+func lowered(name []byte, buf *[16]byte) (key []byte, ok bool) {
+	if len(name) > len(buf) {
+		return nil, false
 	}
 	for i, c := range name {
 		if 'A' <= c && c <= 'Z' {
@@ -81,7 +91,7 @@ func lookup(name []byte) *command {
 		}
 		buf[i] = c
 	}
-	return commands[string(buf[:len(name)])]
+	return buf[:len(name)], true
 }
 
 // handle runs one client command. A PUBLISH is queued (deferPublish); any
