@@ -31,12 +31,6 @@ func (s *session) login(id auth.Identity) (refusal string) { return s.loginNotin
 // loginNoting is login whose audit record adds note, what held the login
 // back (the failed-login throttle), to its reason.
 func (s *session) loginNoting(id auth.Identity, note string) (refusal string) {
-	noted := func(reason string) string {
-		if note == "" || reason == "" {
-			return reason + note
-		}
-		return reason + "; " + note
-	}
 	t := s.srv.tenant(id.Tenant)
 	if t == nil {
 		s.logger().Error("identity of an unknown tenant", zap.String("user", id.User), zap.String("tenant", id.Tenant))
@@ -47,7 +41,7 @@ func (s *session) loginNoting(id auth.Identity, note string) (refusal string) {
 	if switching {
 		if err := t.acquireConnection(); err != nil {
 			t.stats.decision(policy.Connect, false)
-			_ = s.recordLogin(id, audit.Failure, noted(err.Error()), "")
+			_ = s.recordLogin(id, audit.Failure, withNote(err.Error(), note), "")
 			return quotaReply(err)
 		}
 	}
@@ -60,7 +54,7 @@ func (s *session) loginNoting(id auth.Identity, note string) (refusal string) {
 	d := s.ask(subject, policy.Connect, "", "")
 	t.stats.decision(policy.Connect, d.Allow)
 	if !d.Allow {
-		_ = s.recordLogin(id, audit.Failure, noted("denied by the policy: "+cmp.Or(d.Reason, "connect not allowed")), d.Revision)
+		_ = s.recordLogin(id, audit.Failure, withNote("denied by the policy: "+cmp.Or(d.Reason, "connect not allowed"), note), d.Revision)
 		return refuse(nopermReply(d))
 	}
 	if s.recordLogin(id, audit.Success, note, d.Revision) != nil {
@@ -74,6 +68,14 @@ func (s *session) loginNoting(id auth.Identity, note string) (refusal string) {
 		s.revokeSubscriptions() // what the connection holds must be the new identity's to hold
 	}
 	return ""
+}
+
+// withNote appends note (what held a login back) to an audit reason.
+func withNote(reason, note string) string {
+	if note == "" || reason == "" {
+		return reason + note
+	}
+	return reason + "; " + note
 }
 
 // subjectOf is id as the policy sees it on this connection.

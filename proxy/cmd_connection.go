@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -63,33 +62,27 @@ func (s *session) authenticate(user, password string) bool {
 		s.srv.stats.loginsThrottled.Add(1)
 		throttled = fmt.Sprintf("throttled %s after repeated failures", turn.Delay.Round(time.Millisecond))
 	}
-	withThrottle := func(reason string) string {
-		if throttled == "" {
-			return reason
-		}
-		return reason + "; " + throttled
-	}
 	id, err := s.srv.auth.Authenticate(ctx, auth.Credentials{Username: user, Password: password})
 	turn.Done(errors.Is(err, auth.ErrInvalidCredentials))
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		s.logger().Info("authentication failed", zap.String("user", user))
-		s.recordAuthFailure(user, withThrottle("invalid credentials"))
+		s.recordAuthFailure(user, withNote("invalid credentials", throttled))
 		s.writeError("WRONGPASS invalid username-password pair or user is disabled.")
 		return false
 	case err != nil:
 		s.logger().Error("authentication unavailable", zap.String("user", user), zap.Error(err))
-		s.recordAuthFailure(user, withThrottle("authentication unavailable: "+err.Error()))
+		s.recordAuthFailure(user, withNote("authentication unavailable: "+err.Error(), throttled))
 		s.writeError("ERR pubgate: authentication is unavailable, try again later")
 		return false
 	}
 	if !s.admits(id.Tenant) {
-		_ = s.recordLogin(id, audit.Failure, withThrottle("the client certificate is of another tenant"), "")
+		_ = s.recordLogin(id, audit.Failure, withNote("the client certificate is of another tenant", throttled), "")
 		s.writeErrorf("ERR pubgate: the client certificate is of tenant %s; AUTH as a user of tenant %s refused", s.cert.Tenant, id.Tenant)
 		return false
 	}
 	if s.subscriptionCount() > 0 && (s.tenant == nil || id.Tenant != s.tenant.name) {
-		_ = s.recordLogin(id, audit.Failure, withThrottle("cannot switch to another tenant while subscribed"), "")
+		_ = s.recordLogin(id, audit.Failure, withNote("cannot switch to another tenant while subscribed", throttled), "")
 		s.writeError("ERR pubgate: cannot switch to another tenant while subscribed; UNSUBSCRIBE or RESET first")
 		return false
 	}
@@ -228,17 +221,6 @@ func (s *session) cmdSelect(args [][]byte) {
 	default:
 		s.writeOK()
 	}
-}
-
-// parseInt accepts integers as strictly as Redis's string2ll: no sign
-// but '-', no leading zeros, no "-0".
-func parseInt(b []byte) (int64, bool) {
-	s := string(b)
-	if s == "" || s == "-" || s == "-0" || (len(s) > 1 && s[0] == '0') || (len(s) > 2 && s[0] == '-' && s[1] == '0') || s[0] == '+' {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	return n, err == nil
 }
 
 // validClientName follows Redis: printable ASCII without spaces.

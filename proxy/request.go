@@ -241,7 +241,7 @@ func (q *requestReader) parse(data []byte) (done bool, err error) {
 func (q *requestReader) header(data []byte, lead byte, limit int) (n int64, ok bool, end int, err error) {
 	// The common line, "$16\r\n", is read in one pass on its first try
 	// (nothing of it searched yet): lead, 1 to 18 digits without a leading
-	// zero, '\r' and the byte after it; line and parseCount read the same.
+	// zero, '\r' and the byte after it; line and parseInt read the same.
 	if i := q.pos + 1; q.searched <= q.pos && i < len(data) && data[q.pos] == lead && '1' <= data[i] && data[i] <= '9' {
 		for ; i < len(data) && i <= q.pos+18 && '0' <= data[i] && data[i] <= '9'; i++ {
 			n = n*10 + int64(data[i]-'0')
@@ -257,7 +257,7 @@ func (q *requestReader) header(data []byte, lead byte, limit int) (n int64, ok b
 		return 0, false, -1, err
 	}
 	if end > q.pos { // else the line is empty: not even the leading byte
-		n, ok = parseCount(data[q.pos+1 : end])
+		n, ok = parseInt(data[q.pos+1 : end])
 		q.scanned += end - q.pos
 	}
 	return n, ok, end, nil
@@ -320,9 +320,11 @@ func (q *requestReader) line(data []byte, term byte, after, limit int) (int, err
 	return -1, q.tooLarge()
 }
 
-// parseCount is Redis's string2ll: an optional '-', then digits without a
-// leading zero (except "0" itself), in at most 20 bytes, within int64.
-func parseCount(b []byte) (int64, bool) {
+// parseInt is Redis's string2ll, for request framing and for commands'
+// integer arguments: an optional '-', then digits without a leading zero
+// (except "0" itself), in at most 20 bytes, within int64. It does not
+// allocate.
+func parseInt(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 20 {
 		return 0, false
 	}
