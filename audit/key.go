@@ -54,9 +54,6 @@ func NewKey() (string, error) {
 // verify the logs chained under it. The key appears at path complete or not
 // at all, so that two processes creating it at once agree on one key.
 func WriteKeyFile(path string) error {
-	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("audit: %s already exists: pubgate never replaces a key (logs chained under it could no longer be verified)", path)
-	}
 	key, err := NewKey()
 	if err != nil {
 		return fmt.Errorf("audit: new key: %w", err)
