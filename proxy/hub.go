@@ -73,24 +73,30 @@ func NewHub(b upstream.Broker, timeout time.Duration, log *zap.Logger) *Hub {
 	return h
 }
 
-// dispatch fans one engine message out. It may run on several goroutines
-// at once (one per upstream connection), never blocks, and holds locks
-// only for reading.
-func (h *Hub) dispatch(m upstream.Message) {
+// dispatch fans a burst of engine messages out. It may run on several
+// goroutines at once (one per upstream connection), never blocks, and holds
+// locks only for reading.
+func (h *Hub) dispatch(burst []upstream.Message) {
+	for i := range burst {
+		h.dispatchOne(&burst[i])
+	}
+}
+
+func (h *Hub) dispatchOne(m *upstream.Message) {
 	name := m.Channel
 	if m.Kind == upstream.KindPattern {
 		name = m.Pattern
 	}
 	h.mu.RLock()
-	e := h.entries[subKey{m.Kind, name}]
+	e := h.entries[subKey{m.Kind, string(name)}]
 	h.mu.RUnlock()
 	if e == nil {
 		return // unsubscribed while the message was in flight
 	}
-	channel, ok := e.ns.Strip(m.Channel)
+	channel, ok := e.ns.StripBytes(m.Channel)
 	if !ok {
 		h.log.Error("engine delivered a channel outside the subscription's namespace; dropped",
-			zap.String("tenant", e.ns.Tenant), zap.String("channel", m.Channel))
+			zap.String("tenant", e.ns.Tenant), zap.ByteString("channel", m.Channel))
 		return
 	}
 	frames := messageFrames{kind: m.Kind, pattern: e.clientName, channel: channel, payload: m.Payload}

@@ -52,14 +52,15 @@ func benchmarkFanout(b *testing.B, subscribers, payload int) {
 		h.attach(entries[0], s, func() {})
 	}
 	// Seq 1 is after every member's subscribe (the engine received nothing).
-	msg := upstream.Message{Kind: upstream.KindChannel, Channel: "acme:orders", Payload: strings.Repeat("x", payload), Seq: 1}
+	msg := upstream.Message{Kind: upstream.KindChannel, Channel: []byte("acme:orders"), Payload: []byte(strings.Repeat("x", payload)), Seq: 1}
+	burst := []upstream.Message{msg}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		h.dispatch(msg)
+		h.dispatch(burst)
 	}
 	b.StopTimer()
-	frame := int64(len(encodeMessage(resp2, msg.Kind, "", "orders", msg.Payload)))
+	frame := int64(len(encodeMessage(resp2, msg.Kind, "", []byte("orders"), msg.Payload)))
 	for written.Load() < frame*int64(subscribers) {
 		time.Sleep(time.Millisecond) // at least the last message must reach everyone
 	}

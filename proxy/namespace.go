@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/pubgate/pubgate/upstream"
@@ -18,20 +19,23 @@ type Namespace struct {
 	Prefix        string
 	Shared        string
 	escapedPrefix string
+	// The prefixes as bytes, for StripBytes.
+	prefix, shared []byte
 }
 
 // NewNamespace returns the namespace of a tenant.
 func NewNamespace(tenant, prefix, shared string) *Namespace {
-	return &Namespace{Tenant: tenant, Prefix: prefix, Shared: shared, escapedPrefix: upstream.EscapeGlob(prefix)}
+	return &Namespace{Tenant: tenant, Prefix: prefix, Shared: shared, escapedPrefix: upstream.EscapeGlob(prefix),
+		prefix: []byte(prefix), shared: []byte(shared)}
 }
 
-func (n *Namespace) shared(name string) bool {
+func (n *Namespace) isShared(name string) bool {
 	return n.Shared != "" && strings.HasPrefix(name, n.Shared)
 }
 
 // Channel maps a client channel name to its upstream name.
 func (n *Namespace) Channel(name string) string {
-	if n.Prefix == "" || n.shared(name) {
+	if n.Prefix == "" || n.isShared(name) {
 		return name
 	}
 	return n.Prefix + name
@@ -40,7 +44,7 @@ func (n *Namespace) Channel(name string) string {
 // Pattern maps a client pattern to its upstream pattern. A pattern is
 // shared when every channel it can match is.
 func (n *Namespace) Pattern(pattern string) string {
-	if n.Prefix == "" || n.shared(upstream.LiteralPrefix(pattern)) {
+	if n.Prefix == "" || n.isShared(upstream.LiteralPrefix(pattern)) {
 		return pattern
 	}
 	return n.escapedPrefix + pattern
@@ -57,11 +61,23 @@ func (n *Namespace) Upstream(kind upstream.Kind, name string) string {
 // Strip maps an upstream channel name back to the client's name; ok is false
 // for a channel outside the namespace, which must never reach the client.
 func (n *Namespace) Strip(channel string) (string, bool) {
-	if n.shared(channel) {
+	if n.isShared(channel) {
 		return channel, true
 	}
 	if !strings.HasPrefix(channel, n.Prefix) {
 		return "", false
 	}
 	return channel[len(n.Prefix):], true
+}
+
+// StripBytes is Strip for a channel in the engine's read buffer: the name
+// it returns is a part of channel, not a copy.
+func (n *Namespace) StripBytes(channel []byte) ([]byte, bool) {
+	if len(n.shared) > 0 && bytes.HasPrefix(channel, n.shared) {
+		return channel, true
+	}
+	if !bytes.HasPrefix(channel, n.prefix) {
+		return nil, false
+	}
+	return channel[len(n.prefix):], true
 }

@@ -49,8 +49,8 @@ func appendHeader(b []byte, kind byte, n int) []byte {
 // touches it.
 type messageFrames struct {
 	kind             upstream.Kind
-	pattern, channel string
-	payload          string
+	pattern          string
+	channel, payload []byte // the engine's, valid while the message is dispatched
 	frames           [2][]byte // RESP2, RESP3
 }
 
@@ -64,7 +64,7 @@ func (m *messageFrames) frame(proto int32) []byte {
 
 // encodeMessage builds one pub/sub delivery frame, sized exactly so that the
 // one allocation is shared by every subscriber that receives it.
-func encodeMessage(proto int32, kind upstream.Kind, pattern, channel, payload string) []byte {
+func encodeMessage(proto int32, kind upstream.Kind, pattern string, channel, payload []byte) []byte {
 	verb := "message"
 	n := 3
 	switch kind {
@@ -83,8 +83,8 @@ func encodeMessage(proto int32, kind upstream.Kind, pattern, channel, payload st
 	if n == 4 {
 		b = redcon.AppendBulkString(b, pattern)
 	}
-	b = redcon.AppendBulkString(b, channel)
-	return redcon.AppendBulkString(b, payload)
+	b = redcon.AppendBulk(b, channel)
+	return redcon.AppendBulk(b, payload)
 }
 
 // bulkSize is the encoded length of a bulk string of n bytes.

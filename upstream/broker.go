@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // Kind is the flavour of a subscription or message, as in Redis.
@@ -33,19 +34,45 @@ func (k Kind) String() string {
 // Message is one delivery from the engine. For KindPattern, Pattern is the
 // subscribed pattern that matched Channel; a message matching several
 // subscriptions is delivered once per subscription, as Redis does.
+//
+// Pattern, Channel and Payload point into the engine's read buffer (or the
+// publisher's request): they are valid only during the Handler call that
+// carries them, and nobody may modify them. The handler copies what it
+// keeps, which for the hub is the one frame that fan-out shares.
 type Message struct {
 	Kind    Kind
-	Pattern string
-	Channel string
-	Payload string // a string: go-redis delivers one, and it is never modified
+	Pattern []byte
+	Channel []byte
+	Payload []byte
 	// Seq numbers messages in the order the engine received them: a message
 	// received after a call to Received has a larger Seq than it returned.
 	Seq uint64
 }
 
-// Handler receives the engine's messages. It must not block: every
-// subscription of the connection it is called for waits meanwhile.
-type Handler func(Message)
+// Clone returns a copy of m whose bytes outlive the Handler call.
+func (m Message) Clone() Message {
+	m.Pattern, m.Channel, m.Payload = clone(m.Pattern), clone(m.Channel), clone(m.Payload)
+	return m
+}
+
+// bytesOf views a string as bytes without copying, for Message fields,
+// which nobody modifies.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte{}, b...)
+}
+
+// Handler receives the engine's messages a burst at a time: everything one
+// read from an upstream connection brought (the Redis engine), or every
+// delivery of one publication (the memory engine), in order. The handler
+// can therefore queue a whole burst before waking anyone. It must not
+// block: every subscription of the connection it is called for waits
+// meanwhile. The slice is reused after the call.
+type Handler func(burst []Message)
 
 // Publication is one PUBLISH (KindChannel) or SPUBLISH (KindShard) in a batch.
 // Publish fills in Receivers or Err.

@@ -27,7 +27,7 @@ var _ Broker = (*Memory)(nil)
 
 // NewMemory returns an empty memory engine.
 func NewMemory() *Memory {
-	m := &Memory{started: time.Now(), handler: func(Message) {}}
+	m := &Memory{started: time.Now(), handler: func([]Message) {}}
 	m.subs[KindChannel], m.subs[KindShard] = make(map[string]struct{}), make(map[string]struct{})
 	return m
 }
@@ -44,46 +44,52 @@ func (m *Memory) Publish(_ context.Context, batch []Publication) error {
 }
 
 func (m *Memory) publish(p *Publication) (int64, error) {
-	out, ok := m.deliveries(p)
+	burst := bursts.Get().(*[]Message)
+	defer bursts.Put(burst)
+	out, ok := m.deliveries(p, (*burst)[:0])
 	if !ok {
 		return 0, ErrClosed
 	}
 	defer m.inflight.Done()
-	// The hub keeps the payload (in its frames) after Publish returned:
-	// copy it once for all of its deliveries, and not at all when there
-	// are none.
+	// The handler copies what it keeps: the deliveries share the
+	// publisher's payload for the length of the call.
 	if len(out) > 0 {
-		payload := string(p.Payload)
 		for i := range out {
-			out[i].Payload = payload
-			m.handler(out[i])
+			out[i].Payload = p.Payload
 		}
+		m.handler(out)
+		clear(out)
 	}
+	*burst = out[:0]
 	return int64(len(out)), nil
 }
 
-// deliveries lists the messages one publication produces: one per matching
-// subscription, channel subscription first, as Redis orders them. On success
-// the caller owns one m.inflight count.
-func (m *Memory) deliveries(p *Publication) (out []Message, ok bool) {
+// bursts are the memory engine's reusable delivery lists.
+var bursts = sync.Pool{New: func() any { return new([]Message) }}
+
+// deliveries appends to out the messages one publication produces: one per
+// matching subscription, channel subscription first, as Redis orders them.
+// On success the caller owns one m.inflight count.
+func (m *Memory) deliveries(p *Publication, out []Message) (_ []Message, ok bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
-		return nil, false
+		return out, false
 	}
 	m.inflight.Add(1)
 	seq := m.received.Add(1)
+	channel := bytesOf(p.Channel)
 	if p.Kind == KindShard {
 		if _, ok := m.subs[KindShard][p.Channel]; ok {
-			out = append(out, Message{Kind: KindShard, Channel: p.Channel, Seq: seq})
+			out = append(out, Message{Kind: KindShard, Channel: channel, Seq: seq})
 		}
 		return out, true
 	}
 	if _, ok := m.subs[KindChannel][p.Channel]; ok {
-		out = append(out, Message{Kind: KindChannel, Channel: p.Channel, Seq: seq})
+		out = append(out, Message{Kind: KindChannel, Channel: channel, Seq: seq})
 	}
 	m.patterns.Matching(p.Channel, func(pat string, _ struct{}) {
-		out = append(out, Message{Kind: KindPattern, Pattern: pat, Channel: p.Channel, Seq: seq})
+		out = append(out, Message{Kind: KindPattern, Pattern: bytesOf(pat), Channel: channel, Seq: seq})
 	})
 	return out, true
 }

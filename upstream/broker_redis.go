@@ -57,7 +57,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		return nil, err
 	}
 	r := &Redis{client: client, health: newHealthState(o.OnHealthChange), timeout: cmp.Or(o.Timeout, 5*time.Second)}
-	r.SetHandler(func(Message) {})
+	r.SetHandler(func([]Message) {})
 	ctx, stop := context.WithCancel(context.Background())
 	r.ctx, r.stop = ctx, stop
 	r.main = newSubscriber(client.Subscribe(ctx), r.emitter(KindChannel))
@@ -96,22 +96,26 @@ func (r *Redis) start(s *subscriber) {
 
 // emitter turns a subscriber's Redis messages into the engine's: a shard
 // channel in sharded mode is delivered once per local kind that holds it.
+// go-redis hands over one message at a time, so each is a burst of its own.
 func (r *Redis) emitter(kind Kind) func(*redis.Message) {
+	var burst [2]Message // a shard channel is at most a channel and a shard channel
 	return func(m *redis.Message) {
-		msg := Message{Kind: kind, Channel: m.Channel, Payload: m.Payload}
+		msg := Message{Kind: kind, Channel: bytesOf(m.Channel), Payload: bytesOf(m.Payload)}
 		if m.Pattern != "" {
-			msg.Kind, msg.Pattern = KindPattern, m.Pattern
+			msg.Kind, msg.Pattern = KindPattern, bytesOf(m.Pattern)
 		}
-		deliver := *r.handler.Load()
+		out := burst[:0]
 		if kind == KindShard && r.aliases != nil {
 			for _, k := range r.aliases.kinds(m.Channel) {
 				msg.Kind, msg.Seq = k, r.received.Add(1)
-				deliver(msg)
+				out = append(out, msg)
 			}
-			return
+		} else {
+			msg.Seq = r.received.Add(1)
+			out = append(out, msg)
 		}
-		msg.Seq = r.received.Add(1)
-		deliver(msg)
+		(*r.handler.Load())(out)
+		clear(out)
 	}
 }
 

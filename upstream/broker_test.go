@@ -36,7 +36,11 @@ var inboxes sync.Map // Broker → chan Message
 // collect makes b deliver its messages to an inbox that receive reads.
 func collect[B Broker](b B) B {
 	in := make(chan Message, 1<<16)
-	b.SetHandler(func(m Message) { in <- m })
+	b.SetHandler(func(burst []Message) {
+		for _, m := range burst {
+			in <- m.Clone()
+		}
+	})
 	inboxes.Store(Broker(b), in)
 	return b
 }
@@ -82,7 +86,7 @@ func expectNoMessage(t *testing.T, b Broker) {
 		t.Fatal(err)
 	}
 	publish(t, b, KindChannel, "sentinel", "s")
-	if m := receive(t, b); m.Channel != "sentinel" {
+	if m := receive(t, b); string(m.Channel) != "sentinel" {
 		t.Fatalf("unexpected message %+v", m)
 	}
 	if err := b.Unsubscribe(ctx(t), KindChannel, "sentinel"); err != nil {
@@ -104,12 +108,12 @@ func TestBrokerChannelsPatternsShards(t *testing.T) {
 		}
 		got := []Message{receive(t, b), receive(t, b)}
 		want := []Message{
-			{Kind: KindChannel, Channel: "acme:orders", Payload: "hello"},
-			{Kind: KindPattern, Pattern: "acme:o*", Channel: "acme:orders", Payload: "hello"},
+			{Kind: KindChannel, Channel: []byte("acme:orders"), Payload: []byte("hello")},
+			{Kind: KindPattern, Pattern: []byte("acme:o*"), Channel: []byte("acme:orders"), Payload: []byte("hello")},
 		}
 		for i := range want {
-			if got[i].Kind != want[i].Kind || got[i].Pattern != want[i].Pattern ||
-				got[i].Channel != want[i].Channel || string(got[i].Payload) != string(want[i].Payload) {
+			if got[i].Kind != want[i].Kind || string(got[i].Pattern) != string(want[i].Pattern) ||
+				string(got[i].Channel) != string(want[i].Channel) || string(got[i].Payload) != string(want[i].Payload) {
 				t.Errorf("message %d = %+v, want %+v", i, got[i], want[i])
 			}
 		}
@@ -120,7 +124,7 @@ func TestBrokerChannelsPatternsShards(t *testing.T) {
 		if n := publish(t, b, KindShard, "acme:s1", "sharded"); n != 1 {
 			t.Fatalf("SPUBLISH receivers = %d, want 1", n)
 		}
-		if m := receive(t, b); m.Kind != KindShard || m.Channel != "acme:s1" {
+		if m := receive(t, b); m.Kind != KindShard || string(m.Channel) != "acme:s1" {
 			t.Fatalf("shard message = %+v", m)
 		}
 

@@ -42,7 +42,7 @@ func receiveAll(t *testing.T, b Broker, n int) map[string][]Message {
 	got := make(map[string][]Message)
 	for range n {
 		m := receive(t, b)
-		got[m.Channel] = append(got[m.Channel], m)
+		got[string(m.Channel)] = append(got[string(m.Channel)], m)
 	}
 	return got
 }
