@@ -50,7 +50,7 @@ func appendHeader(b []byte, kind byte, n int) []byte {
 type messageFrames struct {
 	kind             upstream.Kind
 	pattern          string
-	channel, payload []byte // the engine's, valid while the message is dispatched
+	channel, payload []byte    // the engine's, valid while the message is dispatched
 	frames           [2][]byte // RESP2, RESP3
 }
 

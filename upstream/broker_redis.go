@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +28,7 @@ type Redis struct {
 	handler  atomic.Pointer[Handler]
 	received atomic.Uint64 // Seq of the last message from any connection
 	health   *healthState
+	pipes    *pipelines      // the publishing connections
 	timeout  time.Duration   // how long Redis may take to confirm a subscribe
 	ctx      context.Context // ends with Close
 	stop     context.CancelFunc
@@ -73,6 +73,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if r.sharded {
 		r.aliases = newAliases()
 	}
+	r.pipes = newPipelines(r)
 	interval := o.HealthInterval
 	if interval <= 0 {
 		interval = defaultHealthInterval
@@ -142,41 +143,6 @@ func (r *Redis) upstreamKind(kind Kind) Kind {
 		return KindShard
 	}
 	return kind
-}
-
-func (r *Redis) Publish(ctx context.Context, batch []Publication) error {
-	cmds := make([]*redis.IntCmd, len(batch))
-	_, batchErr := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for i, p := range batch {
-			if r.upstreamKind(p.Kind) == KindShard {
-				cmds[i] = pipe.SPublish(ctx, p.Channel, p.Payload)
-			} else {
-				cmds[i] = pipe.Publish(ctx, p.Channel, p.Payload)
-				// A cluster would send each keyless PUBLISH to a node of
-				// its choosing, and two messages entering the cluster at
-				// two nodes may overtake each other: route by the
-				// channel's slot, so one channel enters at one node.
-				cmds[i].SetFirstKeyPos(1)
-			}
-		}
-		return nil
-	})
-	// go-redis leaves commands without an error when the pipeline failed
-	// with a Redis error before running them (WRONGPASS from the
-	// connection's AUTH): if no command carries an error, none ran.
-	noneRan := batchErr != nil && !slices.ContainsFunc(cmds, func(c *redis.IntCmd) bool { return c.Err() != nil })
-	for i, c := range cmds {
-		if noneRan {
-			batch[i].Receivers, batch[i].Err = 0, batchErr
-		} else {
-			batch[i].Receivers, batch[i].Err = c.Result()
-		}
-	}
-	var redisErr redis.Error
-	if batchErr != nil && !errors.As(batchErr, &redisErr) && ctx.Err() == nil {
-		r.health.set(batchErr) // unreachable, not refused: the probe will tell when it is back
-	}
-	return nil
 }
 
 func (r *Redis) Subscribe(ctx context.Context, kind Kind, names ...string) error {
@@ -259,6 +225,7 @@ func (r *Redis) NumSub(ctx context.Context, kind Kind, channels ...string) ([]in
 func (r *Redis) Close() error {
 	r.close.Do(func() {
 		r.stop()
+		r.pipes.close()
 		_ = r.main.ps.Close()
 		r.shards.close()
 		r.wg.Wait()
