@@ -52,6 +52,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	published := time.Since(start)
 	expected := expectedDeliveries(&o, pubs, subs)
 	awaitDeliveries(ctx, subs, expected, o.Drain)
+	if o.OnDrained != nil {
+		o.OnDrained()
+	}
 	progress.stop()
 	stopping.Store(true)
 	for _, s := range subs {

@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pubgate/pubgate/internal/testutil"
+	"github.com/redis/go-redis/v9"
 )
 
 func run(t *testing.T, o Options) *Result {
@@ -176,4 +179,40 @@ func readFrame(r *bufio.Reader) ([]byte, error) {
 		frame = append(frame, body...)
 	}
 	return frame, nil
+}
+
+// TestHooksBracketThePublishing: OnSubscribed runs once every subscriber
+// is subscribed, before the first publish; OnDrained runs once, after the
+// publishing time and the deliveries, while the subscribers are still
+// connected (so that the two bracket the server's work for the counted
+// messages, and nothing else).
+func TestHooksBracketThePublishing(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	ctx := context.Background()
+	numsub := func() int64 { return c.PubSubNumSub(ctx, "bench:0:c").Val()["bench:0:c"] }
+	var calls []string
+	var subscribed time.Time
+	var between time.Duration
+	const duration = 200 * time.Millisecond
+	r := run(t, Options{Addr: srv.Addr(), Publishers: 1, Pipeline: 4, Subscribers: 3, Duration: duration,
+		OnSubscribed: func() {
+			calls = append(calls, fmt.Sprintf("subscribed %d", numsub()))
+			subscribed = time.Now()
+		},
+		OnDrained: func() {
+			between = time.Since(subscribed)
+			calls = append(calls, fmt.Sprintf("drained %d", numsub()))
+		},
+	})
+	if want := []string{"subscribed 3", "drained 3"}; !slices.Equal(calls, want) {
+		t.Fatalf("hooks ran as %q, want %q", calls, want)
+	}
+	if between < duration {
+		t.Errorf("OnDrained ran %s after OnSubscribed, before the %s of publishing ended", between, duration)
+	}
+	if r.Published == 0 || r.Delivered != r.Expected {
+		t.Fatalf("%+v", r)
+	}
 }

@@ -58,8 +58,14 @@ type Options struct {
 	// Progress receives a line a second (nil: none).
 	Progress io.Writer
 	// OnSubscribed, if set, runs once every subscriber is subscribed,
-	// before the first publish (to measure the server's memory).
+	// before the first publish (to measure the server's memory, or to
+	// start measuring its CPU).
 	OnSubscribed func()
+	// OnDrained, if set, runs once publishing ended and every expected
+	// message arrived (or Drain passed), before any connection closes: with
+	// OnSubscribed it brackets the server's work for the messages the
+	// result counts, without connecting, subscribing or disconnecting.
+	OnDrained func()
 }
 
 // HeaderSize is the smallest payload: what every message carries for its

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,8 +47,10 @@ func newBenchCompareCommand() *cobra.Command {
   pubgate     this pubgate with TLS, password logins, the example policy
               and the audit log at level metadata, in front of "redis";
 then runs each workload against each arm, alternating the arms' order, and
-prints the median of each figure and the ratio pubgate / redis-tls. It
-needs redis-server on PATH and runs from the repository (the example
+prints the median of each figure and the ratio pubgate / redis-tls. The
+rate workloads also show the server process's CPU time per message (user +
+system, from /proc/<pid>/stat, between the first publish and the last
+delivery). It needs redis-server on PATH and runs from the repository (the example
 policy). The raw results (JSON) are kept in --out.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -61,17 +64,17 @@ policy). The raw results (JSON) are kept in --out.`,
 	f.IntVar(&o.repeat, "repeat", 3, "runs of each workload on each arm")
 	f.DurationVar(&o.duration, "duration", 4*time.Second, "publishing time of each run")
 	f.IntVar(&o.idle, "idle-connections", 10000, "W4's idle subscribers")
-	f.StringSliceVar(&o.workloads, "workloads", []string{"W1", "W2", "W3", "W4", "W5"}, "workloads to run")
+	f.StringSliceVar(&o.workloads, "workloads", []string{"W0", "W1", "W2", "W3", "W4", "W5"}, "workloads to run")
 	f.StringVar(&o.policyDir, "policy", "examples/policies", "the policy pubgate runs")
 	f.StringVar(&o.out, "out", "", "directory for the arms' files and raw results (default: a temporary one, removed)")
 	f.IntVar(&o.bcryptCost, "bcrypt-cost", 4, "cost of the users' password hashes (W4 logs in every connection)")
 	f.StringVar(&o.redisServer, "redis-server", "redis-server", "the redis-server binary")
 	f.BoolVar(&smoke, "smoke", false, "one short run of each workload, W4 with 200 connections and its memory not measured (CI)")
-	f.BoolVar(&o.scaling, "scaling", false, "instead of W1-W5: delivery rate by subscribers, publish rate by channels, memory by connections")
+	f.BoolVar(&o.scaling, "scaling", false, "instead of W0-W5: delivery rate by subscribers, publish rate by channels, memory by connections")
 	return cmd
 }
 
-// workload is one of the issue's W1–W5: the bench options for an arm, and
+// workload is one of W0–W5 (the issue's W1–W5 and a baseline): the bench options for an arm, and
 // the figures the table shows.
 type workload struct {
 	name, title string
@@ -83,16 +86,35 @@ type workload struct {
 }
 
 type figure struct {
-	name        string
+	name string
+	// value is NaN if the run did not measure it.
 	value       func(r *bench.Result, m measured) float64
 	lowerBetter bool
 	// memory figures are not measured in --smoke runs.
 	memory bool
+	// cpu figures need the server's CPU time measured over the run.
+	cpu bool
+	// format renders the figure's median (nil: formatFigure).
+	format func(float64) string
 }
 
 // measured is what a run yields besides the bench result.
 type measured struct {
 	bytesPerConn float64 // W4: the server's RSS growth per connection
+	// cpu is the CPU time (user + system) the server's process used from
+	// the first publish until every delivery arrived (see runWorkload);
+	// cpuMeasured is false if the run did not measure it.
+	cpu         time.Duration
+	cpuMeasured bool
+}
+
+// cpuPer is the server's CPU time per message, in µs, or NaN if the run did
+// not measure it or passed no message.
+func (m measured) cpuPer(messages uint64) float64 {
+	if !m.cpuMeasured || messages == 0 {
+		return math.NaN()
+	}
+	return float64(m.cpu.Nanoseconds()) / 1e3 / float64(messages)
 }
 
 var (
@@ -102,23 +124,37 @@ var (
 	p99          = figure{name: "p99 µs", lowerBetter: true, value: func(r *bench.Result, _ measured) float64 { return r.Latency.P99 }}
 	p999         = figure{name: "p99.9 µs", lowerBetter: true, value: func(r *bench.Result, _ measured) float64 { return r.Latency.P999 }}
 	perConn      = figure{name: "bytes/conn", lowerBetter: true, memory: true, value: func(_ *bench.Result, m measured) float64 { return m.bytesPerConn }}
+	// cpuPerPublish is for workloads whose subscribers receive each message
+	// once (W0, W1, W5): per acknowledged publish, which includes
+	// delivering it. cpuPerDelivery is for fan-out (W2), where the
+	// deliveries are the work: per message received by a subscriber.
+	cpuPerPublish  = figure{name: cpuFigure, lowerBetter: true, cpu: true, format: formatCPU, value: func(r *bench.Result, m measured) float64 { return m.cpuPer(r.Published) }}
+	cpuPerDelivery = figure{name: cpuFigure, lowerBetter: true, cpu: true, format: formatCPU, value: func(r *bench.Result, m measured) float64 { return m.cpuPer(r.Delivered) }}
 )
+
+// cpuFigure names the server's CPU time per message.
+const cpuFigure = "CPU µs/msg"
 
 func compareWorkloads() []workload {
 	base := func(o compareOptions, a *arm) bench.Options {
 		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.duration, Drain: 3 * time.Second}
 	}
 	return []workload{
+		{"W0", "baseline: 1 publisher (pipeline 16), 1 channel, 1 subscriber", func(o compareOptions, a *arm) bench.Options {
+			b := base(o, a)
+			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 1, 16, 1, 1
+			return b
+		}, []figure{publishRate, deliveryRate, cpuPerPublish}, false},
 		{"W1", "publish-heavy: 4 publishers, pipeline 16, 16 channels, 1 subscriber", func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 4, 16, 16, 1
 			return b
-		}, []figure{publishRate, deliveryRate}, false},
+		}, []figure{publishRate, deliveryRate, cpuPerPublish}, false},
 		{"W2", "fan-out: 1 publisher (pipeline 16), 100 subscribers on 1 channel", func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 1, 16, 1, 100
 			return b
-		}, []figure{deliveryRate, publishRate}, false},
+		}, []figure{deliveryRate, publishRate, cpuPerDelivery}, false},
 		{"W3", "latency: 10,000 messages/s, 1 channel, 10 subscribers", func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Rate, b.Channels, b.Subscribers = 1, 64, 10000, 1, 10
@@ -135,7 +171,7 @@ func compareWorkloads() []workload {
 			b.Publishers, b.Pipeline, b.Channels, b.Patterns = 4, 16, 500, true
 			b.Subscribers, b.SubChannels = 10, 100 // 5 per tenant × 100 patterns, each matching one channel
 			return b
-		}, []figure{publishRate, deliveryRate}, false},
+		}, []figure{publishRate, deliveryRate, cpuPerPublish}, false},
 	}
 }
 
@@ -262,6 +298,8 @@ type armRun struct {
 	Result   *bench.Result `json:"result"`
 	Measured measured      `json:"-"`
 	PerConn  float64       `json:"bytes_per_connection,omitempty"`
+	// ServerCPU is measured.cpu in seconds.
+	ServerCPU float64 `json:"server_cpu_seconds,omitempty"`
 }
 
 func runWorkload(ctx context.Context, w workload, o compareOptions, a *arm) (armRun, error) {
@@ -275,6 +313,33 @@ func runWorkload(ctx context.Context, w workload, o compareOptions, a *arm) (arm
 			m.bytesPerConn = float64(a.rss()-before) / float64(bo.Subscribers)
 		}
 	}
+	if slices.ContainsFunc(w.figures, func(f figure) bool { return f.cpu }) {
+		// The CPU window is the one the result's counts come from: it opens
+		// once every connection is set up and subscribed, just before the
+		// first publish, and closes after the last acknowledged publish
+		// once every expected message reached its subscriber (or the drain
+		// gave up), before any connection closes. So it holds the server's
+		// work for the published and delivered messages the result counts
+		// (acknowledging, routing, delivering, and pubgate's policy and
+		// audit), and none of the TLS handshakes, logins, subscriptions
+		// or disconnections around them. It is a few milliseconds wider
+		// than the messages (the harness sees the last delivery on a
+		// 10 ms poll, when the server is idle), and /proc counts in clock
+		// ticks (10 ms): over runs of seconds, errors of well under 1%.
+		var start time.Duration
+		var started bool
+		settle := bo.OnSubscribed // a memory measure, if any, comes first
+		bo.OnSubscribed = func() {
+			if settle != nil {
+				settle()
+			}
+			start, started = a.cpu()
+		}
+		bo.OnDrained = func() {
+			end, ended := a.cpu()
+			m.cpu, m.cpuMeasured = end-start, started && ended
+		}
+	}
 	r, err := bench.Run(ctx, bo)
 	if err != nil {
 		return armRun{}, err
@@ -282,7 +347,11 @@ func runWorkload(ctx context.Context, w workload, o compareOptions, a *arm) (arm
 	if r.Errors != "" {
 		return armRun{}, errors.New(r.Errors)
 	}
-	return armRun{Result: r, Measured: m, PerConn: m.bytesPerConn}, nil
+	run := armRun{Result: r, Measured: m, PerConn: m.bytesPerConn}
+	if m.cpuMeasured {
+		run.ServerCPU = m.cpu.Seconds()
+	}
+	return run, nil
 }
 
 func saveRun(dir, workload, arm string, rep int, r armRun) error {
@@ -309,24 +378,45 @@ func writeComparison(w io.Writer, o compareOptions, workloads []workload, arms [
 				fmt.Fprintf(w, "| %s | %s | %s%s | %s |\n", name, f.name, strings.Repeat("— | ", len(arms)), notInSmoke, lost)
 				continue
 			}
+			format := f.format
+			if format == nil {
+				format = formatFigure
+			}
 			med := make(map[string]float64)
 			cells := make([]string, len(arms))
 			for k, a := range arms {
 				var vs []float64
 				for _, r := range results[wl.name][a.name] {
-					vs = append(vs, f.value(r.Result, r.Measured))
+					if v := f.value(r.Result, r.Measured); !math.IsNaN(v) {
+						vs = append(vs, v)
+					}
 				}
-				med[a.name] = median(vs)
-				cells[k] = formatFigure(med[a.name])
+				cells[k] = "—"
+				if len(vs) > 0 {
+					med[a.name] = median(vs)
+					cells[k] = format(med[a.name])
+				}
 			}
 			ratio := "—"
 			if b := med["redis-tls"]; b > 0 {
-				ratio = fmt.Sprintf("%.2f×", med["pubgate"]/b)
+				if p, ok := med["pubgate"]; ok {
+					ratio = fmt.Sprintf("%.2f×", p/b)
+				}
 			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", name, f.name, strings.Join(cells, " | "), ratio, lost)
 		}
 	}
+	if slices.ContainsFunc(workloads, func(wl workload) bool {
+		return slices.ContainsFunc(wl.figures, func(f figure) bool { return f.cpu })
+	}) {
+		fmt.Fprintf(w, "\n%s: %s\n", cpuFigure, cpuNote)
+	}
 }
+
+// cpuNote explains the CPU figure under the table.
+const cpuNote = "the server process's CPU time (user + system, all threads, from /proc/<pid>/stat) " +
+	"from the first publish until the last delivery, per published message (per delivered message for fan-out, W2); " +
+	"lower is better. pubgate's counts pubgate only, not the Redis behind it."
 
 // notInSmoke stands for a memory figure of a --smoke run: with a few hundred
 // connections for a second, the growth of a server's RSS is mostly its
@@ -367,6 +457,17 @@ func median(vs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// formatCPU renders microseconds per message, which are mostly below 10.
+func formatCPU(v float64) string {
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return formatFigure(v)
 }
 
 func formatFigure(v float64) string {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,7 +32,75 @@ type arm struct {
 	addr    string
 	tls     *tls.Config
 	tenants []bench.Tenant
-	proc    *exec.Cmd // whose memory W4 measures
+	proc    *exec.Cmd // whose memory W4 measures, and CPU the rate workloads
+}
+
+// cpu is the CPU time (user + system, all threads) the arm's process used
+// so far, from /proc/<pid>/stat; false if it cannot be read (not Linux).
+func (a *arm) cpu() (time.Duration, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.proc.Process.Pid))
+	if err != nil {
+		return 0, false
+	}
+	return parseProcStatCPU(string(data), clockTicks())
+}
+
+// parseProcStatCPU reads utime + stime (fields 14 and 15, in clock ticks)
+// from the text of /proc/<pid>/stat. The command name (field 2) is in
+// parentheses and may hold spaces and parentheses, so fields are counted
+// from its last ')'.
+func parseProcStatCPU(stat string, ticksPerSecond int64) (time.Duration, bool) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 || ticksPerSecond <= 0 {
+		return 0, false
+	}
+	fields := strings.Fields(stat[i+1:]) // fields[0] is field 3, the state
+	if len(fields) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	ticks := utime + stime
+	return time.Duration(ticks/ticksPerSecond)*time.Second + time.Duration(ticks%ticksPerSecond)*time.Second/time.Duration(ticksPerSecond), true
+}
+
+// clockTicks is sysconf(_SC_CLK_TCK), the unit of /proc/<pid>/stat's
+// times. Without cgo there is no sysconf: the C library takes it from the
+// kernel's auxiliary vector (AT_CLKTCK), and so does this, from
+// /proc/self/auxv; 100 (what Linux reports on every architecture) if that
+// cannot be read.
+var clockTicks = sync.OnceValue(func() int64 {
+	const atNull, atClkTck = 0, 17
+	data, err := os.ReadFile("/proc/self/auxv")
+	if err != nil {
+		return 100
+	}
+	word := strconv.IntSize / 8
+	for len(data) >= 2*word {
+		key, val := auxvWord(data[:word]), auxvWord(data[word:2*word])
+		data = data[2*word:]
+		switch key {
+		case atNull:
+			return 100
+		case atClkTck:
+			if val > 0 {
+				return int64(val)
+			}
+			return 100
+		}
+	}
+	return 100
+})
+
+// auxvWord is one native word of the auxiliary vector.
+func auxvWord(b []byte) uint64 {
+	if len(b) == 8 {
+		return binary.NativeEndian.Uint64(b)
+	}
+	return uint64(binary.NativeEndian.Uint32(b))
 }
 
 // rss is the arm's resident memory in bytes (0 if unknown).
