@@ -57,9 +57,9 @@ var (
 )
 
 // kinds lists the local kinds that hold name.
-func (a *aliases) kinds(name string) []Kind {
+func (a *aliases) kinds(name []byte) []Kind {
 	a.mu.RLock()
-	held := a.names[name]
+	held := a.names[string(name)]
 	a.mu.RUnlock()
 	switch held {
 	case [2]bool{true, true}:

@@ -4,6 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"math/rand/v2"
+	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,16 +63,19 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	r.SetHandler(func([]Message) {})
 	ctx, stop := context.WithCancel(context.Background())
 	r.ctx, r.stop = ctx, stop
-	r.main = newSubscriber(client.Subscribe(ctx), r.emitter(KindChannel))
-	r.start(r.main)
 	if c, ok := client.(*redis.ClusterClient); ok {
 		r.cluster, r.sharded = c, o.Cluster.Sharded
+		r.main = newSubscriber(r, anyPrimary(c))
 		r.shards = newSlotSubscribers(c, r)
 	} else {
-		s := newSubscriber(client.SSubscribe(ctx), r.emitter(KindShard))
+		opt := client.(*redis.Client).Options()
+		dial := func(ctx context.Context, _ string) (net.Conn, error) { return dialNode(ctx, opt, opt.Addr) }
+		r.main = newSubscriber(r, dial)
+		s := newSubscriber(r, dial)
 		r.start(s)
 		r.shards = singleShard{s}
 	}
+	r.start(r.main)
 	if r.sharded {
 		r.aliases = newAliases()
 	}
@@ -95,29 +101,49 @@ func (r *Redis) start(s *subscriber) {
 	}()
 }
 
-// emitter turns a subscriber's Redis messages into the engine's: a shard
-// channel in sharded mode is delivered once per local kind that holds it.
-// go-redis hands over one message at a time, so each is a burst of its own.
-func (r *Redis) emitter(kind Kind) func(*redis.Message) {
-	var burst [2]Message // a shard channel is at most a channel and a shard channel
-	return func(m *redis.Message) {
-		msg := Message{Kind: kind, Channel: bytesOf(m.Channel), Payload: bytesOf(m.Payload)}
-		if m.Pattern != "" {
-			msg.Kind, msg.Pattern = KindPattern, bytesOf(m.Pattern)
+// appendDelivery numbers a message received from Redis and appends it to
+// a burst: a shard channel in sharded mode is delivered once per local kind
+// that holds it.
+func (r *Redis) appendDelivery(burst []Message, m Message) []Message {
+	if m.Kind == KindShard && r.aliases != nil {
+		for _, k := range r.aliases.kinds(m.Channel) {
+			m.Kind, m.Seq = k, r.received.Add(1)
+			burst = append(burst, m)
 		}
-		out := burst[:0]
-		if kind == KindShard && r.aliases != nil {
-			for _, k := range r.aliases.kinds(m.Channel) {
-				msg.Kind, msg.Seq = k, r.received.Add(1)
-				out = append(out, msg)
-			}
-		} else {
-			msg.Seq = r.received.Add(1)
-			out = append(out, msg)
-		}
-		(*r.handler.Load())(out)
-		clear(out)
+		return burst
 	}
+	m.Seq = r.received.Add(1)
+	return append(burst, m)
+}
+
+// anyPrimary dials the cluster's channel and pattern connection: classic
+// pub/sub reaches every node, so any primary serves. As go-redis did, it is
+// the owner of a held name's slot, where that channel's publishes enter the
+// cluster (and count the connection among their receivers), or a random
+// one while nothing is held, so that pubgate nodes spread over the
+// primaries.
+func anyPrimary(c *redis.ClusterClient) dialFunc {
+	return func(ctx context.Context, held string) (net.Conn, error) {
+		if held == "" {
+			held = strconv.Itoa(rand.IntN(1 << 20))
+		}
+		return dialSlotOwner(ctx, c, held)
+	}
+}
+
+// dialSlotOwner dials the primary that owns key's slot; a failure re-reads
+// the slot map, which may be out of date after a failover.
+func dialSlotOwner(ctx context.Context, c *redis.ClusterClient, key string) (net.Conn, error) {
+	node, err := c.MasterForKey(ctx, key)
+	if err == nil {
+		opt := node.Options()
+		var nc net.Conn
+		if nc, err = dialNode(ctx, opt, opt.Addr); err == nil {
+			return nc, nil
+		}
+	}
+	c.ReloadState(ctx)
+	return nil, err
 }
 
 // probe checks that every node pubgate needs answers; a cluster that fails
@@ -226,7 +252,7 @@ func (r *Redis) Close() error {
 	r.close.Do(func() {
 		r.stop()
 		r.pipes.close()
-		_ = r.main.ps.Close()
+		r.main.close()
 		r.shards.close()
 		r.wg.Wait()
 		_ = r.client.Close()
@@ -242,7 +268,7 @@ func (s singleShard) send(ctx context.Context, names []string) ([]chan struct{},
 	return s.s.send(ctx, KindShard, names)
 }
 
-func (s singleShard) unconfirmed([]string) {} // go-redis resubscribes on its own
+func (s singleShard) unconfirmed([]string) {} // the subscriber resubscribes on its own
 
 func (s singleShard) unsubscribe(ctx context.Context, names []string) error {
 	return s.s.unsubscribe(ctx, KindShard, names)
@@ -250,7 +276,7 @@ func (s singleShard) unsubscribe(ctx context.Context, names []string) error {
 
 func (s singleShard) sync(ctx context.Context) error { return s.s.sync(ctx) }
 
-func (s singleShard) close() { _ = s.s.ps.Close() }
+func (s singleShard) close() { s.s.close() }
 
 // Sync round-trips on every subscriber connection at once. In a cluster in
 // classic mode, a message published at another primary reaches the

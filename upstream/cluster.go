@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -11,9 +12,9 @@ import (
 
 // slotSubscribers hold a cluster's shard channels: one connection per hash
 // slot in use, on the primary that owns the slot. Redis refuses an
-// SSUBSCRIBE whose channels span slots, and go-redis resubscribes all of a
-// connection's channels in one command when it reconnects, so a connection
-// never holds channels of two slots.
+// SSUBSCRIBE whose channels span slots, and a subscriber resubscribes all of
+// a connection's channels in one command when it reconnects, so a
+// connection never holds channels of two slots.
 type slotSubscribers struct {
 	cluster *redis.ClusterClient
 	r       *Redis
@@ -86,15 +87,14 @@ func (ss *slotSubscribers) lockSlot(slot int) *slotSubscriber {
 	}
 }
 
-// connect opens the slot's connection with its first names. go-redis
-// picks the node for a connection by the slot of the names it holds when it
-// dials, so the names go in before the receive loop starts: a loop started
-// first would dial a random node.
+// connect opens the slot's connection with its first names: every dial
+// goes to the primary that owns the slot then, and the receive loop
+// subscribes the connection to the names it holds, these first.
 func (ss *slotSubscribers) connect(s *slotSubscriber, names []string) (sub *subscriber, waits []chan struct{}, forget func()) {
-	sub = newSubscriber(nil, ss.r.emitter(KindShard))
+	key := names[0] // any name of the slot locates it
+	sub = newSubscriber(ss.r, func(ctx context.Context, _ string) (net.Conn, error) { return dialSlotOwner(ctx, ss.cluster, key) })
 	waits = sub.expect("ssubscribe", names)
 	sub.hold(KindShard, names)
-	sub.ps = ss.cluster.SSubscribe(context.Background(), names...) // a failed dial is retried by the loop
 	sub.dropped = func(string) { go ss.moved(s, sub) }
 	ss.r.start(sub)
 	return sub, waits, func() { sub.forget("ssubscribe", names, waits) }
@@ -102,7 +102,7 @@ func (ss *slotSubscribers) connect(s *slotSubscriber, names []string) (sub *subs
 
 // moved replaces a slot's connection after Redis unsubscribed it because
 // the slot moved to another shard, or after a subscribe went unconfirmed
-// (the old owner answers MOVED, which go-redis does not act on): a fresh
+// or was answered MOVED by the slot's old owner: a fresh
 // slot map, a new connection to the slot's owner, every name subscribed
 // again there, until Redis confirms them or the engine closes.
 func (ss *slotSubscribers) moved(s *slotSubscriber, old *subscriber) {
@@ -118,7 +118,7 @@ func (ss *slotSubscribers) moved(s *slotSubscriber, old *subscriber) {
 		case <-time.After(min(250*time.Millisecond<<attempt, 2*time.Second)):
 		}
 		if old != nil {
-			_ = old.ps.Close()
+			old.close()
 		}
 		s.sub = nil
 		if len(s.names) == 0 {
@@ -181,7 +181,7 @@ func (ss *slotSubscribers) unsubscribeSlot(ctx context.Context, slot int, names 
 		s.closed = true
 		delete(ss.slots, slot)
 		if s.sub != nil {
-			return s.sub.ps.Close()
+			s.sub.close()
 		}
 		return nil
 	}
@@ -210,7 +210,7 @@ func (ss *slotSubscribers) close() {
 		s.mu.Lock()
 		s.closed = true
 		if s.sub != nil {
-			_ = s.sub.ps.Close()
+			s.sub.close()
 		}
 		s.mu.Unlock()
 	}
