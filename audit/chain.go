@@ -7,9 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // Genesis is the prev of a chain's first record.
@@ -31,48 +28,48 @@ const MinKeyBytes = 32
 // hash = HMAC-SHA256(key, prev ‖ canonical JSON). The canonical JSON is the
 // exact bytes written, so verification never re-encodes anything.
 //
-// A chain is used by one goroutine; it reuses its MAC and buffers, so that
-// chaining a record allocates only the new prev.
+// A chain is used by one goroutine; it reuses its MAC and encodes each
+// record straight into the batch being written, so that chaining a record
+// allocates nothing.
 type chain struct {
-	seq     uint64
-	prev    string
-	enc     zapcore.Encoder
-	mac     hash.Hash
-	fields  [3]zapcore.Field
-	scratch []byte
-	sum     [2 * sha256.Size]byte
+	seq  uint64
+	prev [2 * sha256.Size]byte // hex, as written
+	enc  encoder
+	mac  hash.Hash
+	sum  [sha256.Size]byte
 }
 
 func newChain(key []byte) *chain {
-	return &chain{prev: Genesis, mac: hmac.New(sha256.New, key), enc: zapcore.NewJSONEncoder(zapcore.EncoderConfig{
-		TimeKey: "ts", MessageKey: "event",
-		EncodeTime: zapcore.RFC3339NanoTimeEncoder, // of a UTC time: see next
-		LineEnding: "\n",
-	})}
+	c := &chain{mac: hmac.New(sha256.New, key)}
+	copy(c.prev[:], Genesis)
+	return c
+}
+
+// prevHash is the hash of the last record chained.
+func (c *chain) prevHash() string { return string(c.prev[:]) }
+
+// setPrev continues a chain from a record's hash.
+func (c *chain) setPrev(seq uint64, hash string) error {
+	if len(hash) != len(c.prev) {
+		return errors.New("its hash is not 64 hex digits")
+	}
+	c.seq = seq
+	copy(c.prev[:], hash)
+	return nil
 }
 
 // next appends the line of the chain's next record to dst.
 func (c *chain) next(dst []byte, r *Record) ([]byte, error) {
 	c.seq++
-	c.fields = [3]zapcore.Field{zap.Uint64("seq", c.seq), zap.Inline(r), zap.String("prev", c.prev)}
-	buf, err := c.enc.EncodeEntry(zapcore.Entry{Time: r.Time.UTC(), Message: string(r.Event)}, c.fields[:])
-	if err != nil {
-		c.seq--
-		return dst, err
-	}
-	defer buf.Free()
-	canonical := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	start := len(dst)
+	dst = c.enc.appendRecord(dst, r, c.seq, c.prev[:])
 	c.mac.Reset()
-	c.scratch = append(c.scratch[:0], c.prev...)
-	c.mac.Write(c.scratch)
-	c.mac.Write(canonical)
-	hex.Encode(c.sum[:], c.mac.Sum(c.scratch[:0]))
-	dst = append(dst, canonical[:len(canonical)-1]...)
-	dst = append(dst, hashKey...)
-	dst = append(dst, c.sum[:]...)
-	dst = append(dst, "\"}\n"...)
-	c.prev = string(c.sum[:])
-	return dst, nil
+	c.mac.Write(c.prev[:])
+	c.mac.Write(dst[start:])
+	appendHex(c.prev[:0], c.mac.Sum(c.sum[:0]))
+	dst = append(dst[:len(dst)-1], hashKey...)
+	dst = append(dst, c.prev[:]...)
+	return append(dst, "\"}\n"...), nil
 }
 
 func hashOf(key []byte, prev string, canonical []byte) string {

@@ -71,7 +71,7 @@ const maxBatch = 512
 type Logger struct {
 	o     Options
 	sink  io.Writer
-	queue chan Record
+	queue *queue
 	stop  chan struct{} // Close asks the writer to finish
 	// abandon tells the writer, retrying a failing sink at Close, that the
 	// close deadline passed.
@@ -79,14 +79,14 @@ type Logger struct {
 	abandonOnce sync.Once
 	done        chan struct{}
 	closeOnce   sync.Once
-	closed      atomic.Bool
 	failing     atomic.Bool
 
 	written, dropped, refused atomic.Int64
 
 	// The writer goroutine's own state.
 	chain     *chain
-	pending   []Record
+	batch     []Record // records taken from the queue, being written
+	pending   []Record // the log's own records, written after batch
 	buf       []byte
 	unsynced  int
 	sinceSeal int
@@ -115,7 +115,7 @@ func New(o Options) (*Logger, error) {
 		return nil, errors.New("audit: one sink, a file or a stream, is required")
 	}
 	l := &Logger{
-		o: o, queue: make(chan Record, o.QueueSize),
+		o: o, queue: newQueue(o.QueueSize),
 		stop: make(chan struct{}), abandon: make(chan struct{}), done: make(chan struct{}),
 	}
 	start := Record{Time: time.Now(), Event: EventAuditStart, Outcome: Success, Reason: "new chain"}
@@ -152,7 +152,9 @@ func (l *Logger) continueChain(start *Record) error {
 		if err != nil {
 			return fmt.Errorf("audit: cannot continue the chain of %s: its last record is unreadable (%v); move the file away to start a new chain", l.o.File.o.Path, err)
 		}
-		l.chain.seq, l.chain.prev = e.Seq, e.Hash
+		if err := l.chain.setPrev(e.Seq, e.Hash); err != nil {
+			return fmt.Errorf("audit: cannot continue the chain of %s: its last record is unreadable (%v); move the file away to start a new chain", l.o.File.o.Path, err)
+		}
 		start.Reason = "continues the chain; the previous run ended with a seal"
 		if e.Event != EventSeal {
 			start.Outcome = Failure
@@ -171,32 +173,56 @@ func (l *Logger) continueChain(start *Record) error {
 // grants access: the caller must refuse the action. Other records that
 // cannot be queued are dropped and counted.
 func (l *Logger) Record(r Record) error {
-	if l.closed.Load() {
+	mustRecord := l.o.FailClosed && r.Grants()
+	q := l.queue
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
 		l.dropped.Add(1)
 		return ErrClosed
 	}
-	mustRecord := l.o.FailClosed && r.Grants()
 	if mustRecord && l.failing.Load() {
+		q.mu.Unlock()
 		l.refused.Add(1)
 		return ErrUnavailable
 	}
-	select {
-	case l.queue <- r:
+	if q.n < len(q.ring) {
+		q.push(&r)
+		q.mu.Unlock()
 		return nil
-	default:
 	}
 	if !mustRecord {
+		q.mu.Unlock()
 		l.dropped.Add(1)
 		return nil
 	}
 	t := time.NewTimer(l.o.EnqueueTimeout)
 	defer t.Stop()
-	select {
-	case l.queue <- r:
-		return nil
-	case <-t.C:
-		l.refused.Add(1)
-		return ErrUnavailable
+	for {
+		q.waiting++
+		room := q.room
+		q.mu.Unlock()
+		select {
+		case <-room:
+		case <-t.C:
+			q.mu.Lock()
+			q.waiting--
+			q.mu.Unlock()
+			l.refused.Add(1)
+			return ErrUnavailable
+		}
+		q.mu.Lock()
+		q.waiting--
+		if q.closed {
+			q.mu.Unlock()
+			l.dropped.Add(1)
+			return ErrClosed
+		}
+		if q.n < len(q.ring) {
+			q.push(&r)
+			q.mu.Unlock()
+			return nil
+		}
 	}
 }
 
@@ -204,7 +230,7 @@ func (l *Logger) Record(r Record) error {
 func (l *Logger) Stats() Stats {
 	return Stats{
 		Written: l.written.Load(), Dropped: l.dropped.Load(), Refused: l.refused.Load(),
-		QueueDepth: len(l.queue), QueueCapacity: cap(l.queue), Failing: l.failing.Load(),
+		QueueDepth: l.queue.depth(), QueueCapacity: len(l.queue.ring), Failing: l.failing.Load(),
 	}
 }
 
@@ -213,7 +239,9 @@ func (l *Logger) Stats() Stats {
 // are dropped. Safe to call twice.
 func (l *Logger) Close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
-		l.closed.Store(true)
+		l.queue.mu.Lock()
+		l.queue.closed = true // what is queued now is all the writer will write
+		l.queue.mu.Unlock()
 		close(l.stop)
 	})
 	select {
@@ -236,10 +264,13 @@ func (l *Logger) run() {
 	defer gather.Stop()
 	for {
 		select {
-		case r := <-l.queue:
-			l.pending = append(l.pending, r)
+		case <-l.queue.wake:
 			l.gather(gather)
+			l.batch = l.queue.take(maxBatch)
 			l.commit(false)
+			if l.queue.waitingRecords() > 0 {
+				l.queue.signal() // the next batch, after the other cases had a turn
+			}
 		case <-fsync.C:
 			l.tick()
 		case <-seal.C:
@@ -248,8 +279,8 @@ func (l *Logger) run() {
 				l.commit(true)
 			}
 		case <-l.stop:
-			for len(l.queue) > 0 {
-				l.take(maxBatch)
+			for l.queue.waitingRecords() > 0 {
+				l.batch = l.queue.take(maxBatch)
 				l.commit(false)
 			}
 			l.pending = append(l.pending, l.internal(EventSeal, "shutdown"))
@@ -257,7 +288,7 @@ func (l *Logger) run() {
 			l.report()
 			// An anchor outside the files: what remains of a log cut back
 			// to an earlier seal no longer ends with this one.
-			l.o.Logger.Info("audit log sealed", zap.Uint64("seq", l.chain.seq), zap.String("hash", l.chain.prev))
+			l.o.Logger.Info("audit log sealed", zap.Uint64("seq", l.chain.seq), zap.String("hash", l.chain.prevHash()))
 			if l.o.File != nil {
 				_ = l.o.File.Close()
 			}
@@ -266,39 +297,22 @@ func (l *Logger) run() {
 	}
 }
 
-// take moves up to n queued records to pending, without waiting.
 // batchDelay is how long the writer waits for more records to join a
 // batch: under load, batches of many records cost one write each instead of
 // a write per record. Sessions do not wait for the writer, so this delays
 // no client; it only keeps records in memory a little longer.
 const batchDelay = time.Millisecond
 
-// gather adds queued records to the pending batch until it holds maxBatch,
+// gather waits until maxBatch records are queued (or the queue is full),
 // or batchDelay has passed since the batch began.
 func (l *Logger) gather(timer *time.Timer) {
 	timer.Reset(batchDelay)
-	for len(l.pending) < maxBatch {
-		l.take(maxBatch - len(l.pending))
-		if len(l.pending) >= maxBatch {
-			return
-		}
+	for l.queue.waitingRecords() < l.queue.full() {
 		select {
-		case r := <-l.queue:
-			l.pending = append(l.pending, r)
+		case <-l.queue.wake: // maxBatch records wait, or a stale signal
 		case <-timer.C:
 			return
 		case <-l.stop:
-			return
-		}
-	}
-}
-
-func (l *Logger) take(n int) {
-	for ; n > 0; n-- {
-		select {
-		case r := <-l.queue:
-			l.pending = append(l.pending, r)
-		default:
 			return
 		}
 	}
@@ -346,14 +360,15 @@ func (l *Logger) commitThen(fsync bool, then func() error) {
 	for err := attempt(); err != nil; err = attempt() {
 		if !l.failing.Swap(true) {
 			l.o.Logger.Error("audit: cannot write the audit log; retrying", zap.Error(err),
-				zap.Bool("fail_closed", l.o.FailClosed), zap.Int("records_held", len(l.pending)))
+				zap.Bool("fail_closed", l.o.FailClosed), zap.Int("records_held", len(l.batch)+len(l.pending)))
 		}
 		select {
 		case <-time.After(l.o.RetryInterval):
 		case <-l.abandon:
-			l.dropped.Add(int64(len(l.pending)))
-			l.o.Logger.Error("audit: gave up writing at shutdown", zap.Int("records_lost", len(l.pending)), zap.Error(err))
-			l.pending = l.pending[:0]
+			lost := len(l.batch) + len(l.pending)
+			l.dropped.Add(int64(lost))
+			l.o.Logger.Error("audit: gave up writing at shutdown", zap.Int("records_lost", lost), zap.Error(err))
+			l.letGo()
 			return
 		}
 	}
@@ -362,25 +377,36 @@ func (l *Logger) commitThen(fsync bool, then func() error) {
 	}
 }
 
-// flush writes the pending records, rotating the file first if it is due.
+// flush writes the batch and the pending records, rotating the file first
+// if it is due.
 func (l *Logger) flush() error {
 	if l.o.File != nil && l.o.File.rotationDue(time.Now()) {
 		if err := l.rotate(); err != nil {
 			return err
 		}
 	}
-	if err := l.write(l.pending); err != nil {
+	if err := l.write(l.batch, l.pending); err != nil {
 		return err
 	}
-	clear(l.pending) // drop payload copies
-	l.pending = l.pending[:0]
+	l.letGo()
 	return nil
 }
 
-// write chains records and writes them in one write; a new file starts
-// with a file_start record. On failure the chain is rewound, so that the
-// records are chained again, after whatever the next file must start with.
-func (l *Logger) write(records []Record) (err error) {
+// letGo lets go of the batch and the pending records, written or lost.
+func (l *Logger) letGo() {
+	if l.batch != nil {
+		l.queue.release(l.batch)
+		l.batch = nil
+	}
+	clear(l.pending) // drop payload copies
+	l.pending = l.pending[:0]
+}
+
+// write chains records, those of batch then those of pending, and writes
+// them in one write; a new file starts with a file_start record. On
+// failure the chain is rewound, so that the records are chained again,
+// after whatever the next file must start with.
+func (l *Logger) write(batch, pending []Record) (err error) {
 	seq, prev := l.chain.seq, l.chain.prev
 	defer func() {
 		if err != nil {
@@ -394,19 +420,23 @@ func (l *Logger) write(records []Record) (err error) {
 			return err
 		}
 	}
-	for i := range records {
-		if buf, err = l.chain.next(buf, &records[i]); err != nil {
-			return err
+	for _, records := range [2][]Record{batch, pending} {
+		for i := range records {
+			if buf, err = l.chain.next(buf, &records[i]); err != nil {
+				return err
+			}
 		}
 	}
 	if len(buf) == 0 {
 		return nil
 	}
 	if _, err := l.sink.Write(buf); err != nil {
+		l.buf = buf[:0]
 		return err
 	}
 	l.buf = buf[:0]
-	l.count(records)
+	l.count(batch)
+	l.count(pending)
 	return nil
 }
 
@@ -427,7 +457,7 @@ func (l *Logger) count(records []Record) {
 
 // rotate seals the file, fsyncs it and moves it aside.
 func (l *Logger) rotate() error {
-	if err := l.write([]Record{l.internal(EventSeal, "rotate")}); err != nil {
+	if err := l.write(nil, []Record{l.internal(EventSeal, "rotate")}); err != nil {
 		return err
 	}
 	if err := l.sync(); err != nil {

@@ -45,7 +45,7 @@ const (
 // Record is one audit event as the proxy reports it. Seq, prev and hash
 // are added by the Logger, which owns the chain. User, ClientName and
 // Channel are given as the client sent them, whatever the bytes: the
-// encoder keeps them exact (see putName).
+// encoders keep them exact (see putName, and appendName for the log itself).
 type Record struct {
 	Time    time.Time
 	Event   Event
