@@ -35,7 +35,7 @@ func (f *fixture) sources() Sources {
 		Proxy: func() proxy.ServerStats {
 			return proxy.ServerStats{
 				Clients: 3, Accepted: 10, RefusedMaxClients: 2, UpstreamPublishErrors: 1,
-				LoginsThrottled: 6, LoginsThrottleRefused: 1,
+				LoginsThrottled: 6, LoginsThrottleRefused: 1, ClientWrites: 12,
 				UpstreamSubscriptions: proxy.SubscriptionCounts{Channel: 1, Pattern: 1},
 				Unauthenticated:       proxy.TenantStats{Connections: 1},
 				Tenants: []proxy.TenantStats{{
@@ -161,6 +161,9 @@ pubgate_policy_reloads_total{result="refused"} 1
 	}
 	if n := testutil.CollectAndCount(c, "pubgate_build_info"); n != 1 {
 		t.Fatalf("build info series: %d", n)
+	}
+	if v := value(t, c, "pubgate_client_writes_total"); v != 12 {
+		t.Errorf("client writes %v, want 12", v)
 	}
 	if v := value(t, c, "pubgate_upstream_state_duration_seconds"); v < 60 {
 		t.Errorf("upstream state duration %v, want at least a minute", v)

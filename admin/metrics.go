@@ -58,6 +58,8 @@ var (
 		"Messages queued to clients, one per receiving client, by the receiver's tenant.", tenantLabel, nil)
 	descDeliveredBytes = prometheus.NewDesc("pubgate_delivered_bytes_total",
 		"Payload bytes of the messages in pubgate_delivered_messages_total, by tenant.", tenantLabel, nil)
+	descClientWrites = prometheus.NewDesc("pubgate_client_writes_total",
+		"Writes to client connections, replies and messages, after coalescing (a burst of messages queued together is one write); with pubgate_delivered_messages_total, how well fan-out coalesces.", nil, nil)
 	descDecisions = prometheus.NewDesc("pubgate_authz_decisions_total",
 		"Authorization decisions, by tenant, action and outcome (allow, deny); quota refusals count as deny.", []string{"tenant", "action", "outcome"}, nil)
 	descSlow = prometheus.NewDesc("pubgate_slow_consumer_disconnects_total",
@@ -110,7 +112,7 @@ func NewCollector(src Sources) *Collector { return &Collector{src: src} }
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descConnections, descAccepted, descRefused, descLoginThrottled, descSubscriptions, descUpstreamSubscriptions,
-		descPublished, descPublishedBytes, descPublishFailures, descDelivered, descDeliveredBytes,
+		descPublished, descPublishedBytes, descPublishFailures, descDelivered, descDeliveredBytes, descClientWrites,
 		descDecisions, descSlow, descUpstreamUp, descUpstreamState, descUpstreamPublishErrors,
 		descPolicyHits, descPolicyMisses, descPolicyErrors, descPolicyReloads, descPolicyRevision,
 		descAuditWritten, descAuditDropped, descAuditRefused, descAuditQueueDepth, descAuditQueueCapacity, descAuditFailing,
@@ -140,6 +142,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descLoginThrottled, st.LoginsThrottled, "delayed")
 		counter(descLoginThrottled, st.LoginsThrottleRefused, "refused")
 		counter(descUpstreamPublishErrors, st.UpstreamPublishErrors)
+		counter(descClientWrites, st.ClientWrites)
 		subscriptions(gauge, descUpstreamSubscriptions, st.UpstreamSubscriptions)
 		gauge(descConnections, float64(st.Unauthenticated.Connections), UnauthenticatedTenant)
 		counter(descSlow, st.Unauthenticated.SlowDisconnects, UnauthenticatedTenant)

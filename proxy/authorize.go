@@ -6,6 +6,7 @@ import (
 
 	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/auth"
+	"github.com/pubgate/pubgate/fanout"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
 	"go.uber.org/zap"
@@ -153,11 +154,11 @@ func (s *session) recheck() bool {
 // reload that changed its roles, or a login as another user. Each is
 // recorded as a revocation and confirmed as if the client had unsubscribed.
 func (s *session) revokeSubscriptions() {
-	var released []*entry
+	var released []*fanout.Entry
 	var confirms [len(subscribeAction)][]unsubscribed
 	for kind := range s.subs {
 		for name, mb := range s.subs[kind] {
-			d := s.decide(subscribeAction[kind], name, mb.e.key.name)
+			d := s.decide(subscribeAction[kind], name, mb.Entry().Name())
 			if d.Allow {
 				continue
 			}

@@ -470,7 +470,7 @@ func describeClients(list []*session, now time.Time) []byte {
 		if v.subscribed() {
 			flags = "P"
 		}
-		omem := c.out.queuedBytes()
+		omem := c.out.Queued()
 		b = fmt.Appendf(b, "id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d multi=-1 "+
 			"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=%d tot-mem=%d events=r cmd=%s user=%s redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
 			c.id, v.addr, v.laddr, v.name, int64(now.Sub(c.created).Seconds()), max(int64(idle.Seconds()), 0), flags,
@@ -478,13 +478,6 @@ func describeClients(list []*session, now time.Time) []byte {
 			omem, omem, cmd, v.user, v.proto, v.libName, v.libVer)
 	}
 	return b
-}
-
-// queuedBytes is how many bytes the outbox holds for its client.
-func (o *outbox) queuedBytes() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.queued
 }
 
 // writeVerbatim writes a text reply as Redis writes CLIENT LIST and INFO:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/pubgate/pubgate/fanout"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
 	"github.com/tidwall/redcon"
@@ -74,10 +75,10 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 		s.tenant.releaseSubscriptions(len(fresh))
 		return
 	}
-	entries := make(map[string]*entry, len(fresh))
+	entries := make(map[string]*fanout.Entry, len(fresh))
 	if len(fresh) > 0 {
 		ctx, cancel := s.upstreamCtx()
-		got, err := s.srv.hub.acquire(ctx, fresh)
+		got, err := s.srv.hub.Acquire(ctx, fresh)
 		cancel()
 		if err != nil {
 			s.tenant.releaseSubscriptions(len(fresh))
@@ -90,7 +91,7 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 			return
 		}
 		for i, e := range got {
-			entries[fresh[i].clientName] = e
+			entries[fresh[i].ClientName] = e
 		}
 		s.countSubscriptions(kind, len(fresh))
 		s.showSubscriptions(kind, len(s.subs[kind])+len(fresh)) // before the first confirmation goes out
@@ -105,7 +106,7 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 		}
 		delete(entries, name)
 		count := s.countFor(kind) + 1
-		s.subs[kind][name] = s.srv.hub.attach(e, s, func() {
+		s.subs[kind][name] = s.srv.hub.Attach(e, s.out, &s.tenant.stats.delivered, func() {
 			s.writeSubReply(verb, &name, count)
 			s.flushReplies()
 		})
@@ -139,8 +140,8 @@ func (s *session) authorizeAll(action policy.Action, kind upstream.Kind, names [
 
 // newSubscriptions lists, once each and in order, the names the session does
 // not hold yet.
-func (s *session) newSubscriptions(kind upstream.Kind, names [][]byte) []subscription {
-	var fresh []subscription
+func (s *session) newSubscriptions(kind upstream.Kind, names [][]byte) []fanout.Subscription {
+	var fresh []fanout.Subscription
 	seen := make(map[string]bool, len(names))
 	for _, n := range names {
 		name := string(n)
@@ -148,7 +149,8 @@ func (s *session) newSubscriptions(kind upstream.Kind, names [][]byte) []subscri
 			continue
 		}
 		seen[name] = true
-		fresh = append(fresh, subscription{kind: kind, clientName: name, ns: s.tenant.ns})
+		ns := s.tenant.ns
+		fresh = append(fresh, fanout.Subscription{Kind: kind, ClientName: name, Upstream: ns.Upstream(kind, name), Names: ns, Owner: ns.Tenant})
 	}
 	return fresh
 }
@@ -163,7 +165,7 @@ func (s *session) unsubscribe(kind upstream.Kind, names [][]byte) {
 			names = append(names, []byte(name))
 		}
 	}
-	var released []*entry
+	var released []*fanout.Entry
 	confirms := make([]unsubscribed, len(names))
 	for i, n := range names {
 		name := string(n)
@@ -197,27 +199,27 @@ func (s *session) confirmUnsubscribed(kind upstream.Kind, confirms []unsubscribe
 // dropSubscription forgets one of the session's subscriptions and returns
 // its entry, to be released: once it returns, no message of it reaches the
 // session any more.
-func (s *session) dropSubscription(kind upstream.Kind, name string, mb *membership) *entry {
+func (s *session) dropSubscription(kind upstream.Kind, name string, mb *fanout.Membership) *fanout.Entry {
 	delete(s.subs[kind], name)
 	s.showSubscriptions(kind, len(s.subs[kind]))
-	mb.detach()
-	return mb.e
+	mb.Detach()
+	return mb.Entry()
 }
 
 // releaseEntries gives back the subscriptions a session dropped, to its
 // tenant's quota and to the hub.
-func (s *session) releaseEntries(released []*entry) {
+func (s *session) releaseEntries(released []*fanout.Entry) {
 	if len(released) > 0 {
 		s.countReleased(released)
 		s.tenant.releaseSubscriptions(len(released))
-		s.srv.hub.release(released)
+		s.srv.hub.Release(released)
 	}
 }
 
 // unsubscribeAll drops every subscription without confirmations (RESET,
 // disconnect).
 func (s *session) unsubscribeAll() {
-	var released []*entry
+	var released []*fanout.Entry
 	for kind := range s.subs {
 		for name, mb := range s.subs[kind] {
 			released = append(released, s.dropSubscription(upstream.Kind(kind), name, mb))
@@ -338,7 +340,7 @@ func (s *session) flushPublishes() {
 			s.writeError(errUpstream)
 			continue
 		}
-		s.writeInt(s.srv.hub.receivers(p.Kind, p.Channel, p.Receivers))
+		s.writeInt(s.srv.hub.Receivers(p.Kind, p.Channel, p.Receivers))
 	}
 	if failed > 0 {
 		s.logger().Warn("upstream publish failed", zap.Int("messages", failed), zap.Error(firstError(err, batch)))
@@ -415,8 +417,8 @@ func (s *session) pubsubChannels(kind upstream.Kind, pattern [][]byte) {
 // too: the same upstream pattern in its namespace, allowed by the policy.
 func (s *session) numPat() int64 {
 	var n int64
-	for _, e := range s.srv.hub.heldPatterns() {
-		if s.tenant.ns.Pattern(e.clientName) == e.key.name && s.maySubscribe(upstream.KindPattern, e.clientName, e.key.name) {
+	for _, e := range s.srv.hub.HeldPatterns() {
+		if s.tenant.ns.Pattern(e.ClientName()) == e.Name() && s.maySubscribe(upstream.KindPattern, e.ClientName(), e.Name()) {
 			n++
 		}
 	}
@@ -443,7 +445,7 @@ func (s *session) pubsubNumSub(kind upstream.Kind, channels [][]byte) {
 	for i, c := range channels {
 		s.writeBulk(string(c))
 		if s.maySubscribe(kind, string(c), names[i]) {
-			s.writeInt(s.srv.hub.numSub(kind, names[i], counts[i]))
+			s.writeInt(s.srv.hub.NumSub(kind, names[i], counts[i]))
 		} else {
 			s.writeInt(0) // nothing about channels the caller may not use
 		}

@@ -221,7 +221,7 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 	}
 	testutil.Eventually(t, "slow client subscribed", func() bool {
 		n, _ := env.broker.NumSub(context.Background(), upstream.KindChannel, "acme:feed")
-		return len(n) == 1 && n[0] == 1 && env.srv.hub.numSub(upstream.KindChannel, "acme:feed", 1) == 2
+		return len(n) == 1 && n[0] == 1 && env.srv.hub.NumSub(upstream.KindChannel, "acme:feed", 1) == 2
 	})
 
 	const messages = 2000 // 16 MiB: far beyond socket buffers and the limit

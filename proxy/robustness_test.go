@@ -278,7 +278,8 @@ func TestHelloSwitchesProtocolInOrder(t *testing.T) {
 // exists, sends the SUBSCRIBE, then lets the fan-out go on. (The memory
 // engine fans out within the PUBLISH, so it has no backlog to test.)
 func TestNoMessagesFromBeforeSubscribe(t *testing.T) {
-	onRedis(t, func(t *testing.T, env *testEnv) {
+	stall := &stallingBroker{Broker: startRedisBroker(t), channel: "acme:blocker", release: make(chan struct{})}
+	func(t *testing.T, env *testEnv) {
 		blocker := env.login(t, "alice")
 		first := env.login(t, "alice")
 		for c, ch := range map[*testutil.RESPConn]string{blocker: "blocker", first: "seq"} {
@@ -286,10 +287,6 @@ func TestNoMessagesFromBeforeSubscribe(t *testing.T) {
 				t.Fatal(got)
 			}
 		}
-		env.srv.hub.mu.RLock()
-		stall := env.srv.hub.entries[subKey{upstream.KindChannel, "acme:blocker"}]
-		env.srv.hub.mu.RUnlock()
-		stall.mu.Lock() // the fan-out stops at the next "blocker" message
 
 		pub := env.login(t, "alice")
 		pub.Do("PUBLISH", "blocker", "stall")
@@ -302,11 +299,9 @@ func TestNoMessagesFromBeforeSubscribe(t *testing.T) {
 		late := env.login(t, "alice")
 		late.Send("SUBSCRIBE", "seq")
 		testutil.Eventually(t, "the SUBSCRIBE joined the subscription", func() bool {
-			env.srv.hub.mu.RLock()
-			defer env.srv.hub.mu.RUnlock()
-			return env.srv.hub.entries[subKey{upstream.KindChannel, "acme:seq"}].refs == 2
+			return env.srv.hub.References(upstream.KindChannel, "acme:seq") == 2
 		})
-		stall.mu.Unlock()
+		close(stall.release)
 		if got := late.Read(); got != `["subscribe" "seq" :1]` {
 			t.Fatal(got)
 		}
@@ -316,6 +311,29 @@ func TestNoMessagesFromBeforeSubscribe(t *testing.T) {
 		if got := late.Read(); got != `["message" "seq" "new"]` {
 			t.Fatalf("late subscriber first received %s, published before it subscribed", got)
 		}
+	}(t, startProxy(t, stall, nil))
+}
+
+// stallingBroker stops the fan-out at the first message of one channel
+// until release is closed: the messages of the burst before it are
+// dispatched, the rest wait with it.
+type stallingBroker struct {
+	upstream.Broker
+	channel string
+	release chan struct{}
+}
+
+func (b *stallingBroker) SetHandler(h upstream.Handler) {
+	b.Broker.SetHandler(func(burst []upstream.Message) {
+		for i := range burst {
+			if string(burst[i].Channel) == b.channel {
+				h(burst[:i])
+				<-b.release
+				h(burst[i:])
+				return
+			}
+		}
+		h(burst)
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/fanout"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
 	"go.uber.org/zap"
@@ -66,7 +67,7 @@ type Server struct {
 	namespace       config.Namespace
 	tenants         atomic.Pointer[map[string]*tenant] // replaced by Reconfigure
 	broker          upstream.Broker
-	hub             *Hub
+	hub             *fanout.Hub
 	auth            auth.Authenticator
 	users           func(string) (auth.Identity, bool)
 	authz           Authorizer
@@ -133,7 +134,7 @@ func New(o Options) (*Server, error) {
 	if d := o.DefaultUser; d != nil && s.tenant(d.Tenant) == nil {
 		return nil, fmt.Errorf("proxy: default user %q has unknown tenant %q", d.User, d.Tenant)
 	}
-	s.hub = NewHub(o.Broker, o.UpstreamTimeout, o.Logger)
+	s.hub = fanout.NewHub(o.Broker, o.UpstreamTimeout, o.Logger)
 	return s, nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/auth"
+	"github.com/pubgate/pubgate/fanout"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
 	"github.com/tidwall/redcon"
@@ -30,7 +31,7 @@ type session struct {
 	created time.Time
 
 	in        *requestReader
-	out       *outbox
+	out       *fanout.Outbox
 	proto     int32 // RESP version the client speaks
 	sentProto int32 // the version last handed to the outbox
 
@@ -65,7 +66,7 @@ type session struct {
 	quit                  bool
 
 	reply []byte // replies not yet handed to the outbox
-	subs  [3]map[string]*membership
+	subs  [3]map[string]*fanout.Membership
 	// PUBLISHes read together, sent as one pipeline; pendingMute[i] says
 	// whether the reply owed to pending[i] is dropped (CLIENT REPLY).
 	pending     []upstream.Publication
@@ -89,10 +90,11 @@ func newSession(srv *Server, id int64, conn net.Conn, addr string) *session {
 	}
 	s.in = newRequestReader(conn, srv.maxQueryBytes)
 	ob := srv.limits.ClientOutputBuffer
-	s.out = newOutbox(conn, int(ob.HardLimit), int(ob.SoftLimit), time.Duration(ob.SoftSeconds)*time.Second, s.overflow)
+	s.out = fanout.NewOutbox(conn, fanout.Limits{Hard: int(ob.HardLimit), Soft: int(ob.SoftLimit), SoftFor: time.Duration(ob.SoftSeconds) * time.Second},
+		s.overflow, &srv.stats.clientWrites)
 	s.proto, s.sentProto = resp2, resp2
 	for i := range s.subs {
-		s.subs[i] = make(map[string]*membership)
+		s.subs[i] = make(map[string]*fanout.Membership)
 	}
 	s.startLoginClock()
 	return s
@@ -202,7 +204,7 @@ func (s *session) endWith(reason, reply string) {
 // signalEnd is endWith without the log line, for many sessions at once.
 func (s *session) signalEnd(reason, reply string) {
 	s.forceEnd(reason)
-	s.out.pushNotice(redcon.AppendError(nil, reply))
+	s.out.PushNotice(redcon.AppendError(nil, reply))
 	s.wake(wakeEnd)
 }
 
@@ -282,11 +284,11 @@ func (s *session) serve() {
 	s.unsubscribeAll()
 	s.countEnd()
 	s.unbind()
-	s.out.close()
+	s.out.Close()
 	// Let the writer deliver what the client was already sent (QUIT's +OK,
 	// a protocol error), but never wait on a client that does not read.
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.drainTimeout))
-	<-s.out.stopped
+	<-s.out.Stopped()
 	_ = s.conn.Close()
 }
 
@@ -472,7 +474,7 @@ func (s *session) flushReplies() bool {
 	if len(s.reply) == 0 && s.proto == s.sentProto {
 		return true
 	}
-	ok := s.out.push(s.reply, s.proto)
+	ok := s.out.Push(s.reply, s.proto)
 	s.reply, s.sentProto = nil, s.proto
 	return ok
 }

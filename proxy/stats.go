@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/pubgate/pubgate/fanout"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
 )
@@ -29,6 +30,11 @@ type ServerStats struct {
 	// LoginsThrottleRefused those it refused, their turn not come before
 	// their deadline.
 	LoginsThrottled, LoginsThrottleRefused int64
+	// ClientWrites counts writes to client connections (replies and
+	// messages, after coalescing: a burst of messages queued together is
+	// one write): with the tenants' Delivered, it tells how well fan-out
+	// coalesces.
+	ClientWrites int64
 	// Tenants has one entry per configured tenant, sorted by name.
 	Tenants []TenantStats
 	// Unauthenticated holds what belongs to no tenant: connections not
@@ -69,29 +75,31 @@ type DecisionStats struct {
 }
 
 // serverStats are the server-wide counters. They are touched once per
-// connection, never per message.
+// connection, never per message, but for clientWrites (once per write).
 type serverStats struct {
 	accepted, refusedMaxClients atomic.Int64
 	unauthenticatedSlow         atomic.Int64
 	upstreamPublishErrors       atomic.Int64
 	loginsThrottled             atomic.Int64
 	loginsThrottleRefused       atomic.Int64
+
+	_            [64]byte
+	clientWrites atomic.Int64 // by every writer, once per write: a line of its own
+	_            [64]byte
 }
 
 // tenantStats are a tenant's counters. The message counters are added to
 // once per PUBLISH pipeline (sessions) and once per run of one tenant's
-// members in a fan-out (hub), not per delivery. The hub's counters are on
-// a cache line of their own so that the fan-out goroutine and publishing
-// sessions do not contend for one line.
+// members in a fan-out (hub), not per delivery. The hub's counters
+// (delivered) are on a cache line of their own so that the fan-out
+// goroutine and publishing sessions do not contend for one line.
 type tenantStats struct {
 	published, publishedBytes, publishFailures atomic.Int64
 	decisions                                  [policy.SPublish + 1][2]atomic.Int64 // [action][allowed]
 	subscriptions                              [3]atomic.Int64                      // by upstream.Kind
 	slowDisconnects                            atomic.Int64
 
-	_                         [64]byte
-	delivered, deliveredBytes atomic.Int64
-	_                         [64]byte
+	delivered fanout.Deliveries
 }
 
 // decision counts one authorization decision.
@@ -133,9 +141,9 @@ func (s *session) countSubscriptions(kind upstream.Kind, n int) {
 }
 
 // countReleased takes released subscriptions off the tenant's gauge.
-func (s *session) countReleased(released []*entry) {
+func (s *session) countReleased(released []*fanout.Entry) {
 	for _, e := range released {
-		s.tenant.stats.subscriptions[e.key.kind].Add(-1)
+		s.tenant.stats.subscriptions[e.Kind()].Add(-1)
 	}
 }
 
@@ -152,31 +160,6 @@ func (s *session) countEnd() {
 	}
 }
 
-// deliveries counts a fan-out's deliveries per tenant: members of one
-// entry are nearly always of one tenant (shared channels excepted), so a
-// counter is added to once per run of members of the same tenant.
-type deliveries struct {
-	t       *tenant
-	n       int64
-	payload int64
-}
-
-func (d *deliveries) add(t *tenant) {
-	if t != d.t {
-		d.flush()
-		d.t = t
-	}
-	d.n++
-}
-
-func (d *deliveries) flush() {
-	if d.n > 0 && d.t != nil {
-		d.t.stats.delivered.Add(d.n)
-		d.t.stats.deliveredBytes.Add(d.n * d.payload)
-	}
-	d.n = 0
-}
-
 // Stats returns a snapshot of the server's figures. It takes the server's
 // and the hub's locks briefly, never a session's.
 func (srv *Server) Stats() ServerStats {
@@ -187,7 +170,8 @@ func (srv *Server) Stats() ServerStats {
 		UpstreamPublishErrors: srv.stats.upstreamPublishErrors.Load(),
 		LoginsThrottled:       srv.stats.loginsThrottled.Load(),
 		LoginsThrottleRefused: srv.stats.loginsThrottleRefused.Load(),
-		UpstreamSubscriptions: srv.hub.held(),
+		ClientWrites:          srv.stats.clientWrites.Load(),
+		UpstreamSubscriptions: held(srv.hub.Held()),
 	}
 	var loggedIn int64
 	for _, t := range srv.tenantList() {
@@ -225,7 +209,7 @@ func (t *tenant) snapshot() TenantStats {
 			Shard:   st.subscriptions[upstream.KindShard].Load(),
 		},
 		Published: st.published.Load(), PublishedBytes: st.publishedBytes.Load(), PublishFailures: st.publishFailures.Load(),
-		Delivered: st.delivered.Load(), DeliveredBytes: st.deliveredBytes.Load(),
+		Delivered: st.delivered.Messages.Load(), DeliveredBytes: st.delivered.Bytes.Load(),
 		SlowDisconnects: st.slowDisconnects.Load(),
 	}
 	for a := policy.Connect; a <= policy.SPublish; a++ {
@@ -236,20 +220,7 @@ func (t *tenant) snapshot() TenantStats {
 	return ts
 }
 
-// held counts the engine subscriptions the hub holds, by kind.
-func (h *Hub) held() SubscriptionCounts {
-	var c SubscriptionCounts
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	for k := range h.entries {
-		switch k.kind {
-		case upstream.KindChannel:
-			c.Channel++
-		case upstream.KindPattern:
-			c.Pattern++
-		case upstream.KindShard:
-			c.Shard++
-		}
-	}
-	return c
+// held converts the hub's counts by kind.
+func held(c [upstream.KindShard + 1]int64) SubscriptionCounts {
+	return SubscriptionCounts{Channel: c[upstream.KindChannel], Pattern: c[upstream.KindPattern], Shard: c[upstream.KindShard]}
 }
