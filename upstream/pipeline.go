@@ -203,6 +203,7 @@ func (p *pipeline) read(conn *pipeConn) {
 	rd := newRESPReader(conn.nc, 64<<10)
 	var replies []result
 	var done []entry
+	var deadlineSet time.Time
 	for {
 		replies = replies[:0]
 		for {
@@ -223,12 +224,21 @@ func (p *pipeline) read(conn *pipeConn) {
 			clear(done)
 			continue
 		}
-		_ = conn.nc.SetReadDeadline(time.Now().Add(p.timeout))
-		if err := rd.fill(); err != nil && !p.idle(conn, err) {
-			p.mu.Lock()
-			p.drop(conn, err)
-			p.mu.Unlock()
-			return
+		// The deadline moves at most once a second (a read costs no timer
+		// update while replies stream): an overdue reply is found at most
+		// a second late.
+		if now := time.Now(); now.Sub(deadlineSet) > time.Second {
+			deadlineSet = now
+			_ = conn.nc.SetReadDeadline(now.Add(p.timeout))
+		}
+		if err := rd.fill(); err != nil {
+			if !p.idle(conn, err) {
+				p.mu.Lock()
+				p.drop(conn, err)
+				p.mu.Unlock()
+				return
+			}
+			deadlineSet = time.Time{} // it passed: set the next one
 		}
 	}
 }
