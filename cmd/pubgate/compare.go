@@ -28,6 +28,7 @@ type compareOptions struct {
 	out         string
 	bcryptCost  int
 	redisServer string
+	pubgate     string // the binary of the pubgate arm ("": this one)
 	scaling     bool
 	// smoke runs are too short and too small to measure memory per
 	// connection: the figure would be the runtime's start-up.
@@ -69,6 +70,7 @@ policy). The raw results (JSON) are kept in --out.`,
 	f.StringVar(&o.out, "out", "", "directory for the arms' files and raw results (default: a temporary one, removed)")
 	f.IntVar(&o.bcryptCost, "bcrypt-cost", 4, "cost of the users' password hashes (W4 logs in every connection)")
 	f.StringVar(&o.redisServer, "redis-server", "redis-server", "the redis-server binary")
+	f.StringVar(&o.pubgate, "pubgate", "", "the pubgate binary of the pubgate arm, e.g. an older build to compare with (default: this one)")
 	f.BoolVar(&smoke, "smoke", false, "one short run of each workload, W4 with 200 connections and its memory not measured (CI)")
 	f.BoolVar(&o.scaling, "scaling", false, "instead of W0-W5: delivery rate by subscribers, publish rate by channels, memory by connections")
 	return cmd

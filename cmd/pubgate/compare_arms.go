@@ -186,9 +186,11 @@ func startArms(ctx context.Context, o compareOptions, dir string, logs io.Writer
 	if err != nil {
 		return nil, stop, err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, stop, err
+	self := o.pubgate
+	if self == "" {
+		if self, err = os.Executable(); err != nil {
+			return nil, stop, err
+		}
 	}
 	gate.proc = exec.Command(self, "serve", "--config", pubgateConf)
 	if err := start("pubgate", gate.proc); err != nil {
