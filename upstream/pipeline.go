@@ -141,7 +141,7 @@ func (p *pipeline) writeQueued() {
 			p.spare = nil // a burst of large messages: do not keep its buffer
 		}
 		if err != nil {
-			p.drop(conn, fmt.Errorf("upstream: writing to redis at %s: %w", p.addr, err))
+			p.drop(conn, fmt.Errorf("upstream: writing to redis at %s: %w", p.where(), err))
 		}
 	}
 }
@@ -157,13 +157,26 @@ func (p *pipeline) connect() (*pipeConn, error) {
 		err = ErrClosed
 	}
 	if err != nil {
-		return nil, fmt.Errorf("upstream: connecting to redis at %s: %w", p.addr, err)
+		return nil, fmt.Errorf("upstream: connecting to redis at %s: %w", p.where(), err)
 	}
 	conn := &pipeConn{nc: nc}
 	p.conn = conn
 	go p.read(conn)
 	return conn, nil
 }
+
+// where names the node in errors: a Sentinel client's options carry a
+// placeholder address, its dialer asking Sentinel for the primary.
+func (p *pipeline) where() string {
+	if p.addr == sentinelAddr {
+		return "the primary Sentinel names"
+	}
+	return p.addr
+}
+
+// sentinelAddr is the address go-redis gives a Sentinel (failover)
+// client's options.
+const sentinelAddr = "FailoverClient"
 
 // failQueued fails every publication not yet written (p.mu held).
 func (p *pipeline) failQueued(err error) {

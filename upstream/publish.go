@@ -56,7 +56,11 @@ func (r *Redis) followRedirects(ctx context.Context, batch []Publication) {
 	c.remaining.Store(int32(redirected))
 	for i := range batch {
 		if moved, ok := isRedirect(batch[i].Err); ok {
-			r.pipes.node(moved.addr, nil).submit(c, batch, []int32{int32(i)}, moved.ask)
+			if pl := r.pipes.node(moved.addr, nil); pl != nil {
+				pl.submit(c, batch, []int32{int32(i)}, moved.ask)
+			} else {
+				c.complete(int32(i), 0, batch[i].Err)
+			}
 		}
 	}
 	if c.wait(ctx) {
@@ -185,7 +189,8 @@ func newPipelines(r *Redis) *pipelines {
 	p := &pipelines{r: r, nodes: make(map[string]*pipeline)}
 	if r.cluster == nil {
 		opt := r.client.(*redis.Client).Options()
-		p.single = newPipeline(opt, opt.Addr, r.timeout, false)
+		addr := opt.Addr // a Sentinel client's dialer ignores it, and asks for the primary
+		p.single = newPipeline(opt, addr, r.timeout, false)
 	}
 	return p
 }
@@ -246,7 +251,7 @@ func slicesIndex(s []*pipeline, v *pipeline) int {
 // node returns the pipeline to a cluster node, created on first use with
 // opt, the options go-redis gives the cluster's nodes (its dialer dials the
 // address it is given). A nil opt (a redirect to a node not known yet)
-// takes those of any node.
+// takes those of any node; with none known, node returns nil.
 func (p *pipelines) node(addr string, opt *redis.Options) *pipeline {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -257,6 +262,9 @@ func (p *pipelines) node(addr string, opt *redis.Options) *pipeline {
 		for _, known := range p.nodes {
 			opt = known.opt
 			break
+		}
+		if opt == nil {
+			return nil // no node known yet to take the options of
 		}
 	}
 	pl := newPipeline(opt, addr, p.r.timeout, p.r.sharded)
