@@ -124,14 +124,7 @@ func (o *Outbox) queueMessage(m *messageFrames) (kick, ok bool) {
 	// empty, one that is not running needs starting.
 	kick = !o.kickOwed && (len(o.frames) == 0 || !o.writing)
 	o.kickOwed = o.kickOwed || kick
-	o.frames = append(o.frames, frame)
-	o.queued += len(frame)
-	reason := o.overLimit()
-	if reason != "" {
-		o.closed = true
-		clear(o.frames)
-		o.frames = o.frames[:0]
-	}
+	reason := o.add(frame)
 	o.mu.Unlock()
 	if reason != "" {
 		o.onLimit(reason)
@@ -182,14 +175,7 @@ func (o *Outbox) enqueue(frame []byte) bool {
 		o.writing = true
 		go o.writeLoop()
 	}
-	o.frames = append(o.frames, frame)
-	o.queued += len(frame)
-	reason := o.overLimit()
-	if reason != "" {
-		o.closed = true
-		clear(o.frames)
-		o.frames = o.frames[:0]
-	}
+	reason := o.add(frame)
 	o.mu.Unlock()
 	if reason != "" {
 		o.onLimit(reason)
@@ -199,6 +185,19 @@ func (o *Outbox) enqueue(frame []byte) bool {
 		o.signal()
 	}
 	return true
+}
+
+// add queues a frame and checks the limits, with o.mu held. Over a limit
+// it closes the outbox, drops what it held and returns why.
+func (o *Outbox) add(frame []byte) (reason string) {
+	o.frames = append(o.frames, frame)
+	o.queued += len(frame)
+	if reason = o.overLimit(); reason != "" {
+		o.closed = true
+		clear(o.frames)
+		o.frames = o.frames[:0]
+	}
+	return reason
 }
 
 // overLimit is called with o.mu held after growing the queue.

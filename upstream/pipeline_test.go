@@ -31,16 +31,23 @@ func pipelineConns(t *testing.T, admin *redis.Client) int {
 	return n
 }
 
+// redisEngine is a Redis engine on url whose messages receive reads,
+// closed when the test ends.
+func redisEngine(t *testing.T, url string) *Redis {
+	t.Helper()
+	b, err := NewRedis(RedisOptions{URL: url, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return collect(b)
+}
+
 // Many sessions publishing at once share one connection, and each one's
 // messages arrive in its order, every one counted.
 func TestPublishersShareOneConnectionAndKeepTheirOrder(t *testing.T) {
 	srv := testutil.StartRedis(t)
-	b, err := NewRedis(RedisOptions{URL: srv.URL(), Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	collect(b)
-	defer b.Close()
+	b := redisEngine(t, srv.URL())
 	if err := b.Subscribe(ctx(t), KindChannel, "seq"); err != nil {
 		t.Fatal(err)
 	}
@@ -91,12 +98,7 @@ func TestPublishersShareOneConnectionAndKeepTheirOrder(t *testing.T) {
 // not delivered, and what is delivered is in order and never twice.
 func TestPublishesInFlightWhenTheConnectionDies(t *testing.T) {
 	srv := testutil.StartRedis(t)
-	b, err := NewRedis(RedisOptions{URL: srv.URL(), Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	collect(b)
-	defer b.Close()
+	b := redisEngine(t, srv.URL())
 	if err := b.Subscribe(ctx(t), KindChannel, "kill"); err != nil {
 		t.Fatal(err)
 	}
@@ -191,12 +193,7 @@ func TestRedisErrorFailsOnlyItsPublication(t *testing.T) {
 	if err := admin.Do(ctx(t), "ACL", "SETUSER", "acme", "on", ">secret", "resetchannels", "&acme:*", "+publish", "+ping", "+client", "+subscribe").Err(); err != nil {
 		t.Fatal(err)
 	}
-	url := strings.Replace(srv.URL(), "redis://", "redis://acme:secret@", 1)
-	b, err := NewRedis(RedisOptions{URL: url, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := redisEngine(t, strings.Replace(srv.URL(), "redis://", "redis://acme:secret@", 1))
 	testutil.Eventually(t, "engine up", func() bool { return b.Health().Up })
 	batch := []Publication{
 		{Kind: KindChannel, Channel: "acme:a", Payload: []byte("1")},
@@ -218,12 +215,7 @@ func TestRedisErrorFailsOnlyItsPublication(t *testing.T) {
 // Wrong credentials fail every publication with Redis's refusal.
 func TestPipelineLoginRefused(t *testing.T) {
 	srv := testutil.StartRedis(t, "--requirepass", "right")
-	url := strings.Replace(srv.URL(), "redis://", "redis://:wrong@", 1)
-	b, err := NewRedis(RedisOptions{URL: url, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := redisEngine(t, strings.Replace(srv.URL(), "redis://", "redis://:wrong@", 1))
 	batch := []Publication{{Kind: KindChannel, Channel: "a", Payload: []byte("x")}, {Kind: KindChannel, Channel: "b", Payload: []byte("y")}}
 	if err := b.Publish(ctx(t), batch); err != nil {
 		t.Fatal(err)
@@ -238,12 +230,7 @@ func TestPipelineLoginRefused(t *testing.T) {
 // The publish path allocates nothing per publication once warm (a batch
 // may cost a pooled call, which the race detector's pools sometimes drop).
 func TestPublishAllocatesNothingPerPublication(t *testing.T) {
-	srv := testutil.StartRedis(t)
-	b, err := NewRedis(RedisOptions{URL: srv.URL(), Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := redisEngine(t, testutil.StartRedis(t).URL())
 	batch := make([]Publication, 16)
 	payload := make([]byte, 64)
 	fill := func() {

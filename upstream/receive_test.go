@@ -36,6 +36,17 @@ func (c *fakeConn) write(b []byte) error {
 	return err
 }
 
+// engine is a Redis engine on the fake, closed when the test ends.
+func (f *fakeRedis) engine(tb testing.TB) *Redis {
+	tb.Helper()
+	b, err := NewRedis(RedisOptions{URL: f.url(), Timeout: 5 * time.Second, HealthInterval: time.Hour})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
 func startFakeRedis(tb testing.TB) *fakeRedis {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -126,11 +137,7 @@ type receiveRig struct {
 
 func newReceiveRig(tb testing.TB) *receiveRig {
 	f := startFakeRedis(tb)
-	b, err := NewRedis(RedisOptions{URL: f.url(), Timeout: 5 * time.Second, HealthInterval: time.Hour})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { b.Close() })
+	b := f.engine(tb)
 	rig := &receiveRig{b: b}
 	b.SetHandler(func(burst []Message) {
 		rig.mu.Lock()
@@ -216,12 +223,7 @@ func TestReceiveAllocatesNothing(t *testing.T) {
 // gets the next Seq.
 func TestReceiveBurstsAndSeq(t *testing.T) {
 	f := startFakeRedis(t)
-	b, err := NewRedis(RedisOptions{URL: f.url(), Timeout: 5 * time.Second, HealthInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	collect(b)
+	b := collect(f.engine(t))
 	if err := b.Subscribe(ctx(t), KindPattern, "p*"); err != nil {
 		t.Fatal(err)
 	}
@@ -292,12 +294,7 @@ func TestIdleConnectionIsReplaced(t *testing.T) {
 	defer func(d time.Duration) { idlePing = d }(idlePing)
 	idlePing = 100 * time.Millisecond
 	f := startFakeRedis(t)
-	b, err := NewRedis(RedisOptions{URL: f.url(), Timeout: 5 * time.Second, HealthInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	collect(b)
+	b := collect(f.engine(t))
 	if err := b.Subscribe(ctx(t), KindChannel, "quiet"); err != nil {
 		t.Fatal(err)
 	}
