@@ -108,6 +108,10 @@ type measured struct {
 	// cpuMeasured is false if the run did not measure it.
 	cpu         time.Duration
 	cpuMeasured bool
+	// writes and delivered are pubgate's client writes and delivered
+	// messages over the same window (writesMeasured: pubgate arm only).
+	writes, delivered float64
+	writesMeasured    bool
 }
 
 // cpuPer is the server's CPU time per message, in µs, or NaN if the run did
@@ -134,6 +138,16 @@ var (
 	cpuPerDelivery = figure{name: cpuFigure, lowerBetter: true, cpu: true, format: formatCPU, value: func(r *bench.Result, m measured) float64 { return m.cpuPer(r.Delivered) }}
 )
 
+// writesPerDelivery is pubgate's writes to client connections per message
+// delivered (pubgate_client_writes_total / pubgate_delivered_messages_total
+// over the run): how well fan-out coalesces. The writes include replies.
+var writesPerDelivery = figure{name: "writes/delivery", lowerBetter: true, format: formatCPU, value: func(_ *bench.Result, m measured) float64 {
+	if !m.writesMeasured || m.delivered == 0 {
+		return math.NaN()
+	}
+	return m.writes / m.delivered
+}}
+
 // cpuFigure names the server's CPU time per message.
 const cpuFigure = "CPU µs/msg"
 
@@ -146,17 +160,17 @@ func compareWorkloads() []workload {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 1, 16, 1, 1
 			return b
-		}, []figure{publishRate, deliveryRate, cpuPerPublish}, false},
+		}, []figure{publishRate, deliveryRate, cpuPerPublish, writesPerDelivery}, false},
 		{"W1", "publish-heavy: 4 publishers, pipeline 16, 16 channels, 1 subscriber", func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 4, 16, 16, 1
 			return b
-		}, []figure{publishRate, deliveryRate, cpuPerPublish}, false},
+		}, []figure{publishRate, deliveryRate, cpuPerPublish, writesPerDelivery}, false},
 		{"W2", "fan-out: 1 publisher (pipeline 16), 100 subscribers on 1 channel", func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 1, 16, 1, 100
 			return b
-		}, []figure{deliveryRate, publishRate, cpuPerDelivery}, false},
+		}, []figure{deliveryRate, publishRate, cpuPerDelivery, writesPerDelivery}, false},
 		{"W3", "latency: 10,000 messages/s, 1 channel, 10 subscribers", func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Rate, b.Channels, b.Subscribers = 1, 64, 10000, 1, 10
@@ -329,17 +343,21 @@ func runWorkload(ctx context.Context, w workload, o compareOptions, a *arm) (arm
 		// 10 ms poll, when the server is idle), and /proc counts in clock
 		// ticks (10 ms): over runs of seconds, errors of well under 1%.
 		var start time.Duration
-		var started bool
+		var started, counted bool
+		var writes, delivered float64
 		settle := bo.OnSubscribed // a memory measure, if any, comes first
 		bo.OnSubscribed = func() {
 			if settle != nil {
 				settle()
 			}
 			start, started = a.cpu()
+			writes, delivered, counted = a.counters()
 		}
 		bo.OnDrained = func() {
 			end, ended := a.cpu()
 			m.cpu, m.cpuMeasured = end-start, started && ended
+			w, d, ok := a.counters()
+			m.writes, m.delivered, m.writesMeasured = w-writes, d-delivered, counted && ok
 		}
 	}
 	r, err := bench.Run(ctx, bo)
@@ -413,7 +431,17 @@ func writeComparison(w io.Writer, o compareOptions, workloads []workload, arms [
 	}) {
 		fmt.Fprintf(w, "\n%s: %s\n", cpuFigure, cpuNote)
 	}
+	if slices.ContainsFunc(workloads, func(wl workload) bool {
+		return slices.ContainsFunc(wl.figures, func(f figure) bool { return f.name == writesPerDelivery.name })
+	}) {
+		fmt.Fprintf(w, "\n%s: %s\n", writesPerDelivery.name, writesNote)
+	}
 }
+
+// writesNote explains the writes per delivery under the table.
+const writesNote = "pubgate's writes to client connections (replies included) per message delivered, " +
+	"from its metrics (pubgate_client_writes_total / pubgate_delivered_messages_total) over the same window; " +
+	"a burst of messages queued together goes to a client in one write."
 
 // cpuNote explains the CPU figure under the table.
 const cpuNote = "the server process's CPU time (user + system, all threads, from /proc/<pid>/stat) " +

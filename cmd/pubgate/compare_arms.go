@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,49 @@ type arm struct {
 	tls     *tls.Config
 	tenants []bench.Tenant
 	proc    *exec.Cmd // whose memory W4 measures, and CPU the rate workloads
+	// metrics is the Prometheus endpoint of pubgate's admin listener ("" for
+	// the Redis arms), for its client writes per delivered message.
+	metrics string
+}
+
+// counters reads the sums of pubgate's client writes and delivered
+// messages from its metrics; false if the arm has none, or they cannot be
+// read (an older build without the writes counter).
+func (a *arm) counters() (writes, delivered float64, ok bool) {
+	if a.metrics == "" {
+		return 0, 0, false
+	}
+	resp, err := http.Get(a.metrics)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, false
+	}
+	writes, okW := sumMetric(string(body), "pubgate_client_writes_total")
+	delivered, okD := sumMetric(string(body), "pubgate_delivered_messages_total")
+	return writes, delivered, okW && okD
+}
+
+// sumMetric adds up the samples of a metric (every label set) in the
+// Prometheus text format.
+func sumMetric(text, name string) (sum float64, found bool) {
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		fields := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(fields) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
+			sum, found = sum+v, true
+		}
+	}
+	return sum, found
 }
 
 // cpu is the CPU time (user + system, all threads) the arm's process used
@@ -138,7 +182,7 @@ func startArms(ctx context.Context, o compareOptions, dir string, logs io.Writer
 	if err != nil {
 		return nil, stop, err
 	}
-	ports, err := freePorts(3)
+	ports, err := freePorts(4) // redis, redis-tls, pubgate, pubgate's admin
 	if err != nil {
 		return nil, stop, err
 	}
@@ -158,7 +202,7 @@ func startArms(ctx context.Context, o compareOptions, dir string, logs io.Writer
 
 	plain := &arm{name: "redis", addr: addrOf(ports[0])}
 	secure := &arm{name: "redis-tls", addr: addrOf(ports[1]), tls: certs.client}
-	gate := &arm{name: "pubgate", addr: addrOf(ports[2]), tls: certs.client}
+	gate := &arm{name: "pubgate", addr: addrOf(ports[2]), tls: certs.client, metrics: "http://" + addrOf(ports[3]) + "/metrics"}
 	for _, t := range compareTenants {
 		plain.tenants = append(plain.tenants, bench.Tenant{Prefix: t + ":"})
 		secure.tenants = append(secure.tenants, bench.Tenant{User: t, Password: t + "-secret", Prefix: t + ":"})
@@ -182,7 +226,7 @@ func startArms(ctx context.Context, o compareOptions, dir string, logs io.Writer
 	if err := start("redis-tls", secure.proc); err != nil {
 		return nil, stop, err
 	}
-	pubgateConf, err := writePubgateConfig(dir, o, ports[2], plain.addr, certs.dir)
+	pubgateConf, err := writePubgateConfig(dir, o, ports[2], ports[3], plain.addr, certs.dir)
 	if err != nil {
 		return nil, stop, err
 	}
@@ -252,7 +296,7 @@ func writeRedisTLSConfig(dir string, port int, c *certificates) (string, error) 
 // writePubgateConfig is pubgate with TLS, password logins, the example
 // policy and the audit log at level metadata (every action recorded), in
 // front of the plain Redis.
-func writePubgateConfig(dir string, o compareOptions, port int, redisAddr, caDir string) (string, error) {
+func writePubgateConfig(dir string, o compareOptions, port, adminPort int, redisAddr, caDir string) (string, error) {
 	policyDir, err := filepath.Abs(o.policyDir)
 	if err != nil {
 		return "", err
@@ -282,8 +326,9 @@ users:
 %spolicy: {paths: [%q], watch: false}
 audit: {sink: file, path: %q, key_file: %q, level: metadata}
 limits: {max_clients: 20000}
+admin: {address: "127.0.0.1:%d"}
 log: {level: warn}
-`, port, caDir, redisAddr, users.String(), policyDir, filepath.Join(dir, "audit", "audit.log"), filepath.Join(dir, "audit.key"))
+`, port, caDir, redisAddr, users.String(), policyDir, filepath.Join(dir, "audit", "audit.log"), filepath.Join(dir, "audit.key"), adminPort)
 	path := filepath.Join(dir, "pubgate.yaml")
 	return path, os.WriteFile(path, []byte(conf), 0o600)
 }

@@ -212,3 +212,24 @@ func TestCompareSmoke(t *testing.T) {
 		t.Errorf("no W0 row:\n%s", out.String())
 	}
 }
+
+// TestCompareSumMetric reads a counter's samples across label sets from
+// the Prometheus text format, and no other metric that shares its prefix.
+func TestCompareSumMetric(t *testing.T) {
+	text := `# HELP pubgate_delivered_messages_total messages queued to clients
+# TYPE pubgate_delivered_messages_total counter
+pubgate_delivered_messages_total{tenant="acme"} 1200
+pubgate_delivered_messages_total{tenant="globex"} 34
+pubgate_delivered_messages_total_extra 99
+pubgate_client_writes_total 5.5e+02
+`
+	if v, ok := sumMetric(text, "pubgate_delivered_messages_total"); !ok || v != 1234 {
+		t.Errorf("delivered = %v, %v; want 1234", v, ok)
+	}
+	if v, ok := sumMetric(text, "pubgate_client_writes_total"); !ok || v != 550 {
+		t.Errorf("writes = %v, %v; want 550", v, ok)
+	}
+	if _, ok := sumMetric(text, "pubgate_missing_total"); ok {
+		t.Error("a missing metric was found")
+	}
+}
