@@ -291,7 +291,8 @@ func TestCloseStopsHandler(t *testing.T) {
 // TestIdleConnectionIsReplaced: a connection on which Redis stops answering
 // (even its pings) is replaced, and the new one subscribes again.
 func TestIdleConnectionIsReplaced(t *testing.T) {
-	defer func(d time.Duration) { idlePing = d }(idlePing)
+	saved := idlePing
+	t.Cleanup(func() { idlePing = saved }) // after the engine's Close, registered later
 	idlePing = 100 * time.Millisecond
 	f := startFakeRedis(t)
 	b := collect(f.engine(t))
