@@ -86,6 +86,10 @@ type requestReader struct {
 	keep       int // a buffer grown past this is given back once empty
 	authed     bool
 	err        error // a protocol error ends the stream: it is returned again
+	// filled says the last read filled the buffer: the client sends more
+	// at a time than it holds (a pipeline), and a buffer that held all of
+	// it would let the session answer it in one batch instead of two.
+	filled bool
 
 	// The request being parsed; offsets are from start.
 	kind     byte // 0 before its first byte, '*' multibulk, 'i' inline
@@ -491,8 +495,11 @@ func (q *requestReader) fill() error {
 	switch {
 	case pending == 0:
 		q.start, q.end = 0, 0
-		if len(q.buf) > q.keep {
+		switch {
+		case len(q.buf) > q.keep:
 			q.buf = make([]byte, q.initial)
+		case q.filled && len(q.buf) < min(q.keep, q.limit()):
+			q.buf = make([]byte, 2*len(q.buf))
 		}
 	case q.end == len(q.buf):
 		limit := q.limit()
@@ -500,7 +507,9 @@ func (q *requestReader) fill() error {
 			q.err = q.tooLarge()
 			return q.err
 		}
-		if pending > len(q.buf)/2 && len(q.buf) < limit {
+		// A large request needs room; a pipeline that filled the buffer
+		// gets it too, up to keep.
+		if (pending > len(q.buf)/2 || len(q.buf) < q.keep) && len(q.buf) < limit {
 			grown := make([]byte, min(2*len(q.buf), limit))
 			copy(grown, q.buf[q.start:q.end])
 			q.buf = grown
@@ -511,6 +520,7 @@ func (q *requestReader) fill() error {
 	}
 	n, err := q.r.Read(q.buf[q.end:])
 	q.end += n
+	q.filled = q.end == len(q.buf)
 	if n > 0 {
 		return nil // handle the data; a read error recurs on the next fill
 	}

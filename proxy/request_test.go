@@ -360,3 +360,71 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// records hands out one chunk per Read, as a TLS connection hands out one
+// record: at most what fits, the rest on the next Read.
+type records struct{ chunks [][]byte }
+
+func (r *records) Read(p []byte) (int, error) {
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.chunks[0])
+	if r.chunks[0] = r.chunks[0][n:]; len(r.chunks[0]) == 0 {
+		r.chunks = r.chunks[1:]
+	}
+	return n, nil
+}
+
+// TestRequestBufferGrowsForPipelines: a client whose pipelines fill the
+// buffer gets a larger one, so that its next pipeline is read in one go and
+// the session answers it as one batch (one upstream round trip, one reply
+// write) rather than in pieces; a client of small commands keeps the small
+// buffer.
+func TestRequestBufferGrowsForPipelines(t *testing.T) {
+	publish := "*3\r\n$7\r\nPUBLISH\r\n$6\r\norders\r\n$64\r\n" + strings.Repeat("x", 64) + "\r\n"
+	pipeline := []byte(strings.Repeat(publish, 16)) // 1.6 KB, more than the initial buffer
+	src := &records{}
+	for range 4 {
+		src.chunks = append(src.chunks, bytes.Clone(pipeline))
+	}
+	q := newRequestReader(src, 1<<20)
+	q.setAuthenticated(true)
+	var readsPerPipeline []int
+	commands, reads := 0, 0
+	for len(readsPerPipeline) < 4 {
+		_, ok, err := q.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if commands++; commands%16 == 0 {
+				readsPerPipeline = append(readsPerPipeline, reads)
+				reads = 0
+			}
+			continue
+		}
+		if err := q.fill(); err != nil {
+			t.Fatal(err)
+		}
+		reads++
+	}
+	if last := readsPerPipeline[3]; last != 1 {
+		t.Errorf("reads per pipeline %v: the last took %d reads, want 1 once the buffer grew", readsPerPipeline, last)
+	}
+
+	small := newRequestReader(&records{chunks: [][]byte{[]byte("*1\r\n$4\r\nPING\r\n"), []byte("*1\r\n$4\r\nPING\r\n")}}, 1<<20)
+	for range 2 {
+		if err := small.fill(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, ok, _ := small.next(); !ok {
+				break
+			}
+		}
+	}
+	if len(small.buf) != initialRequestBuffer {
+		t.Errorf("a client of small commands has a %d-byte buffer, want %d", len(small.buf), initialRequestBuffer)
+	}
+}
