@@ -1,6 +1,7 @@
 // Package upstream is pubgate's fan-out engine seam: the Broker interface and
-// its implementations, Redis (standalone, through go-redis) and an in-process
-// memory engine with the same semantics for single nodes and tests.
+// its implementations, Redis (standalone, Sentinel or Cluster) and an
+// in-process memory engine with the same semantics for single nodes and
+// tests.
 package upstream
 
 import (

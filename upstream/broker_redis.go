@@ -15,11 +15,13 @@ import (
 )
 
 // Redis is the engine on Redis: a standalone server, the primary of a
-// Sentinel deployment, or a Redis Cluster. Publishes go over a pooled
-// client; channels and patterns share one dedicated subscriber connection,
-// and shard channels have their own (one per hash slot in a cluster),
-// because Redis's replies to SUBSCRIBE and SSUBSCRIBE look alike on one
-// connection.
+// Sentinel deployment, or a Redis Cluster. Publishes share one pipelined
+// connection per node (pipeline.go); channels and patterns share one
+// dedicated subscriber connection, and shard channels have their own (one
+// per hash slot in a cluster), because Redis's replies to SUBSCRIBE and
+// SSUBSCRIBE look alike on one connection. Those connections speak RESP
+// themselves (docs/design.md); go-redis's client does the rest: topology,
+// the health probe and PUBSUB introspection.
 type Redis struct {
 	client   redis.UniversalClient
 	cluster  *redis.ClusterClient // set for a Redis Cluster
