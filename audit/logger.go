@@ -176,35 +176,38 @@ func (l *Logger) Record(r Record) error {
 	mustRecord := l.o.FailClosed && r.Grants()
 	q := l.queue
 	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		l.dropped.Add(1)
-		return ErrClosed
-	}
-	if mustRecord && l.failing.Load() {
+	if !q.closed && mustRecord && l.failing.Load() {
 		q.mu.Unlock()
 		l.refused.Add(1)
 		return ErrUnavailable
 	}
-	if q.n < len(q.ring) {
-		q.push(&r)
-		q.mu.Unlock()
-		return nil
-	}
-	if !mustRecord {
-		q.mu.Unlock()
-		l.dropped.Add(1)
-		return nil
-	}
-	t := time.NewTimer(l.o.EnqueueTimeout)
-	defer t.Stop()
+	var timeout <-chan time.Time // a record that must be kept waits for room, this long
 	for {
+		switch {
+		case q.closed:
+			q.mu.Unlock()
+			l.dropped.Add(1)
+			return ErrClosed
+		case q.n < len(q.ring):
+			q.push(&r)
+			q.mu.Unlock()
+			return nil
+		case !mustRecord:
+			q.mu.Unlock()
+			l.dropped.Add(1)
+			return nil
+		}
+		if timeout == nil {
+			t := time.NewTimer(l.o.EnqueueTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
 		q.waiting++
 		room := q.room
 		q.mu.Unlock()
 		select {
 		case <-room:
-		case <-t.C:
+		case <-timeout:
 			q.mu.Lock()
 			q.waiting--
 			q.mu.Unlock()
@@ -213,16 +216,6 @@ func (l *Logger) Record(r Record) error {
 		}
 		q.mu.Lock()
 		q.waiting--
-		if q.closed {
-			q.mu.Unlock()
-			l.dropped.Add(1)
-			return ErrClosed
-		}
-		if q.n < len(q.ring) {
-			q.push(&r)
-			q.mu.Unlock()
-			return nil
-		}
 	}
 }
 
