@@ -182,13 +182,7 @@ func TestBrokerOrderPerChannel(t *testing.T) {
 // follows the outage.
 func TestRedisRestartResubscribes(t *testing.T) {
 	srv := testutil.StartRedis(t)
-	changes := make(chan Health, 16)
-	b, err := NewRedis(RedisOptions{URL: srv.URL(), Timeout: time.Second,
-		HealthInterval: 50 * time.Millisecond, OnHealthChange: func(h Health) { changes <- h }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, changes := watchedEngine(t, srv.URL())
 	collect(b)
 	testutil.Eventually(t, "engine up", func() bool { return b.Health().Up })
 	if err := b.Subscribe(ctx(t), KindChannel, "live"); err != nil {

@@ -13,13 +13,7 @@ import (
 func TestHealthReportsAnEngineDownFromTheStart(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	srv.Stop() // keeps the port: the engine is configured but not running
-	changes := make(chan Health, 16)
-	b, err := NewRedis(RedisOptions{URL: srv.URL(), Timeout: time.Second,
-		HealthInterval: 50 * time.Millisecond, OnHealthChange: func(h Health) { changes <- h }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	_, changes := watchedEngine(t, srv.URL())
 	select {
 	case h := <-changes:
 		if h.Up || h.Err == nil {
@@ -42,4 +36,18 @@ func TestHealthReportsAnEngineDownFromTheStart(t *testing.T) {
 		t.Fatalf("report without a change: %+v", h)
 	case <-time.After(200 * time.Millisecond):
 	}
+}
+
+// watchedEngine is a Redis engine on url, probed every 50 ms, whose health
+// changes arrive on changes; it is closed when the test ends.
+func watchedEngine(t *testing.T, url string) (b *Redis, changes chan Health) {
+	t.Helper()
+	changes = make(chan Health, 16)
+	b, err := NewRedis(RedisOptions{URL: url, Timeout: time.Second,
+		HealthInterval: 50 * time.Millisecond, OnHealthChange: func(h Health) { changes <- h }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b, changes
 }
