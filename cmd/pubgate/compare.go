@@ -225,7 +225,33 @@ func scalingWorkloads() []workload {
 	return out
 }
 
+// pickWorkloads returns the named workloads, in their order; a name that
+// is none of them is an error rather than an empty table.
+func pickWorkloads(names []string) ([]workload, error) {
+	var chosen []workload
+	known := map[string]bool{}
+	for _, w := range compareWorkloads() {
+		known[w.name] = true
+		if slices.Contains(names, w.name) {
+			chosen = append(chosen, w)
+		}
+	}
+	for _, n := range names {
+		if !known[n] {
+			return nil, fmt.Errorf("--workloads: no workload %q (there are W0-W5)", n)
+		}
+	}
+	return chosen, nil
+}
+
 func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer) error {
+	chosen := scalingWorkloads()
+	if !o.scaling {
+		var err error
+		if chosen, err = pickWorkloads(o.workloads); err != nil {
+			return err
+		}
+	}
 	dir := o.out
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "pubgate-compare-")
@@ -246,15 +272,6 @@ func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer)
 		stop()
 		arms, stop, err = startArms(ctx, o, dir, stderr)
 		return err
-	}
-	chosen := scalingWorkloads()
-	if !o.scaling {
-		chosen = nil
-		for _, w := range compareWorkloads() {
-			if slices.Contains(o.workloads, w.name) {
-				chosen = append(chosen, w)
-			}
-		}
 	}
 	results := make(map[string]map[string][]armRun) // workload → arm → runs
 	for _, w := range chosen {
@@ -350,8 +367,8 @@ func runWorkload(ctx context.Context, w workload, o compareOptions, a *arm) (arm
 			if settle != nil {
 				settle()
 			}
+			writes, delivered, counted = a.counters() // first: the scrape is pubgate's work, not the run's
 			start, started = a.cpu()
-			writes, delivered, counted = a.counters()
 		}
 		bo.OnDrained = func() {
 			end, ended := a.cpu()

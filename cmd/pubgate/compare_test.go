@@ -233,3 +233,15 @@ pubgate_client_writes_total 5.5e+02
 		t.Error("a missing metric was found")
 	}
 }
+
+// TestComparePickWorkloads: an unknown workload name is an error, not an
+// empty table; known ones come in their order.
+func TestComparePickWorkloads(t *testing.T) {
+	if _, err := pickWorkloads([]string{"W1", "w2"}); err == nil || !strings.Contains(err.Error(), `"w2"`) {
+		t.Errorf("unknown workload: %v, want an error naming it", err)
+	}
+	chosen, err := pickWorkloads([]string{"W2", "W0"})
+	if err != nil || len(chosen) != 2 || chosen[0].name != "W0" || chosen[1].name != "W2" {
+		t.Errorf("picked %v, %v; want W0, W2", chosen, err)
+	}
+}
