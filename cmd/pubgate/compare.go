@@ -98,6 +98,8 @@ type figure struct {
 	cpu bool
 	// format renders the figure's median (nil: formatFigure).
 	format func(float64) string
+	// note, if any, explains the figure under the table.
+	note string
 }
 
 // measured is what a run yields besides the bench result.
@@ -134,14 +136,14 @@ var (
 	// once (W0, W1, W5): per acknowledged publish, which includes
 	// delivering it. cpuPerDelivery is for fan-out (W2), where the
 	// deliveries are the work: per message received by a subscriber.
-	cpuPerPublish  = figure{name: cpuFigure, lowerBetter: true, cpu: true, format: formatCPU, value: func(r *bench.Result, m measured) float64 { return m.cpuPer(r.Published) }}
-	cpuPerDelivery = figure{name: cpuFigure, lowerBetter: true, cpu: true, format: formatCPU, value: func(r *bench.Result, m measured) float64 { return m.cpuPer(r.Delivered) }}
+	cpuPerPublish  = figure{name: cpuFigure, lowerBetter: true, cpu: true, format: formatSmall, note: cpuNote, value: func(r *bench.Result, m measured) float64 { return m.cpuPer(r.Published) }}
+	cpuPerDelivery = figure{name: cpuFigure, lowerBetter: true, cpu: true, format: formatSmall, note: cpuNote, value: func(r *bench.Result, m measured) float64 { return m.cpuPer(r.Delivered) }}
 )
 
 // writesPerDelivery is pubgate's writes to client connections per message
 // delivered (pubgate_client_writes_total / pubgate_delivered_messages_total
 // over the run): how well fan-out coalesces. The writes include replies.
-var writesPerDelivery = figure{name: "writes/delivery", lowerBetter: true, format: formatCPU, value: func(_ *bench.Result, m measured) float64 {
+var writesPerDelivery = figure{name: "writes/delivery", lowerBetter: true, format: formatSmall, note: writesNote, value: func(_ *bench.Result, m measured) float64 {
 	if !m.writesMeasured || m.delivered == 0 {
 		return math.NaN()
 	}
@@ -443,15 +445,19 @@ func writeComparison(w io.Writer, o compareOptions, workloads []workload, arms [
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", name, f.name, strings.Join(cells, " | "), ratio, lost)
 		}
 	}
-	if slices.ContainsFunc(workloads, func(wl workload) bool {
-		return slices.ContainsFunc(wl.figures, func(f figure) bool { return f.cpu })
-	}) {
-		fmt.Fprintf(w, "\n%s: %s\n", cpuFigure, cpuNote)
-	}
-	if slices.ContainsFunc(workloads, func(wl workload) bool {
-		return slices.ContainsFunc(wl.figures, func(f figure) bool { return f.name == writesPerDelivery.name })
-	}) {
-		fmt.Fprintf(w, "\n%s: %s\n", writesPerDelivery.name, writesNote)
+	writeNotes(w, workloads)
+}
+
+// writeNotes explains, once each, the figures of the table that need it.
+func writeNotes(w io.Writer, workloads []workload) {
+	seen := map[string]bool{}
+	for _, wl := range workloads {
+		for _, f := range wl.figures {
+			if f.note != "" && !seen[f.name] {
+				seen[f.name] = true
+				fmt.Fprintf(w, "\n%s: %s\n", f.name, f.note)
+			}
+		}
 	}
 }
 
@@ -506,8 +512,9 @@ func median(vs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// formatCPU renders microseconds per message, which are mostly below 10.
-func formatCPU(v float64) string {
+// formatSmall renders figures that are mostly below 10 (µs per message,
+// writes per delivery) with two decimals.
+func formatSmall(v float64) string {
 	switch {
 	case v < 10:
 		return fmt.Sprintf("%.2f", v)
