@@ -59,8 +59,9 @@ type pipeConn struct {
 	dead  bool
 }
 
-// maxPipelineBytes bounds what one write carries; more waits for the next.
-const maxPipelineBytes = 1 << 20
+// maxSpareBytes bounds the write buffer a pipeline keeps for the next
+// write.
+const maxSpareBytes = 1 << 20
 
 func newPipeline(opt *redis.Options, addr string, timeout time.Duration, sharded bool) *pipeline {
 	return &pipeline{opt: opt, addr: addr, timeout: timeout, sharded: sharded}
@@ -91,10 +92,28 @@ func (p *pipeline) submit(c *call, batch []Publication, positions []int32, ask b
 		p.mu.Unlock()
 		return
 	}
+	// The caller writes what is queued, its own publications with it, once:
+	// what others queue meanwhile goes out from a goroutine of the
+	// pipeline's, so that no session writes for others for long.
 	p.writing = true
-	p.writeQueued()
-	p.writing = false
+	p.writeOnce()
+	if len(p.queued) > 0 {
+		go p.writeRest()
+	} else {
+		p.writing = false
+	}
 	p.mu.Unlock()
+}
+
+// writeRest writes until nothing is queued, then lets the next submitter
+// write.
+func (p *pipeline) writeRest() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.queued) > 0 {
+		p.writeOnce()
+	}
+	p.writing = false
 }
 
 var askingCommand = []byte("*1\r\n$6\r\nASKING\r\n")
@@ -111,38 +130,37 @@ func appendPublish(b []byte, pub *Publication, shard bool) []byte {
 	return redcon.AppendBulk(b, pub.Payload)
 }
 
-// writeQueued writes until nothing is queued; it is called with p.mu held
-// by the one writer, and releases it while dialling and writing.
-func (p *pipeline) writeQueued() {
-	for len(p.queued) > 0 {
-		conn := p.conn
-		if conn == nil {
-			var err error
-			if conn, err = p.connect(); err != nil {
-				p.failQueued(err)
-				return
-			}
+// writeOnce writes what is queued in one write, dialling first if there
+// is no connection; it is called with p.mu held by the one writer, and
+// releases it while dialling and writing.
+func (p *pipeline) writeOnce() {
+	conn := p.conn
+	if conn == nil {
+		var err error
+		if conn, err = p.connect(); err != nil {
+			p.failQueued(err)
+			return
 		}
-		buf := p.out
-		p.out = p.spare[:0]
-		if conn.head == len(conn.inflight) {
-			conn.since = time.Now()
-		}
-		conn.inflight = append(conn.inflight, p.queued...)
-		clear(p.queued)
-		p.queued = p.queued[:0]
-		p.mu.Unlock()
-		_ = conn.nc.SetWriteDeadline(time.Now().Add(p.timeout))
-		_, err := conn.nc.Write(buf)
-		p.mu.Lock()
-		if cap(buf) <= maxPipelineBytes {
-			p.spare = buf[:0]
-		} else {
-			p.spare = nil // a burst of large messages: do not keep its buffer
-		}
-		if err != nil {
-			p.drop(conn, fmt.Errorf("upstream: writing to redis at %s: %w", p.where(), err))
-		}
+	}
+	buf := p.out
+	p.out = p.spare[:0]
+	if conn.head == len(conn.inflight) {
+		conn.since = time.Now()
+	}
+	conn.inflight = append(conn.inflight, p.queued...)
+	clear(p.queued)
+	p.queued = p.queued[:0]
+	p.mu.Unlock()
+	_ = conn.nc.SetWriteDeadline(time.Now().Add(p.timeout))
+	_, err := conn.nc.Write(buf)
+	p.mu.Lock()
+	if cap(buf) <= maxSpareBytes {
+		p.spare = buf[:0]
+	} else {
+		p.spare = nil // a burst of large messages: do not keep its buffer
+	}
+	if err != nil {
+		p.drop(conn, fmt.Errorf("upstream: writing to redis at %s: %w", p.where(), err))
 	}
 }
 
@@ -203,7 +221,7 @@ func (p *pipeline) drop(conn *pipeConn, cause error) {
 		p.conn = nil
 	}
 	conn.nc.Close()
-	err := fmt.Errorf("%w (%v)", errLost, cause)
+	err := fmt.Errorf("%w (%w)", errLost, cause)
 	for _, e := range conn.inflight[conn.head:] {
 		e.c.complete(e.pos, 0, err)
 	}
@@ -245,13 +263,15 @@ func (p *pipeline) read(conn *pipeConn) {
 			_ = conn.nc.SetReadDeadline(now.Add(p.timeout))
 		}
 		if err := rd.fill(); err != nil {
-			if !p.idle(conn, err) {
+			next, ok := p.idle(conn, err)
+			if !ok {
 				p.mu.Lock()
 				p.drop(conn, err)
 				p.mu.Unlock()
 				return
 			}
-			deadlineSet = time.Time{} // it passed: set the next one
+			deadlineSet = time.Now()
+			_ = conn.nc.SetReadDeadline(next)
 		}
 	}
 }
@@ -280,17 +300,22 @@ func (p *pipeline) answered(conn *pipeConn, n int, done []entry) (_ []entry, ok 
 }
 
 // idle reports whether a read error is only a read deadline passing while
-// Redis owes nothing, or owes it for less than the timeout.
-func (p *pipeline) idle(conn *pipeConn, err error) bool {
+// Redis owes nothing, or owes it for less than the timeout, and when the
+// next read is to give up: when the oldest reply owed is overdue.
+func (p *pipeline) idle(conn *pipeConn, err error) (next time.Time, ok bool) {
 	if !isTimeout(err) {
-		return false
+		return next, false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if conn.dead {
-		return false
+		return next, false
 	}
-	return conn.head == len(conn.inflight) || time.Since(conn.since) < p.timeout
+	if conn.head == len(conn.inflight) {
+		return time.Now().Add(p.timeout), true
+	}
+	overdue := conn.since.Add(p.timeout)
+	return overdue, time.Now().Before(overdue)
 }
 
 // replyResult turns Redis's reply to a PUBLISH (or ASKING) into a result.

@@ -66,6 +66,12 @@ func (r *Redis) followRedirects(ctx context.Context, batch []Publication) {
 	if c.wait(ctx) {
 		c.collect(batch)
 		c.recycle()
+		return
+	}
+	for i := range batch { // sent again, unanswered: no longer "not run"
+		if _, ok := isRedirect(batch[i].Err); ok {
+			batch[i].Receivers, batch[i].Err = 0, ctx.Err()
+		}
 	}
 }
 
