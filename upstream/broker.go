@@ -5,6 +5,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,20 +53,13 @@ type Message struct {
 
 // Clone returns a copy of m whose bytes outlive the Handler call.
 func (m Message) Clone() Message {
-	m.Pattern, m.Channel, m.Payload = clone(m.Pattern), clone(m.Channel), clone(m.Payload)
+	m.Pattern, m.Channel, m.Payload = bytes.Clone(m.Pattern), bytes.Clone(m.Channel), bytes.Clone(m.Payload)
 	return m
 }
 
 // bytesOf views a string as bytes without copying, for Message fields,
 // which nobody modifies.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
-
-func clone(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append([]byte{}, b...)
-}
 
 // Handler receives the engine's messages a burst at a time: everything one
 // read from an upstream connection brought (the Redis engine), or every

@@ -69,6 +69,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		r.cluster, r.sharded = c, o.Cluster.Sharded
 		r.main = newSubscriber(r, anyPrimary(c))
 		r.shards = newSlotSubscribers(c, r)
+		r.pipes = newPipelines(r, nil)
 	} else {
 		opt := client.(*redis.Client).Options()
 		dial := func(ctx context.Context, _ string) (net.Conn, error) { return dialNode(ctx, opt, opt.Addr) }
@@ -76,12 +77,16 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		s := newSubscriber(r, dial)
 		r.start(s)
 		r.shards = singleShard{s}
+		single := newPipeline(opt, opt.Addr, r.timeout, false)
+		if o.Sentinel != nil {
+			single.name = "the primary Sentinel names" // opt.Addr is a placeholder: the dialer asks Sentinel
+		}
+		r.pipes = newPipelines(r, single)
 	}
 	r.start(r.main)
 	if r.sharded {
 		r.aliases = newAliases()
 	}
-	r.pipes = newPipelines(r)
 	interval := o.HealthInterval
 	if interval <= 0 {
 		interval = defaultHealthInterval

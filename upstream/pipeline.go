@@ -29,6 +29,7 @@ import (
 type pipeline struct {
 	opt     *redis.Options
 	addr    string
+	name    string        // for errors: addr, or what stands for it
 	timeout time.Duration // how long Redis may take to answer
 
 	mu      sync.Mutex
@@ -64,7 +65,7 @@ type pipeConn struct {
 const maxSpareBytes = 1 << 20
 
 func newPipeline(opt *redis.Options, addr string, timeout time.Duration, sharded bool) *pipeline {
-	return &pipeline{opt: opt, addr: addr, timeout: timeout, sharded: sharded}
+	return &pipeline{opt: opt, addr: addr, name: addr, timeout: timeout, sharded: sharded}
 }
 
 // submit queues the publications of batch at positions and, unless another
@@ -116,7 +117,7 @@ func (p *pipeline) writeRest() {
 	p.writing = false
 }
 
-var askingCommand = []byte("*1\r\n$6\r\nASKING\r\n")
+var askingCommand = appendCommand(nil, "ASKING")
 
 // appendPublish encodes a PUBLISH or SPUBLISH; the payload is copied, so the
 // caller may reuse it once Publish returns.
@@ -160,7 +161,7 @@ func (p *pipeline) writeOnce() {
 		p.spare = nil // a burst of large messages: do not keep its buffer
 	}
 	if err != nil {
-		p.drop(conn, fmt.Errorf("upstream: writing to redis at %s: %w", p.where(), err))
+		p.drop(conn, fmt.Errorf("upstream: writing to redis at %s: %w", p.name, err))
 	}
 }
 
@@ -175,26 +176,13 @@ func (p *pipeline) connect() (*pipeConn, error) {
 		err = ErrClosed
 	}
 	if err != nil {
-		return nil, fmt.Errorf("upstream: connecting to redis at %s: %w", p.where(), err)
+		return nil, fmt.Errorf("upstream: connecting to redis at %s: %w", p.name, err)
 	}
 	conn := &pipeConn{nc: nc}
 	p.conn = conn
 	go p.read(conn)
 	return conn, nil
 }
-
-// where names the node in errors: a Sentinel client's options carry a
-// placeholder address, its dialer asking Sentinel for the primary.
-func (p *pipeline) where() string {
-	if p.addr == sentinelAddr {
-		return "the primary Sentinel names"
-	}
-	return p.addr
-}
-
-// sentinelAddr is the address go-redis gives a Sentinel (failover)
-// client's options.
-const sentinelAddr = "FailoverClient"
 
 // failQueued fails every publication not yet written (p.mu held).
 func (p *pipeline) failQueued(err error) {

@@ -86,8 +86,7 @@ func TestPublishersShareOneConnectionAndKeepTheirOrder(t *testing.T) {
 		}
 		next[p]++
 	}
-	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer admin.Close()
+	admin := nodeClient(t, srv)
 	if n := pipelineConns(t, admin); n != 1 {
 		t.Errorf("%d publishing connections, want 1 shared by every publisher", n)
 	}
@@ -102,8 +101,7 @@ func TestPublishesInFlightWhenTheConnectionDies(t *testing.T) {
 	if err := b.Subscribe(ctx(t), KindChannel, "kill"); err != nil {
 		t.Fatal(err)
 	}
-	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer admin.Close()
+	admin := nodeClient(t, srv)
 
 	const publishers = 4
 	acked := make([]map[uint32]bool, publishers)
@@ -188,8 +186,7 @@ func TestPublishesInFlightWhenTheConnectionDies(t *testing.T) {
 // Redis refusing one publication of a batch fails that one only.
 func TestRedisErrorFailsOnlyItsPublication(t *testing.T) {
 	srv := testutil.StartRedis(t)
-	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer admin.Close()
+	admin := nodeClient(t, srv)
 	if err := admin.Do(ctx(t), "ACL", "SETUSER", "acme", "on", ">secret", "resetchannels", "&acme:*", "+publish", "+ping", "+client", "+subscribe").Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,7 @@ func (r *Redis) Publish(ctx context.Context, batch []Publication) error {
 		return nil
 	}
 	c := newCall(len(batch))
-	if err := r.pipes.send(ctx, c, batch); err != nil {
-		return err
-	}
+	r.pipes.send(ctx, c, batch)
 	if !c.wait(ctx) {
 		for i := range batch {
 			batch[i].Receivers, batch[i].Err = 0, ctx.Err()
@@ -191,33 +189,29 @@ type pipelines struct {
 	closed bool
 }
 
-func newPipelines(r *Redis) *pipelines {
-	p := &pipelines{r: r, nodes: make(map[string]*pipeline)}
-	if r.cluster == nil {
-		opt := r.client.(*redis.Client).Options()
-		addr := opt.Addr // a Sentinel client's dialer ignores it, and asks for the primary
-		p.single = newPipeline(opt, addr, r.timeout, false)
-	}
-	return p
+// newPipelines holds the pipelines of a cluster's nodes, made as they are
+// needed, or the single pipeline of a standalone server or Sentinel primary.
+func newPipelines(r *Redis, single *pipeline) *pipelines {
+	return &pipelines{r: r, nodes: make(map[string]*pipeline), single: single}
 }
 
 // send queues the batch on the pipelines of the nodes it goes to.
-func (p *pipelines) send(ctx context.Context, c *call, batch []Publication) error {
-	if p.single != nil {
-		c.positions = c.positions[:0]
-		for i := range batch {
-			c.positions = append(c.positions, int32(i))
-		}
-		p.single.submit(c, batch, c.positions, false)
-		return nil
+func (p *pipelines) send(ctx context.Context, c *call, batch []Publication) {
+	if p.single == nil {
+		p.sendCluster(ctx, c, batch)
+		return
 	}
-	return p.sendCluster(ctx, c, batch)
+	c.positions = c.positions[:0]
+	for i := range batch {
+		c.positions = append(c.positions, int32(i))
+	}
+	p.single.submit(c, batch, c.positions, false)
 }
 
 // sendCluster routes each publication to the primary of its channel's
 // slot: a shard channel must go there, and a channel that always enters the
 // cluster at one node keeps its messages in order.
-func (p *pipelines) sendCluster(ctx context.Context, c *call, batch []Publication) error {
+func (p *pipelines) sendCluster(ctx context.Context, c *call, batch []Publication) {
 	routed := c.routed[:0] // one per publication, in order
 	for i := range batch {
 		node, err := p.r.cluster.MasterForKey(ctx, batch[i].Channel)
@@ -242,7 +236,6 @@ func (p *pipelines) sendCluster(ctx context.Context, c *call, batch []Publicatio
 		}
 		pl.submit(c, batch, c.positions, false)
 	}
-	return nil
 }
 
 func slicesIndex(s []*pipeline, v *pipeline) int {

@@ -3,8 +3,8 @@ package upstream
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -49,11 +49,8 @@ func dialTimeout(opt *redis.Options) time.Duration {
 func handshake(ctx context.Context, nc net.Conn, opt *redis.Options) error {
 	var cmds []byte
 	n := 0
-	add := func(args ...string) {
-		cmds = redcon.AppendArray(cmds, len(args))
-		for _, a := range args {
-			cmds = redcon.AppendBulkString(cmds, a)
-		}
+	add := func(verb string, args ...string) {
+		cmds = appendCommand(cmds, verb, args...)
 		n++
 	}
 	switch {
@@ -63,7 +60,7 @@ func handshake(ctx context.Context, nc net.Conn, opt *redis.Options) error {
 		add("AUTH", opt.Password)
 	}
 	if opt.DB > 0 {
-		add("SELECT", fmt.Sprint(opt.DB))
+		add("SELECT", strconv.Itoa(opt.DB))
 	}
 	if opt.ClientName != "" {
 		add("CLIENT", "SETNAME", opt.ClientName)
@@ -89,6 +86,17 @@ func handshake(ctx context.Context, nc net.Conn, opt *redis.Options) error {
 		}
 	}
 	return nil
+}
+
+// appendCommand encodes a command, as clients send them: an array of bulk
+// strings.
+func appendCommand(b []byte, verb string, args ...string) []byte {
+	b = redcon.AppendArray(b, len(args)+1)
+	b = redcon.AppendBulkString(b, verb)
+	for _, a := range args {
+		b = redcon.AppendBulkString(b, a)
+	}
+	return b
 }
 
 // ReplyError is an error reply from Redis.
@@ -139,10 +147,6 @@ func (r *respReader) parse() (redcon.RESP, bool) {
 	r.start += n
 	return frame, true
 }
-
-// buffered reports whether unparsed bytes remain: a frame parsed from the
-// same read may follow.
-func (r *respReader) buffered() bool { return r.start < r.end }
 
 // fill reads more bytes, first moving the unparsed ones to the front of the
 // buffer (and growing it when they fill it).

@@ -130,11 +130,7 @@ func (s *subscriber) write(verb string, names []string) error {
 	if s.conn == nil || len(names) == 0 { // no names would mean "all" to an unsubscribe
 		return nil
 	}
-	b := redcon.AppendArray(s.wbuf[:0], len(names)+1)
-	b = redcon.AppendBulkString(b, verb)
-	for _, n := range names {
-		b = redcon.AppendBulkString(b, n)
-	}
+	b := appendCommand(s.wbuf[:0], verb, names...)
 	err := s.flush(b)
 	if cap(b) <= 64<<10 { // a large resubscribe's buffer goes
 		s.wbuf = b
@@ -142,7 +138,7 @@ func (s *subscriber) write(verb string, names []string) error {
 	return err
 }
 
-var pingCommand = []byte("*1\r\n$4\r\nPING\r\n")
+var pingCommand = appendCommand(nil, "PING")
 
 // flush writes b on the connection; the caller holds sendMu. A failed write
 // closes the connection, which the receive loop then replaces.

@@ -3,10 +3,8 @@ package upstream
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/pubgate/pubgate/internal/testutil"
-	"github.com/redis/go-redis/v9"
 )
 
 // TestSubscriberResubscribesAfterKill kills the engine's subscriber
@@ -16,14 +14,8 @@ import (
 // once they are back is lost or reordered.
 func TestSubscriberResubscribesAfterKill(t *testing.T) {
 	srv := testutil.StartRedis(t)
-	b, err := NewRedis(RedisOptions{URL: srv.URL(), Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	collect(b)
-	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer admin.Close()
+	b := redisEngine(t, srv.URL())
+	admin := nodeClient(t, srv)
 	for _, s := range []struct {
 		kind Kind
 		name string
