@@ -214,6 +214,10 @@ func (p *pipelines) send(ctx context.Context, c *call, batch []Publication) {
 func (p *pipelines) sendCluster(ctx context.Context, c *call, batch []Publication) {
 	routed := c.routed[:0] // one per publication, in order
 	for i := range batch {
+		if i > 0 && routed[i-1] != nil && batch[i].Channel == batch[i-1].Channel {
+			routed = append(routed, routed[i-1]) // a publisher's run on one channel: routed once
+			continue
+		}
 		node, err := p.r.cluster.MasterForKey(ctx, batch[i].Channel)
 		if err != nil {
 			c.complete(int32(i), 0, err)
