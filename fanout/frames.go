@@ -1,6 +1,8 @@
 package fanout
 
 import (
+	"strconv"
+
 	"github.com/pubgate/pubgate/upstream"
 	"github.com/tidwall/redcon"
 )
@@ -47,17 +49,25 @@ func EncodeMessage(proto int32, kind upstream.Kind, pattern string, channel, pay
 		size += bulkSize(len(pattern))
 	}
 	b := make([]byte, 0, size)
-	if proto == RESP3 {
-		b = append(b, '>', byte('0'+n), '\r', '\n') // a push
-	} else {
-		b = redcon.AppendArray(b, n) // the plain array Redis uses in RESP2
-	}
+	b = AppendPushHeader(b, proto, n)
 	b = redcon.AppendBulkString(b, verb)
 	if n == 4 {
 		b = redcon.AppendBulkString(b, pattern)
 	}
 	b = redcon.AppendBulk(b, channel)
 	return redcon.AppendBulk(b, payload)
+}
+
+// AppendPushHeader starts an out-of-band frame of n elements: a RESP3 push
+// ('>') or, in RESP2, the plain array Redis uses for pub/sub messages and
+// (un)subscribe confirmations.
+func AppendPushHeader(b []byte, proto int32, n int) []byte {
+	if proto == RESP3 {
+		b = append(b, '>')
+		b = strconv.AppendInt(b, int64(n), 10)
+		return append(b, '\r', '\n')
+	}
+	return redcon.AppendArray(b, n)
 }
 
 // bulkSize is the encoded length of a bulk string of n bytes.

@@ -41,7 +41,7 @@ func (s *session) countFor(kind upstream.Kind) int64 {
 // as null (UNSUBSCRIBE with nothing subscribed). Like Redis, it ignores
 // CLIENT REPLY OFF|SKIP: a client needs confirmations to track its state.
 func (s *session) writeSubReply(verb string, name *string, count int64) {
-	s.reply = appendPushHeader(s.reply, s.proto, 3)
+	s.reply = fanout.AppendPushHeader(s.reply, s.proto, 3)
 	s.reply = redcon.AppendBulkString(s.reply, verb)
 	if name == nil {
 		s.reply = appendNull(s.reply, s.proto)

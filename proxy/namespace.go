@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"strings"
 
 	"github.com/pubgate/pubgate/upstream"
@@ -19,14 +18,11 @@ type Namespace struct {
 	Prefix        string
 	Shared        string
 	escapedPrefix string
-	// The prefixes as bytes, for StripBytes.
-	prefix, shared []byte
 }
 
 // NewNamespace returns the namespace of a tenant.
 func NewNamespace(tenant, prefix, shared string) *Namespace {
-	return &Namespace{Tenant: tenant, Prefix: prefix, Shared: shared, escapedPrefix: upstream.EscapeGlob(prefix),
-		prefix: []byte(prefix), shared: []byte(shared)}
+	return &Namespace{Tenant: tenant, Prefix: prefix, Shared: shared, escapedPrefix: upstream.EscapeGlob(prefix)}
 }
 
 func (n *Namespace) isShared(name string) bool {
@@ -60,24 +56,25 @@ func (n *Namespace) Upstream(kind upstream.Kind, name string) string {
 
 // Strip maps an upstream channel name back to the client's name; ok is false
 // for a channel outside the namespace, which must never reach the client.
-func (n *Namespace) Strip(channel string) (string, bool) {
-	if n.isShared(channel) {
+func (n *Namespace) Strip(channel string) (string, bool) { return strip(n, channel) }
+
+// StripBytes is Strip for a channel in the engine's read buffer: the name
+// it returns is a part of channel, not a copy.
+func (n *Namespace) StripBytes(channel []byte) ([]byte, bool) { return strip(n, channel) }
+
+func strip[T string | []byte](n *Namespace, channel T) (T, bool) {
+	if n.Shared != "" && hasPrefix(channel, n.Shared) {
 		return channel, true
 	}
-	if !strings.HasPrefix(channel, n.Prefix) {
-		return "", false
+	if !hasPrefix(channel, n.Prefix) {
+		var none T
+		return none, false
 	}
 	return channel[len(n.Prefix):], true
 }
 
-// StripBytes is Strip for a channel in the engine's read buffer: the name
-// it returns is a part of channel, not a copy.
-func (n *Namespace) StripBytes(channel []byte) ([]byte, bool) {
-	if len(n.shared) > 0 && bytes.HasPrefix(channel, n.shared) {
-		return channel, true
-	}
-	if !bytes.HasPrefix(channel, n.prefix) {
-		return nil, false
-	}
-	return channel[len(n.prefix):], true
+// hasPrefix is strings.HasPrefix for either kind of name; the comparison
+// does not copy.
+func hasPrefix[T string | []byte](name T, prefix string) bool {
+	return len(name) >= len(prefix) && string(name[:len(prefix)]) == prefix
 }

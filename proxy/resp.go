@@ -13,15 +13,6 @@ const (
 	resp3 = fanout.RESP3
 )
 
-// appendPushHeader starts an out-of-band frame: a RESP3 push ('>') or, in
-// RESP2, the plain array Redis uses for pub/sub messages.
-func appendPushHeader(b []byte, proto int32, n int) []byte {
-	if proto == resp3 {
-		return appendHeader(b, '>', n)
-	}
-	return redcon.AppendArray(b, n)
-}
-
 // appendMapHeader starts a map of n pairs (a flat array of 2n in RESP2).
 func appendMapHeader(b []byte, proto int32, n int) []byte {
 	if proto == resp3 {

@@ -452,7 +452,7 @@ func (s *session) readLoop() error {
 // from the connection ending.
 func isProtocolError(err error) bool {
 	var ours protocolError
-	return errors.As(err, &ours) || strings.HasPrefix(err.Error(), "Protocol error") // redcon's parse errors
+	return errors.As(err, &ours)
 }
 
 // errOutputClosed ends a session whose outbox was closed (output limit).
