@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/pubgate/pubgate/internal/testutil"
 )
 
 // BenchmarkLogger measures the audit writer's throughput: b.N metadata
@@ -52,13 +54,13 @@ func BenchmarkChain(b *testing.B) {
 			var buf []byte
 			var err error
 			b.ReportAllocs()
-			cpu := cpuTime(b)
+			cpu := testutil.ProcessCPU(b)
 			for range b.N {
 				if buf, err = c.next(buf[:0], &r); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64((cpuTime(b)-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64((testutil.ProcessCPU(b)-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
@@ -72,10 +74,10 @@ func BenchmarkEncode(b *testing.B) {
 	prev := []byte(Genesis)
 	var buf []byte
 	b.ReportAllocs()
-	cpu := cpuTime(b)
+	cpu := testutil.ProcessCPU(b)
 	for i := range b.N {
 		r.Time = r.Time.Add(time.Duration(i))
 		buf = e.appendRecord(buf[:0], &r, uint64(i), prev)
 	}
-	b.ReportMetric(float64((cpuTime(b)-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((testutil.ProcessCPU(b)-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }

@@ -3,19 +3,11 @@ package audit
 import (
 	"context"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+	"github.com/pubgate/pubgate/internal/testutil"
+)
 
 // BenchmarkRecordCPU measures what recording a publish at metadata costs
 // the process in CPU, all goroutines together: the session's part (a
@@ -38,7 +30,7 @@ func BenchmarkRecordCPU(b *testing.B) {
 	payload := make([]byte, 64)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuTime(b)
+	cpu := testutil.ProcessCPU(b)
 	for range b.N {
 		r := Record{Event: EventAuthz, Outcome: Allow, Action: "publish", Channel: "orders.eu",
 			Revision: "3089772db610"}
@@ -53,7 +45,7 @@ func BenchmarkRecordCPU(b *testing.B) {
 	if err := l.Close(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	cpu = cpuTime(b) - cpu
+	cpu = testutil.ProcessCPU(b) - cpu
 	b.StopTimer()
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/record")
 	if s := l.Stats(); s.Written != int64(b.N) {

@@ -3,11 +3,10 @@ package proxy
 import (
 	"context"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/pubgate/pubgate/audit"
+	"github.com/pubgate/pubgate/internal/testutil"
 )
 
 // BenchmarkPublishAudit measures PUBLISH through a whole session (as
@@ -36,13 +35,13 @@ func BenchmarkPublishAudit(b *testing.B) {
 			env := startProxy(b, nil, func(o *Options) {
 				o.Authorizer, o.Logger, o.Audit, o.AuditLevels = allowAll{}, nil, log, levels
 			})
-			cpu := auditBenchCPU(b)
+			cpu := testutil.ProcessCPU(b)
 			benchmarkPublish(b, env)
 			s := log.Stats() // before the disconnect, which Close may drop
 			if err := log.Close(context.Background()); err != nil {
 				b.Fatal(err)
 			}
-			cpu = auditBenchCPU(b) - cpu
+			cpu = testutil.ProcessCPU(b) - cpu
 			b.StopTimer()
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			if s.Refused > 0 || s.Dropped > 0 {
@@ -50,13 +49,4 @@ func BenchmarkPublishAudit(b *testing.B) {
 			}
 		})
 	}
-}
-
-// auditBenchCPU is the process's user and system CPU time so far.
-func auditBenchCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

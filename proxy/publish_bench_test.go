@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,14 +90,14 @@ func BenchmarkPublishRedis(b *testing.B) {
 	}
 	defer broker.Close()
 	env := startProxy(b, broker, func(o *Options) { o.Logger = nil })
-	before := processCPU()
+	before := testutil.ProcessCPU(b)
 	b.SetParallelism(2)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		publishPipelined(b, env, pb, 16)
 	})
 	b.StopTimer()
-	b.ReportMetric(float64((processCPU()-before).Nanoseconds())/float64(b.N), "cpu-ns/msg")
+	b.ReportMetric(float64((testutil.ProcessCPU(b)-before).Nanoseconds())/float64(b.N), "cpu-ns/msg")
 }
 
 // publishPipelined publishes from one logged-in connection, depth at a
@@ -141,11 +140,4 @@ func publishPipelined(b *testing.B, env *testEnv, pb *testing.PB, depth int) {
 			}
 		}
 	}
-}
-
-// processCPU is the CPU time the process has used.
-func processCPU() time.Duration {
-	var u syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &u)
-	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
 }

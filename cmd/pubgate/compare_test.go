@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -161,13 +160,7 @@ func TestCompareArmCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &arm{proc: &exec.Cmd{Process: self}}
-	rusage := func() time.Duration {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			t.Fatal(err)
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	rusage := func() time.Duration { return testutil.ProcessCPU(t) }
 	before, ok := a.cpu()
 	if !ok {
 		t.Fatal("cannot read this process's CPU time")
