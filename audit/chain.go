@@ -59,7 +59,7 @@ func (c *chain) setPrev(seq uint64, hash string) error {
 }
 
 // next appends the line of the chain's next record to dst.
-func (c *chain) next(dst []byte, r *Record) ([]byte, error) {
+func (c *chain) next(dst []byte, r *Record) []byte {
 	c.seq++
 	start := len(dst)
 	dst = c.enc.appendRecord(dst, r, c.seq, c.prev[:])
@@ -69,7 +69,7 @@ func (c *chain) next(dst []byte, r *Record) ([]byte, error) {
 	appendHex(c.prev[:0], c.mac.Sum(c.sum[:0]))
 	dst = append(dst[:len(dst)-1], hashKey...)
 	dst = append(dst, c.prev[:]...)
-	return append(dst, "\"}\n"...), nil
+	return append(dst, "\"}\n"...)
 }
 
 func hashOf(key []byte, prev string, canonical []byte) string {

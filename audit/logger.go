@@ -149,10 +149,10 @@ func (l *Logger) continueChain(start *Record) error {
 		if err == nil {
 			_, _, err = splitLine(last)
 		}
-		if err != nil {
-			return fmt.Errorf("audit: cannot continue the chain of %s: its last record is unreadable (%v); move the file away to start a new chain", l.o.File.o.Path, err)
+		if err == nil {
+			err = l.chain.setPrev(e.Seq, e.Hash)
 		}
-		if err := l.chain.setPrev(e.Seq, e.Hash); err != nil {
+		if err != nil {
 			return fmt.Errorf("audit: cannot continue the chain of %s: its last record is unreadable (%v); move the file away to start a new chain", l.o.File.o.Path, err)
 		}
 		start.Reason = "continues the chain; the previous run ended with a seal"
@@ -223,7 +223,7 @@ func (l *Logger) Record(r Record) error {
 func (l *Logger) Stats() Stats {
 	return Stats{
 		Written: l.written.Load(), Dropped: l.dropped.Load(), Refused: l.refused.Load(),
-		QueueDepth: l.queue.depth(), QueueCapacity: len(l.queue.ring), Failing: l.failing.Load(),
+		QueueDepth: l.queue.waitingRecords(), QueueCapacity: len(l.queue.ring), Failing: l.failing.Load(),
 	}
 }
 
@@ -409,15 +409,11 @@ func (l *Logger) write(batch, pending []Record) (err error) {
 	buf := l.buf[:0]
 	if l.o.File != nil && l.o.File.empty() && seq > 0 {
 		start := l.internal(EventFileStart, "")
-		if buf, err = l.chain.next(buf, &start); err != nil {
-			return err
-		}
+		buf = l.chain.next(buf, &start)
 	}
 	for _, records := range [2][]Record{batch, pending} {
 		for i := range records {
-			if buf, err = l.chain.next(buf, &records[i]); err != nil {
-				return err
-			}
+			buf = l.chain.next(buf, &records[i])
 		}
 	}
 	if len(buf) == 0 {

@@ -50,13 +50,6 @@ func (q *queue) waitingRecords() int {
 	return q.n - q.taken
 }
 
-// depth is how many records the queue holds.
-func (q *queue) depth() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.n
-}
-
 // take hands the writer the oldest records that wait, at most max and
 // without wrapping around the ring: it may read them until it releases
 // them, and nothing else touches them meanwhile.

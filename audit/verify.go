@@ -279,7 +279,7 @@ func (v *verifier) find(seq uint64, path string, n int) (string, int) {
 		if at > 0 {
 			return f, at
 		}
-		if errors.Is(err, errStop) || err != nil {
+		if err != nil { // errStop included
 			return "", 0
 		}
 	}
