@@ -361,21 +361,6 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// records hands out one chunk per Read, as a TLS connection hands out one
-// record: at most what fits, the rest on the next Read.
-type records struct{ chunks [][]byte }
-
-func (r *records) Read(p []byte) (int, error) {
-	if len(r.chunks) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.chunks[0])
-	if r.chunks[0] = r.chunks[0][n:]; len(r.chunks[0]) == 0 {
-		r.chunks = r.chunks[1:]
-	}
-	return n, nil
-}
-
 // TestRequestBufferGrowsForPipelines: a client whose pipelines fill the
 // buffer gets a larger one, so that its next pipeline is read in one go and
 // the session answers it as one batch (one upstream round trip, one reply
@@ -383,10 +368,10 @@ func (r *records) Read(p []byte) (int, error) {
 // buffer.
 func TestRequestBufferGrowsForPipelines(t *testing.T) {
 	publish := "*3\r\n$7\r\nPUBLISH\r\n$6\r\norders\r\n$64\r\n" + strings.Repeat("x", 64) + "\r\n"
-	pipeline := []byte(strings.Repeat(publish, 16)) // 1.6 KB, more than the initial buffer
-	src := &records{}
+	pipeline := strings.Repeat(publish, 16) // 1.6 KB, more than the initial buffer
+	src := &chunkReader{}                   // a chunk per Read, as a TLS connection hands out a record
 	for range 4 {
-		src.chunks = append(src.chunks, bytes.Clone(pipeline))
+		src.chunks = append(src.chunks, pipeline)
 	}
 	q := newRequestReader(src, 1<<20)
 	q.setAuthenticated(true)
@@ -413,7 +398,7 @@ func TestRequestBufferGrowsForPipelines(t *testing.T) {
 		t.Errorf("reads per pipeline %v: the last took %d reads, want 1 once the buffer grew", readsPerPipeline, last)
 	}
 
-	small := newRequestReader(&records{chunks: [][]byte{[]byte("*1\r\n$4\r\nPING\r\n"), []byte("*1\r\n$4\r\nPING\r\n")}}, 1<<20)
+	small := newRequestReader(&chunkReader{chunks: []string{"*1\r\n$4\r\nPING\r\n", "*1\r\n$4\r\nPING\r\n"}}, 1<<20)
 	for range 2 {
 		if err := small.fill(); err != nil {
 			t.Fatal(err)
