@@ -401,23 +401,27 @@ func (h *Hub) Receivers(kind upstream.Kind, channel string, engine int64) int64 
 	if engine == 0 {
 		return 0
 	}
+	return h.clientCount(kind, channel, engine, kind == upstream.KindChannel)
+}
+
+// NumSub is Receivers for one channel without patterns (PUBSUB NUMSUB).
+func (h *Hub) NumSub(kind upstream.Kind, channel string, engine int64) int64 {
+	return h.clientCount(kind, channel, engine, false)
+}
+
+// clientCount replaces, in the engine's count for channel, this node's
+// subscriptions by the clients behind them: the channel's own and, with
+// patterns, those of the patterns that match it.
+func (h *Hub) clientCount(kind upstream.Kind, channel string, engine int64, patterns bool) int64 {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	mine, clients := h.entries[subKey{kind, channel}].local()
-	if kind == upstream.KindChannel {
+	if patterns {
 		h.patterns.Matching(channel, func(_ string, e *Entry) {
 			m, c := e.local()
 			mine, clients = mine+m, clients+c
 		})
 	}
-	return max(engine-mine, 0) + clients
-}
-
-// NumSub is Receivers for one channel without patterns (PUBSUB NUMSUB).
-func (h *Hub) NumSub(kind upstream.Kind, channel string, engine int64) int64 {
-	h.mu.RLock()
-	mine, clients := h.entries[subKey{kind, channel}].local()
-	h.mu.RUnlock()
 	return max(engine-mine, 0) + clients
 }
 
