@@ -16,8 +16,9 @@ import (
 // pipeline auto-pipelines the publications of every session to one node on
 // one long-lived connection. Sessions append their encoded commands to a
 // shared buffer; whoever finds no write in progress becomes the writer and
-// writes everything queued, again and again until nothing is left (so a
-// write carries whatever accumulated during the previous one). A reader
+// writes everything queued, once; what queues meanwhile goes out from a
+// goroutine of the pipeline's, a write carrying whatever accumulated
+// during the one before. A reader
 // goroutine parses the replies in order and hands each to its publication's
 // call.
 //
