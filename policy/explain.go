@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
@@ -23,12 +23,20 @@ type Explanation struct {
 
 var authzPackage = ast.MustParseRef("data.pubgate.authz")
 
+// explainTimeout bounds a traced evaluation, which takes much longer than
+// a decision.
+const explainTimeout = time.Minute
+
 // Explain evaluates an input document (as the proxy would build it) with
 // the policy in effect, bypassing the cache, and says which rules decided.
 func (a *Authorizer) Explain(ctx context.Context, input any, fullTrace bool) (Explanation, error) {
 	c := a.current.Load()
 	tracer := topdown.NewBufferTracer()
-	ans, err := c.eval(ctx, input, rego.EvalQueryTracer(tracer))
+	value, err := ast.InterfaceToValue(input)
+	if err != nil {
+		return Explanation{}, fmt.Errorf("policy: input: %w", err)
+	}
+	ans, err := c.eval(ctx, value, explainTimeout, tracer)
 	if err != nil {
 		return Explanation{}, err
 	}

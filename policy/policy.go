@@ -39,7 +39,8 @@ type Subject struct {
 	Claims map[string]any // a token's claims (JWT logins)
 	TLS    *TLSInfo       // nil for plaintext connections
 
-	key string
+	key   string
+	terms subjectTerms
 }
 
 // TLSInfo describes the client's TLS connection.
@@ -54,6 +55,7 @@ type TLSInfo struct {
 func NewSubject(s Subject) *Subject {
 	key, _ := json.Marshal([]any{s.Tenant, s.User, s.Roles, s.Method, s.Claims, s.TLS})
 	s.key = string(key)
+	s.terms = s.inputTerms()
 	return &s
 }
 
@@ -80,39 +82,4 @@ type Decision struct {
 	Allow    bool
 	Reason   string // the policy's reason, or pubgate's when it decided itself
 	Revision string // the policy revision that decided
-}
-
-// input builds the policy input document (README "Policy input").
-func (r *Request) input() map[string]any {
-	s := r.Subject
-	pattern := r.Action == PSubscribe
-	roles := s.Roles
-	if roles == nil {
-		roles = []string{}
-	}
-	claims := s.Claims
-	if claims == nil {
-		claims = map[string]any{}
-	}
-	client := map[string]any{"addr": r.ClientAddr, "name": r.ClientName}
-	if s.TLS != nil {
-		client["tls"] = map[string]any{
-			"version": s.TLS.Version, "subject": s.TLS.Subject,
-			"uri_sans": nonNil(s.TLS.URISANs), "dns_sans": nonNil(s.TLS.DNSSANs),
-		}
-	}
-	return map[string]any{
-		"action": r.Action.String(), "channel": r.Channel, "pattern": pattern,
-		"pattern_literal_prefix": r.PatternPrefix, "upstream_channel": r.Upstream,
-		"tenant": s.Tenant, "user": s.User, "roles": roles,
-		"auth":   map[string]any{"method": s.Method, "claims": claims},
-		"client": client,
-	}
-}
-
-func nonNil(v []string) []string {
-	if v == nil {
-		return []string{}
-	}
-	return v
 }

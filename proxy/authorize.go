@@ -106,12 +106,43 @@ func (s *session) decide(action policy.Action, name, up string) policy.Decision 
 // ask puts one question to the policy. The request is the session's own,
 // reused, so that a PUBLISH does not allocate one; Authorize does not keep it.
 func (s *session) ask(subject *policy.Subject, action policy.Action, name, up string) policy.Decision {
-	r := &s.query
-	*r = policy.Request{Subject: subject, Action: action, Channel: name, Upstream: up, ClientAddr: s.addr, ClientName: s.name}
+	s.query = s.request(subject, action, name, up)
+	return s.srv.authz.Authorize(context.Background(), &s.query)
+}
+
+// request is the policy's question about one name.
+func (s *session) request(subject *policy.Subject, action policy.Action, name, up string) policy.Request {
+	r := policy.Request{Subject: subject, Action: action, Channel: name, Upstream: up, ClientAddr: s.addr, ClientName: s.name}
 	if action == policy.PSubscribe {
 		r.PatternPrefix = upstream.LiteralPrefix(up)
 	}
-	return s.srv.authz.Authorize(context.Background(), r)
+	return r
+}
+
+// batchAuthorizer decides a command's names together (policy.Authorizer
+// evaluates them concurrently).
+type batchAuthorizer interface {
+	AuthorizeAll(ctx context.Context, rs []policy.Request, ds []policy.Decision)
+}
+
+// decideAll asks the policy about every name of a command at once.
+func (s *session) decideAll(action policy.Action, kind upstream.Kind, names [][]byte) []policy.Decision {
+	ds := make([]policy.Decision, len(names))
+	batch, ok := s.srv.authz.(batchAuthorizer)
+	if !ok || len(names) == 1 {
+		for i, n := range names {
+			name := string(n)
+			ds[i] = s.decide(action, name, s.tenant.ns.Upstream(kind, name))
+		}
+		return ds
+	}
+	rs := make([]policy.Request, len(names))
+	for i, n := range names {
+		name := string(n)
+		rs[i] = s.request(s.subject, action, name, s.tenant.ns.Upstream(kind, name))
+	}
+	batch.AuthorizeAll(context.Background(), rs, ds)
+	return ds
 }
 
 var subscribeAction = [3]policy.Action{policy.Subscribe, policy.PSubscribe, policy.SSubscribe}

@@ -118,16 +118,13 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 // only once the whole command is; if the audit log cannot take them, the
 // command is refused.
 func (s *session) authorizeAll(action policy.Action, kind upstream.Kind, names [][]byte) bool {
-	decisions := make([]policy.Decision, len(names))
-	for i, n := range names {
-		name := string(n)
-		d := s.decide(action, name, s.tenant.ns.Upstream(kind, name))
+	decisions := s.decideAll(action, kind, names)
+	for i, d := range decisions {
 		if !d.Allow {
-			s.recordDecision(action, name, d, nil)
+			s.recordDecision(action, string(names[i]), d, nil)
 			s.writeError(nopermReply(d))
 			return false
 		}
-		decisions[i] = d
 	}
 	for i, n := range names {
 		if !s.recordDecision(action, string(n), decisions[i], nil) {

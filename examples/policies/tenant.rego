@@ -42,10 +42,9 @@ in_prefix if startswith(request.target, prefix)
 # configurations are best avoided; this rule makes them safe anyway.
 foreign_owners contains name if {
 	some name, other in data.pubgate.tenants
-	name != request.tenant
 	is_string(other.prefix)
-	other.prefix != ""
-	startswith(other.prefix, prefix)
+	startswith(other.prefix, prefix) # so not "": prefix is not
+	name != request.tenant
 	request.may_reach(other.prefix)
 }
 
