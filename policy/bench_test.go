@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/pubgate/pubgate/internal/testutil"
 
@@ -21,7 +22,7 @@ func benchAuthorizer(b *testing.B) *Authorizer {
 		"namespace": map[string]any{"mode": "rewrite", "shared_prefix": "shared:"},
 	}
 	a, err := New(context.Background(), Options{
-		Sources: Sources{Paths: []string{"../examples/policies"}, Data: data}, CacheSize: 1024, Logger: zap.NewNop(),
+		Sources: Sources{Paths: []string{"../examples/policies"}, Data: data}, CacheSize: 1024, Logger: zap.NewNop(), Timeout: 10 * time.Second,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -41,20 +42,58 @@ func reportCPU(b *testing.B) func() {
 
 var benchSubject = NewSubject(Subject{Tenant: "acme", User: "alice", Roles: []string{"publisher", "subscriber"}, Method: "password"})
 
-// BenchmarkDecisionCold evaluates Rego every time: each request names a
-// channel not decided before.
-func BenchmarkDecisionCold(b *testing.B) {
-	a := benchAuthorizer(b)
+// BenchmarkDecisionCold decides a channel not decided before every time:
+// after its first few, an identity's decisions are planned (plan.go).
+func BenchmarkDecisionCold(b *testing.B) { benchCold(b, benchAuthorizer(b), planAfter) }
+
+// BenchmarkDecisionColdUnplanned evaluates the policy in full every time,
+// as the first few cold decisions of each identity are.
+func BenchmarkDecisionColdUnplanned(b *testing.B) { benchCold(b, benchAuthorizer(b), b.N+1) }
+
+// BenchmarkDecisionColdBuiltin is the cold path of the built-in policy.
+func BenchmarkDecisionColdBuiltin(b *testing.B) { benchCold(b, builtinAuthorizer(b), planAfter) }
+
+// BenchmarkDecisionColdBuiltinUnplanned is its full evaluation.
+func BenchmarkDecisionColdBuiltinUnplanned(b *testing.B) { benchCold(b, builtinAuthorizer(b), b.N+1) }
+
+// BenchmarkPlan is what making a plan costs (partial evaluation).
+func BenchmarkPlan(b *testing.B) {
+	c := benchAuthorizer(b).current.Load()
+	in, err := (&Request{Subject: benchSubject, Action: Publish}).input()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	for range b.N {
+		if c.plans.make(context.Background(), in) == nil {
+			b.Fatal("no plan")
+		}
+	}
+}
+
+func builtinAuthorizer(b *testing.B) *Authorizer {
+	a, err := New(context.Background(), Options{Sources: Sources{Builtin: Builtin, Data: testData}, CacheSize: 1024, Timeout: 10 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
+// benchCold decides a new channel of one identity each time, planning
+// after planAfter full evaluations.
+func benchCold(b *testing.B, a *Authorizer, planAfter int) {
+	a.current.Load().plans.after = planAfter
 	channels := make([]string, b.N)
 	for i := range channels {
-		channels[i] = "orders." + strconv.Itoa(i)
+		channels[i] = "acme:orders." + strconv.Itoa(i)
 	}
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	defer reportCPU(b)()
 	for i := range b.N {
-		r := Request{Subject: benchSubject, Action: Publish, Channel: channels[i], Upstream: "acme:" + channels[i]}
+		r := Request{Subject: benchSubject, Action: Publish, Channel: channels[i], Upstream: channels[i]}
 		if !a.Authorize(ctx, &r).Allow {
 			b.Fatal("denied")
 		}
@@ -79,24 +118,5 @@ func BenchmarkDecisionWarm(b *testing.B) {
 	}
 	if s := a.Stats(); s.CacheMisses != 1 {
 		b.Fatalf("warm benchmark evaluated Rego: %+v", s)
-	}
-}
-
-// BenchmarkDecisionColdBuiltin is the cold path of the built-in policy.
-func BenchmarkDecisionColdBuiltin(b *testing.B) {
-	a, err := New(context.Background(), Options{Sources: Sources{Builtin: Builtin, Data: testData}, CacheSize: 1024})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	defer reportCPU(b)()
-	for i := range b.N {
-		ch := "acme:orders." + strconv.Itoa(i)
-		r := Request{Subject: acmeAlice, Action: Publish, Channel: ch, Upstream: ch}
-		if !a.Authorize(ctx, &r).Allow {
-			b.Fatal("denied")
-		}
 	}
 }

@@ -121,6 +121,7 @@ func TestDecisionCorpus(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAuthorizer(t, tc.src)
+			a.current.Load().plans.after = 0 // plan at the first miss, so that plans decide what they can
 			reference := referenceQuery(t, tc.src)
 			requests := corpusRequests()
 			var got []string
@@ -136,6 +137,7 @@ func TestDecisionCorpus(t *testing.T) {
 				got = append(got, corpusLine(r, d))
 			}
 			compareGolden(t, tc.golden, got)
+			t.Logf("%+v", a.Stats())
 		})
 	}
 }
@@ -264,7 +266,12 @@ func TestAuthorizeAllDecidesAsAuthorize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	requests := corpusRequests()
+	var requests []Request // a fifth of the corpus: deciding it twice is slow under the race detector
+	for i, r := range corpusRequests() {
+		if i%5 == 0 {
+			requests = append(requests, r)
+		}
+	}
 	for _, warm := range []bool{false, true} {
 		for start := 0; start < len(requests); start += 50 {
 			batch := requests[start:min(start+50, len(requests))]

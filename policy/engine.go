@@ -65,6 +65,7 @@ type compiled struct {
 	printHook     print.Hook
 
 	cache *decisionCache
+	plans *planner
 }
 
 // compile builds a revision; it refuses modules that do not compile and a
@@ -86,11 +87,15 @@ func compile(ctx context.Context, l *loaded, cacheSize int, hook print.Hook) (*c
 	// Data is kept as AST values, so that an evaluation reading
 	// data.pubgate.tenants does not convert it from Go values again.
 	store := inmem.NewFromObjectWithOpts(l.data, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
-	return &compiled{
+	c := &compiled{
 		revision: l.revision, bundle: l.bundle, files: l.files(),
 		compiler: compiler, queryCompiler: qc, query: query, store: store, printHook: hook,
 		cache: newDecisionCache(cacheSize),
-	}, nil
+	}
+	if c.plans, err = newPlanner(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // compileModules compiles the policy's modules with pubgate's decision

@@ -44,16 +44,20 @@ prefixes := {p |
 # caller's tenant prefix.
 local_name := trim_prefix(request.target, tenant.prefix) if tenant.in_prefix
 
-# matches is the set of denied prefixes the request runs into.
+# matches is the set of denied prefixes the request runs into: local_name
+# starts with p, or (a pattern) p starts with local_name. Both are written
+# on the whole upstream name, with the tenant prefix put in front of p, which
+# is the same test and lets pubgate plan the decision (a plain prefix test).
 matches contains p if {
 	some p in prefixes
-	startswith(local_name, p)
+	startswith(request.target, concat("", [tenant.prefix, p]))
 }
 
 matches contains p if {
 	request.is_pattern
+	tenant.in_prefix
 	some p in prefixes
-	startswith(p, local_name)
+	startswith(concat("", [tenant.prefix, p]), request.target)
 }
 
 denied if count(matches) > 0

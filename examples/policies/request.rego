@@ -69,9 +69,11 @@ is_pattern if action == "psubscribe"
 
 # target is the part of the upstream name that prefix rules may look at: the
 # whole channel name, or only the literal prefix of a pattern.
+# (Two rules rather than if/else: partial evaluation, which pubgate uses to
+# plan decisions, resolves them for a known action.)
 target := literal_prefix if is_pattern
 
-else := upstream_channel
+target := upstream_channel if not is_pattern
 
 # kind names the target in reason messages.
 kind := "pattern" if is_pattern
