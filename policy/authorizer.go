@@ -97,11 +97,10 @@ func (a *Authorizer) Revision() string { return a.current.Load().revision }
 // Authorize decides a request. A warm cache answers without evaluating Rego.
 func (a *Authorizer) Authorize(ctx context.Context, r *Request) Decision {
 	c := a.current.Load()
-	key := r.cacheKey()
-	d, ok := c.cache.Get(key)
+	d, ok := c.cache.Get(r)
 	if !ok {
 		a.stats.misses.Add(1)
-		d = a.evaluate(ctx, c, r, key)
+		d = a.evaluate(ctx, c, r)
 	}
 	if d.Allow {
 		a.stats.allowed.Add(1)
@@ -120,7 +119,7 @@ func (a *Authorizer) AuthorizeAll(ctx context.Context, rs []Request, ds []Decisi
 	c := a.current.Load()
 	var cold []int
 	for i := range rs {
-		d, ok := c.cache.Get(rs[i].cacheKey())
+		d, ok := c.cache.Get(&rs[i])
 		if !ok {
 			cold = append(cold, i)
 			continue
@@ -143,7 +142,7 @@ func (a *Authorizer) AuthorizeAll(ctx context.Context, rs []Request, ds []Decisi
 func (a *Authorizer) evaluateAll(ctx context.Context, c *compiled, rs []Request, ds []Decision, cold []int) {
 	if len(cold) == 1 {
 		i := cold[0]
-		ds[i] = a.evaluate(ctx, c, &rs[i], rs[i].cacheKey())
+		ds[i] = a.evaluate(ctx, c, &rs[i])
 		return
 	}
 	var next atomic.Int64
@@ -152,14 +151,14 @@ func (a *Authorizer) evaluateAll(ctx context.Context, c *compiled, rs []Request,
 		wg.Go(func() {
 			for n := next.Add(1) - 1; n < int64(len(cold)); n = next.Add(1) - 1 {
 				i := cold[n]
-				ds[i] = a.evaluate(ctx, c, &rs[i], rs[i].cacheKey())
+				ds[i] = a.evaluate(ctx, c, &rs[i])
 			}
 		})
 	}
 	wg.Wait()
 }
 
-func (a *Authorizer) evaluate(ctx context.Context, c *compiled, r *Request, key cacheKey) Decision {
+func (a *Authorizer) evaluate(ctx context.Context, c *compiled, r *Request) Decision {
 	// policy.timeout bounds the evaluation, not the wait for a CPU: a burst
 	// of cold decisions (a client subscribing to a hundred patterns, many
 	// clients at once) runs a few at a time, each at full speed, instead
@@ -169,7 +168,7 @@ func (a *Authorizer) evaluate(ctx context.Context, c *compiled, r *Request, key 
 	if p := c.plans.planFor(ctx, r, r.input); p != nil && p.allow.holds(r) {
 		a.stats.planned.Add(1)
 		d := Decision{Allow: true, Reason: p.reason, Revision: c.revision}
-		c.cache.Add(key, d)
+		c.cache.Add(r, d)
 		return d
 	}
 	input, err := r.input()
@@ -186,7 +185,7 @@ func (a *Authorizer) evaluate(ctx context.Context, c *compiled, r *Request, key 
 	}
 	d := Decision{Allow: ans.allow, Reason: ans.reason, Revision: c.revision}
 	if ans.cache {
-		c.cache.Add(key, d)
+		c.cache.Add(r, d)
 	}
 	return d
 }

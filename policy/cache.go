@@ -26,12 +26,14 @@ const cacheShards = 32
 
 // decisionCache is a sharded LRU of one revision's decisions.
 type decisionCache struct {
-	seed   maphash.Seed
 	shards [cacheShards]*lru.Cache[cacheKey, Decision]
 }
 
+// shardSeed hashes channel names to shards (subjects hash once, at login).
+var shardSeed = maphash.MakeSeed()
+
 func newDecisionCache(size int) *decisionCache {
-	c := &decisionCache{seed: maphash.MakeSeed()}
+	c := &decisionCache{}
 	per := max((size+cacheShards-1)/cacheShards, 1)
 	for i := range c.shards {
 		c.shards[i], _ = lru.New[cacheKey, Decision](per) // fails only for a size below 1
@@ -39,15 +41,11 @@ func newDecisionCache(size int) *decisionCache {
 	return c
 }
 
-func (c *decisionCache) shard(k cacheKey) *lru.Cache[cacheKey, Decision] {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	h.WriteString(k.subject)
-	h.WriteByte(byte(k.action))
-	h.WriteString(k.channel)
-	return c.shards[h.Sum64()%cacheShards]
+func (c *decisionCache) shard(r *Request) *lru.Cache[cacheKey, Decision] {
+	h := maphash.String(shardSeed, r.Channel) ^ r.Subject.hash ^ uint64(r.Action)
+	return c.shards[h%cacheShards]
 }
 
-func (c *decisionCache) Get(k cacheKey) (Decision, bool) { return c.shard(k).Get(k) }
+func (c *decisionCache) Get(r *Request) (Decision, bool) { return c.shard(r).Get(r.cacheKey()) }
 
-func (c *decisionCache) Add(k cacheKey, d Decision) { c.shard(k).Add(k, d) }
+func (c *decisionCache) Add(r *Request, d Decision) { c.shard(r).Add(r.cacheKey(), d) }

@@ -4,7 +4,10 @@
 // a reload swaps policy and cache together.
 package policy
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"hash/maphash"
+)
 
 // Action is what a client asks to do.
 type Action uint8
@@ -40,6 +43,7 @@ type Subject struct {
 	TLS    *TLSInfo       // nil for plaintext connections
 
 	key   string
+	hash  uint64 // of key, for the decision cache's shards
 	terms subjectTerms
 }
 
@@ -55,6 +59,7 @@ type TLSInfo struct {
 func NewSubject(s Subject) *Subject {
 	key, _ := json.Marshal([]any{s.Tenant, s.User, s.Roles, s.Method, s.Claims, s.TLS})
 	s.key = string(key)
+	s.hash = maphash.String(shardSeed, s.key)
 	s.terms = s.inputTerms()
 	return &s
 }
