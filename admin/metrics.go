@@ -76,6 +76,8 @@ var (
 		"Policy decisions answered from the decision cache.", nil, nil)
 	descPolicyMisses = prometheus.NewDesc("pubgate_policy_cache_misses_total",
 		"Policy decisions not in the cache, each an evaluation of the Rego policy.", nil, nil)
+	descPolicyPlanned = prometheus.NewDesc("pubgate_policy_planned_total",
+		"Policy decisions not in the cache that a plan answered without evaluating the Rego policy.", nil, nil)
 	descPolicyErrors = prometheus.NewDesc("pubgate_policy_evaluation_errors_total",
 		"Policy evaluations that failed (and denied).", nil, nil)
 	descPolicyReloads = prometheus.NewDesc("pubgate_policy_reloads_total",
@@ -114,7 +116,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		descConnections, descAccepted, descRefused, descLoginThrottled, descSubscriptions, descUpstreamSubscriptions,
 		descPublished, descPublishedBytes, descPublishFailures, descDelivered, descDeliveredBytes, descClientWrites,
 		descDecisions, descSlow, descUpstreamUp, descUpstreamState, descUpstreamPublishErrors,
-		descPolicyHits, descPolicyMisses, descPolicyErrors, descPolicyReloads, descPolicyRevision,
+		descPolicyHits, descPolicyMisses, descPolicyPlanned, descPolicyErrors, descPolicyReloads, descPolicyRevision,
 		descAuditWritten, descAuditDropped, descAuditRefused, descAuditQueueDepth, descAuditQueueCapacity, descAuditFailing,
 		descDraining, descBuildInfo,
 	} {
@@ -172,6 +174,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		p := c.src.Policy()
 		counter(descPolicyHits, p.CacheHits)
 		counter(descPolicyMisses, p.CacheMisses)
+		counter(descPolicyPlanned, p.Planned)
 		counter(descPolicyErrors, p.Errors)
 		counter(descPolicyReloads, p.Reloads, "applied")
 		counter(descPolicyReloads, p.ReloadFailures, "refused")
