@@ -100,7 +100,7 @@ func (a *Authorizer) Authorize(ctx context.Context, r *Request) Decision {
 	d, ok := c.cache.Get(r)
 	if !ok {
 		a.stats.misses.Add(1)
-		d = a.evaluate(ctx, c, r)
+		d = a.decideOnce(ctx, c, r)
 	}
 	if d.Allow {
 		a.stats.allowed.Add(1)
@@ -142,7 +142,7 @@ func (a *Authorizer) AuthorizeAll(ctx context.Context, rs []Request, ds []Decisi
 func (a *Authorizer) evaluateAll(ctx context.Context, c *compiled, rs []Request, ds []Decision, cold []int) {
 	if len(cold) == 1 {
 		i := cold[0]
-		ds[i] = a.evaluate(ctx, c, &rs[i])
+		ds[i] = a.decideOnce(ctx, c, &rs[i])
 		return
 	}
 	var next atomic.Int64
@@ -151,14 +151,42 @@ func (a *Authorizer) evaluateAll(ctx context.Context, c *compiled, rs []Request,
 		wg.Go(func() {
 			for n := next.Add(1) - 1; n < int64(len(cold)); n = next.Add(1) - 1 {
 				i := cold[n]
-				ds[i] = a.evaluate(ctx, c, &rs[i])
+				ds[i] = a.decideOnce(ctx, c, &rs[i])
 			}
 		})
 	}
 	wg.Wait()
 }
 
-func (a *Authorizer) evaluate(ctx context.Context, c *compiled, r *Request) Decision {
+// decideOnce decides r, sharing the work with identical requests (same
+// identity, action and channel) that arrive meanwhile: after a node
+// drains, its clients reconnect together and ask the same questions. A
+// request that joined takes the decision only if it is cacheable, since
+// only a cacheable decision is the same for every client; otherwise it
+// decides for itself.
+func (a *Authorizer) decideOnce(ctx context.Context, c *compiled, r *Request) Decision {
+	led := false
+	v, _, _ := c.flight.Do(r.flightKey(), func() (any, error) {
+		led = true
+		d, cacheable := a.evaluate(ctx, c, r)
+		return sharedDecision{d, cacheable}, nil
+	})
+	shared := v.(sharedDecision)
+	if !led && !shared.cacheable {
+		d, _ := a.evaluate(ctx, c, r)
+		return d
+	}
+	return shared.Decision
+}
+
+type sharedDecision struct {
+	Decision
+	cacheable bool
+}
+
+// evaluate decides r with the policy (a plan, or a full evaluation), and
+// caches the decision if it may be.
+func (a *Authorizer) evaluate(ctx context.Context, c *compiled, r *Request) (d Decision, cacheable bool) {
 	// policy.timeout bounds the evaluation, not the wait for a CPU: a burst
 	// of cold decisions (a client subscribing to a hundred patterns, many
 	// clients at once) runs a few at a time, each at full speed, instead
@@ -169,7 +197,7 @@ func (a *Authorizer) evaluate(ctx context.Context, c *compiled, r *Request) Deci
 		a.stats.planned.Add(1)
 		d := Decision{Allow: true, Reason: p.reason, Revision: c.revision}
 		c.cache.Add(r, d)
-		return d
+		return d, true
 	}
 	input, err := r.input()
 	var ans answer
@@ -181,13 +209,13 @@ func (a *Authorizer) evaluate(ctx context.Context, c *compiled, r *Request) Deci
 		a.evalLog.Warn("policy evaluation failed; denied", zap.String("revision", c.revision),
 			zap.String("tenant", r.Subject.Tenant), zap.String("user", r.Subject.User),
 			zap.Stringer("action", r.Action), zap.String("channel", r.Channel), zap.Error(err))
-		return Decision{Reason: "policy evaluation failed", Revision: c.revision}
+		return Decision{Reason: "policy evaluation failed", Revision: c.revision}, false
 	}
-	d := Decision{Allow: ans.allow, Reason: ans.reason, Revision: c.revision}
+	d = Decision{Allow: ans.allow, Reason: ans.reason, Revision: c.revision}
 	if ans.cache {
 		c.cache.Add(r, d)
 	}
-	return d
+	return d, ans.cache
 }
 
 // ReloadResult is the outcome of one reload.

@@ -19,6 +19,11 @@ func (r *Request) cacheKey() cacheKey {
 	return cacheKey{subject: r.Subject.key, action: r.Action, channel: r.Channel}
 }
 
+// flightKey names a request's decision among those in progress.
+func (r *Request) flightKey() string {
+	return r.Subject.key + "\x00" + r.Action.String() + "\x00" + r.Channel
+}
+
 // cacheShards spreads the decision cache over locks: every PUBLISH reads
 // it, and one LRU's lock (a hit moves the entry to the front) would
 // serialise the node's publishers.

@@ -13,6 +13,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
+	"golang.org/x/sync/singleflight"
 )
 
 // decisionModule reads the policy's answer defensively: allow is true only
@@ -64,8 +65,9 @@ type compiled struct {
 	store         storage.Store
 	printHook     print.Hook
 
-	cache *decisionCache
-	plans *planner
+	cache  *decisionCache
+	plans  *planner
+	flight singleflight.Group // decisions in progress, shared by identical requests
 }
 
 // compile builds a revision; it refuses modules that do not compile and a

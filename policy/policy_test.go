@@ -416,3 +416,38 @@ func TestSetSourcesSwitchesPathsAndData(t *testing.T) {
 		t.Fatal("an edit under the new path was not picked up")
 	}
 }
+
+// TestIdenticalColdDecisionsShareOneEvaluation: clients reconnecting
+// together ask the same question at once; a cacheable decision is
+// evaluated once for all of them, an uncacheable one once for each.
+func TestIdenticalColdDecisionsShareOneEvaluation(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		time.Sleep(300 * time.Millisecond) // long enough for every request below to arrive
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		extra string
+		want  int64
+	}{{"", 1}, {"cache := false\n", 20}} {
+		calls.Store(0)
+		dir := writePolicy(t, map[string]string{"p.rego": "package pubgate.authz\nallow if http.send({\"method\": \"get\", \"url\": \"" + srv.URL + "\"}).status_code == 200\n" + tc.extra})
+		a, err := New(context.Background(), Options{Sources: Sources{Paths: []string{dir}, Data: testData}, Timeout: 10 * time.Second, Concurrency: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				if d := ask(a, Publish, "acme:x"); !d.Allow {
+					t.Errorf("denied: %+v", d)
+				}
+			})
+		}
+		wg.Wait()
+		if got := calls.Load(); got != tc.want {
+			t.Errorf("policy %q: %d evaluations for 20 identical requests, want %d", tc.extra, got, tc.want)
+		}
+	}
+}
