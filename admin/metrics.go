@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/pubgate/pubgate/audit"
+	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/proxy"
 	"github.com/pubgate/pubgate/upstream"
@@ -19,6 +20,7 @@ type Sources struct {
 	Version        string
 	Proxy          func() proxy.ServerStats
 	Policy         func() policy.Stats
+	Passwords      func() auth.PasswordStats
 	PolicyRevision func() string
 	Audit          func() audit.Stats // nil without an audit log
 	// AuditFailClosed says a failing audit log refuses actions (and makes
@@ -44,6 +46,16 @@ var (
 		"Client connections refused before their session started, by reason (max_clients: limits.max_clients).", []string{"reason"}, nil)
 	descLoginThrottled = prometheus.NewDesc("pubgate_login_throttled_total",
 		"Logins the failed-login throttle held back, by result: delayed (after repeated failures, then checked) or refused (no turn before the login deadline).", []string{"result"}, nil)
+	descPasswordCache = prometheus.NewDesc("pubgate_password_cache_total",
+		"Password logins of configured users by whether their password was verified before against the same hash (hit: no bcrypt check) or not (miss: checked; logins sharing one check count once); auth.verified_cache.", []string{"result"}, nil)
+	descPasswordChecks = prometheus.NewDesc("pubgate_password_checks_total",
+		"bcrypt checks run; concurrent logins with the same credentials share one.", nil, nil)
+	descPasswordQueued = prometheus.NewDesc("pubgate_password_check_queue_waits_total",
+		"bcrypt checks that waited for their turn (auth.bcrypt_concurrency were running).", nil, nil)
+	descPasswordQueueWait = prometheus.NewDesc("pubgate_password_check_queue_wait_seconds_total",
+		"Time bcrypt checks waited for their turn, in all.", nil, nil)
+	descPasswordQueueFull = prometheus.NewDesc("pubgate_password_check_queue_full_total",
+		"Logins refused because limits.max_clients checks were already waiting.", nil, nil)
 	descSubscriptions = prometheus.NewDesc("pubgate_subscriptions",
 		"Subscriptions held by clients now, by tenant and kind (channel, pattern, shard).", []string{"tenant", "kind"}, nil)
 	descUpstreamSubscriptions = prometheus.NewDesc("pubgate_upstream_subscriptions",
@@ -114,6 +126,7 @@ func NewCollector(src Sources) *Collector { return &Collector{src: src} }
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descConnections, descAccepted, descRefused, descLoginThrottled, descSubscriptions, descUpstreamSubscriptions,
+		descPasswordCache, descPasswordChecks, descPasswordQueued, descPasswordQueueWait, descPasswordQueueFull,
 		descPublished, descPublishedBytes, descPublishFailures, descDelivered, descDeliveredBytes, descClientWrites,
 		descDecisions, descSlow, descUpstreamUp, descUpstreamState, descUpstreamPublishErrors,
 		descPolicyHits, descPolicyMisses, descPolicyPlanned, descPolicyErrors, descPolicyReloads, descPolicyRevision,
@@ -162,6 +175,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				counter(descDecisions, d.Denied, t.Name, d.Action, "deny")
 			}
 		}
+	}
+	if c.src.Passwords != nil {
+		p := c.src.Passwords()
+		counter(descPasswordCache, p.CacheHits, "hit")
+		counter(descPasswordCache, p.CacheMisses, "miss")
+		counter(descPasswordChecks, p.Comparisons)
+		counter(descPasswordQueued, p.QueueWaits)
+		ch <- prometheus.MustNewConstMetric(descPasswordQueueWait, prometheus.CounterValue, p.QueueWait.Seconds())
+		counter(descPasswordQueueFull, p.QueueFull)
 	}
 	if c.src.Upstream != nil {
 		h := c.src.Upstream()

@@ -39,3 +39,13 @@ var ErrInvalidCredentials = errors.New("auth: invalid username-password pair or 
 type Authenticator interface {
 	Authenticate(ctx context.Context, c Credentials) (Identity, error)
 }
+
+// Verifier is an Authenticator that may know credentials to be correct
+// without checking them again (Passwords remembers verified passwords).
+// A login it knows correct needs no turn at the failed-login throttle: it
+// is no guess.
+type Verifier interface {
+	// Verified returns the identity of credentials known correct, without
+	// the slow check; false says only that they are not known.
+	Verified(c Credentials) (Identity, bool)
+}

@@ -147,6 +147,19 @@ type Chain struct {
 	JWT       Authenticator // nil: tokens are treated as passwords
 }
 
+// Verified asks the password authenticator whether it knows the
+// credentials correct already (Verifier); tokens are never remembered.
+func (c Chain) Verified(cr Credentials) (Identity, bool) {
+	if c.JWT != nil && LooksLikeJWT(cr.Password) {
+		return Identity{}, false
+	}
+	v, ok := c.Passwords.(Verifier)
+	if !ok {
+		return Identity{}, false
+	}
+	return v.Verified(cr)
+}
+
 func (c Chain) Authenticate(ctx context.Context, cr Credentials) (Identity, error) {
 	if c.JWT != nil && LooksLikeJWT(cr.Password) {
 		return c.JWT.Authenticate(ctx, cr)

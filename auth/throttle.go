@@ -27,6 +27,12 @@ import (
 // turns go first to the attempts from addresses with the fewest failures
 // for that user, so a client with a clean record waits about one delay.
 //
+// A login whose password the authenticator already knows correct
+// (Verifier) is no guess and takes no turn; logins presenting the same
+// credentials at once may share one turn and check, each failure among
+// them counted with Fail (the proxy does both). A storm of one user's
+// clients is thus not held to MaxFailures checks at a time.
+//
 // A throttled key is forgotten a Window after its last failure (below
 // MaxFailures, a Window after the first). A successful login does not reset
 // the counts, or an attacker holding one account could guess at others
@@ -41,6 +47,10 @@ type Throttle struct {
 	mu   sync.Mutex
 	keys map[key]*entry
 	seq  uint64 // arrival order of waiters
+	// sweepAfter is the earliest a tracked window can end, as of the last
+	// scan of the full table; fullSweeps counts those scans.
+	sweepAfter time.Time
+	fullSweeps int
 }
 
 // ErrThrottled refuses an attempt whose context ended before its turn.
@@ -156,6 +166,27 @@ func (t *Throttle) Begin(ctx context.Context, addr, user string) (Turn, error) {
 	return Turn{Delay: now.Sub(start), Throttled: throttled, done: func(failed bool) {
 		once.Do(func() { t.end(entries, failed) })
 	}}, nil
+}
+
+// Fail counts a failed login for user from addr that had no turn of its
+// own because it shared the check of another attempt with the same
+// credentials, which had one (proxy: identical logins at once are checked
+// once). Each attempt counts as a failure under its own keys, as if it had
+// been checked itself; nothing waits.
+func (t *Throttle) Fail(addr, user string) {
+	if t == nil || t.maxFailures <= 0 {
+		return
+	}
+	user = keyedName(user)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	for _, k := range [2]key{{addr: addr, user: user}, {user: user, anyAddr: true}} {
+		if e := t.entry(k, now); e != nil {
+			e.pending++ // as a check let through, which leave ends
+			t.leave(e, true, now)
+		}
+	}
 }
 
 // take lets the attempt through key k: at once if the key admits it and
@@ -321,15 +352,12 @@ func (t *Throttle) entry(k key, now time.Time) *entry {
 }
 
 // sweep drops the entries whose window is over; if there are none, one
-// entry below the threshold. It reports whether it freed room.
+// entry below the threshold. It reports whether it freed room. The scan
+// for ended windows runs only once one may have ended (sweepAfter), so
+// that a table full of recent low counts costs a new key one step of map
+// iteration, not a scan of the table under the lock.
 func (t *Throttle) sweep(now time.Time) bool {
-	before := len(t.keys)
-	for k, e := range t.keys {
-		if idle(e) && (e.count == 0 || now.Sub(e.since) > t.window) {
-			delete(t.keys, k)
-		}
-	}
-	if len(t.keys) < before {
+	if !now.Before(t.sweepAfter) && t.dropExpired(now) {
 		return true
 	}
 	for k, e := range t.keys {
@@ -339,6 +367,26 @@ func (t *Throttle) sweep(now time.Time) bool {
 		}
 	}
 	return false
+}
+
+// dropExpired drops the idle entries whose window is over, and notes when
+// the next window of the others ends at the earliest. A busy entry is
+// dropped when it goes idle (drop).
+func (t *Throttle) dropExpired(now time.Time) bool {
+	t.fullSweeps++
+	before := len(t.keys)
+	next := now.Add(t.window) // no entry made from now on ends sooner
+	for k, e := range t.keys {
+		expired := e.count == 0 || now.Sub(e.since) > t.window
+		switch {
+		case expired && idle(e):
+			delete(t.keys, k)
+		case !expired && e.since.Add(t.window).Before(next):
+			next = e.since.Add(t.window)
+		}
+	}
+	t.sweepAfter = next
+	return len(t.keys) < before
 }
 
 // keyedName is user as a key holds it: short names as they are, long ones

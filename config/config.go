@@ -276,6 +276,14 @@ type Auth struct {
 	// so idle connections cannot hold max_clients slots.
 	LoginTimeout time.Duration `yaml:"login_timeout"`
 	Throttle     Throttle      `yaml:"throttle"`
+	// VerifiedCache remembers each user's last verified password as a
+	// keyed hash, so that a reconnect storm costs one bcrypt check per
+	// user rather than one per connection.
+	VerifiedCache VerifiedCache `yaml:"verified_cache"`
+	// BcryptConcurrency bounds the bcrypt checks running at once (0: one
+	// per CPU); further logins wait their turn, a wait not held against
+	// LoginTimeout. The queue is bounded by limits.max_clients.
+	BcryptConcurrency int `yaml:"bcrypt_concurrency"`
 	// Certificates makes verified client certificates identities.
 	Certificates *Certificates `yaml:"certificates"`
 	// JWT accepts tokens from an identity provider in AUTH.
@@ -329,6 +337,14 @@ type Throttle struct {
 	MaxDelay    time.Duration `yaml:"max_delay"`
 }
 
+// VerifiedCache is auth.verified_cache. A memory dump of the process holds
+// HMAC-SHA-256 hashes of remembered passwords together with their key, so
+// an offline guess costs one HMAC instead of one bcrypt check.
+type VerifiedCache struct {
+	Enabled  bool `yaml:"enabled"`
+	MaxUsers int  `yaml:"max_users"`
+}
+
 // maxThrottleDelay bounds auth.throttle.max_delay: half the 10s a login
 // waits at most for its turn, so that a throttled login gets one even
 // behind another.
@@ -368,8 +384,9 @@ func Default() *Config {
 		},
 		Upstream: Upstream{URL: "memory://", Timeout: 5 * time.Second, HealthInterval: time.Second},
 		Auth: Auth{
-			LoginTimeout: 10 * time.Second,
-			Throttle:     Throttle{MaxFailures: 5, Window: time.Minute, MaxDelay: 2 * time.Second},
+			LoginTimeout:  10 * time.Second,
+			Throttle:      Throttle{MaxFailures: 5, Window: time.Minute, MaxDelay: 2 * time.Second},
+			VerifiedCache: VerifiedCache{Enabled: true, MaxUsers: 10000},
 		},
 		Namespace: Namespace{Mode: "rewrite"},
 		Policy:    Policy{Watch: true, Timeout: 100 * time.Millisecond, CacheSize: 100000},

@@ -50,6 +50,7 @@ func (c *Config) Summary() string {
 	} else {
 		fmt.Fprintf(&b, "auth:     login within %s; failed logins are not throttled\n", c.Auth.LoginTimeout)
 	}
+	b.WriteString(c.Auth.passwordSummary())
 	if c.Auth.DefaultUser != "" {
 		fmt.Fprintf(&b, "WARNING: connections without AUTH act as user %q (auth.default_user)\n", c.Auth.DefaultUser)
 	}
@@ -133,4 +134,17 @@ func (q Quotas) summary() string {
 		return ""
 	}
 	return ", quotas: " + strings.Join(parts, ", ")
+}
+
+// passwordSummary says how password checks spend CPU and what memory keeps.
+func (a Auth) passwordSummary() string {
+	at := "one per CPU"
+	if a.BcryptConcurrency > 0 {
+		at = fmt.Sprint(a.BcryptConcurrency)
+	}
+	cache := "verified passwords not remembered, every login runs bcrypt"
+	if vc := a.VerifiedCache; vc.Enabled {
+		cache = fmt.Sprintf("the last verified password of up to %d users remembered as an HMAC in memory (auth.verified_cache)", vc.MaxUsers)
+	}
+	return fmt.Sprintf("          bcrypt checks: %s at a time; %s\n", at, cache)
 }

@@ -350,6 +350,12 @@ func (c *Config) validateUsers(add addFunc) {
 			add("auth.throttle.max_delay", "must be less than auth.login_timeout (%s), or a throttled login never gets its turn", c.Auth.LoginTimeout)
 		}
 	}
+	if vc := c.Auth.VerifiedCache; vc.Enabled && vc.MaxUsers <= 0 {
+		add("auth.verified_cache.max_users", "must be positive when the cache is enabled (enabled: false turns it off)")
+	}
+	if c.Auth.BcryptConcurrency < 0 {
+		add("auth.bcrypt_concurrency", "must not be negative (0: one per CPU)")
+	}
 	if cert := c.Auth.Certificates; cert != nil {
 		if c.Listen.TLS.ClientCAFile == "" || c.Listen.TLS.ClientAuth == "none" {
 			add("auth.certificates", "needs listen.tls.client_ca_file and client_auth verify_if_given or require")

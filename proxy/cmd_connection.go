@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,46 +35,13 @@ func (s *session) cmdAuth(args [][]byte) {
 }
 
 // authenticate binds the session to the user's identity, or writes the
-// error reply and keeps the previous identity. The failed-login throttle
-// may make it wait for its turn first (auth.Throttle), until the login
-// deadline at most.
+// error reply and keeps the previous identity. The login clock stands still
+// meanwhile (holdLoginClock): in a reconnect storm the check may wait its
+// turn at the throttle and at bcrypt.
 func (s *session) authenticate(user, password string) bool {
-	deadline := loginDeadline
-	if lt := s.srv.loginTimeout; lt > 0 && lt < deadline {
-		deadline = lt // the connection would be closed by then anyway
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	turn, err := s.srv.throttle.Begin(ctx, clientHost(s.addr), user)
-	if err != nil {
-		why := "too many logins for this user at once"
-		if turn.Throttled {
-			why = "repeated failed logins for this user"
-		}
-		s.srv.stats.loginsThrottleRefused.Add(1)
-		s.logger().Info("login refused: no turn at the failed-login throttle before the deadline",
-			zap.String("user", user), zap.String("why", why), zap.Duration("waited", turn.Delay))
-		s.recordAuthFailure(user, fmt.Sprintf("throttled: no turn within %s (%s)", deadline, why))
-		s.writeErrorf("ERR pubgate: login throttled (%s): no turn within %s; try again", why, deadline)
-		return false
-	}
-	var throttled string // why the login waited, for its audit record
-	if turn.Throttled {
-		s.srv.stats.loginsThrottled.Add(1)
-		throttled = fmt.Sprintf("throttled %s after repeated failures", turn.Delay.Round(time.Millisecond))
-	}
-	id, err := s.srv.auth.Authenticate(ctx, auth.Credentials{Username: user, Password: password})
-	turn.Done(errors.Is(err, auth.ErrInvalidCredentials))
-	switch {
-	case errors.Is(err, auth.ErrInvalidCredentials):
-		s.logger().Info("authentication failed", zap.String("user", user))
-		s.recordAuthFailure(user, withNote("invalid credentials", throttled))
-		s.writeError("WRONGPASS invalid username-password pair or user is disabled.")
-		return false
-	case err != nil:
-		s.logger().Error("authentication unavailable", zap.String("user", user), zap.Error(err))
-		s.recordAuthFailure(user, withNote("authentication unavailable: "+err.Error(), throttled))
-		s.writeError("ERR pubgate: authentication is unavailable, try again later")
+	defer s.holdLoginClock()()
+	id, throttled, ok := s.checkCredentials(auth.Credentials{Username: user, Password: password})
+	if !ok {
 		return false
 	}
 	if !s.admits(id.Tenant) {
@@ -92,6 +60,109 @@ func (s *session) authenticate(user, password string) bool {
 	}
 	s.logger().Debug("authenticated", zap.String("user", id.User), zap.String("tenant", id.Tenant))
 	return true
+}
+
+// checkCredentials returns the identity the credentials prove, and why the
+// login waited if the throttle held it back; or writes the error reply.
+// Credentials the authenticator knows correct (auth.Verifier) need no turn
+// at the throttle: they are no guess. Logins presenting the same
+// credentials at once, a storm of one client's replicas, share one check
+// and its turn; each failure among them still counts at the throttle.
+func (s *session) checkCredentials(c auth.Credentials) (id auth.Identity, throttled string, ok bool) {
+	if v, ok := s.srv.auth.(auth.Verifier); ok {
+		if id, ok := v.Verified(c); ok {
+			return id, "", true
+		}
+	}
+	sum := s.srv.loginKeys.Sum(c)
+	leader := false
+	v, _, _ := s.srv.logins.Do(string(sum[:]), func() (any, error) {
+		leader = true
+		return s.check(c), nil
+	})
+	r := v.(checkResult)
+	if !leader && errors.Is(r.err, auth.ErrInvalidCredentials) {
+		s.srv.throttle.Fail(clientHost(s.addr), c.Username)
+	}
+	return s.answer(c.Username, r)
+}
+
+// checkResult is the outcome of one check, shared by the logins that
+// presented the same credentials at once.
+type checkResult struct {
+	id  auth.Identity
+	err error
+	// turn says how the throttle held the check back; noTurn that it
+	// refused it, no turn come within deadline.
+	turn     auth.Turn
+	noTurn   bool
+	deadline time.Duration
+}
+
+// check waits for a turn at the failed-login throttle, until the login
+// deadline at most, and checks the credentials. The check's own wait for
+// the CPU (auth.Passwords' bcrypt queue) is not held to the deadline.
+func (s *session) check(c auth.Credentials) checkResult {
+	deadline := loginDeadline
+	if lt := s.srv.loginTimeout; lt > 0 && lt < deadline {
+		deadline = lt // a throttled login would wait longer than a client waits for its connection
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	turn, err := s.srv.throttle.Begin(ctx, clientHost(s.addr), c.Username)
+	if err != nil {
+		return checkResult{err: err, turn: turn, noTurn: true, deadline: deadline}
+	}
+	id, err := s.srv.auth.Authenticate(ctx, c)
+	turn.Done(errors.Is(err, auth.ErrInvalidCredentials))
+	return checkResult{id: id, err: err, turn: turn, deadline: deadline}
+}
+
+// answer turns a check's outcome into this session's identity, or its
+// error reply and audit record.
+func (s *session) answer(user string, r checkResult) (auth.Identity, string, bool) {
+	if r.noTurn {
+		s.refuseThrottled(user, r)
+		return auth.Identity{}, "", false
+	}
+	var throttled string // why the login waited, for its audit record
+	if r.turn.Throttled {
+		s.srv.stats.loginsThrottled.Add(1)
+		throttled = fmt.Sprintf("throttled %s after repeated failures", r.turn.Delay.Round(time.Millisecond))
+	}
+	switch {
+	case errors.Is(r.err, auth.ErrInvalidCredentials):
+		s.logger().Info("authentication failed", zap.String("user", user))
+		s.recordAuthFailure(user, withNote("invalid credentials", throttled))
+		s.writeError("WRONGPASS invalid username-password pair or user is disabled.")
+		return auth.Identity{}, "", false
+	case errors.Is(r.err, auth.ErrBusy):
+		s.logger().Warn("login refused: too many logins wait for a password check", zap.String("user", user))
+		s.recordAuthFailure(user, withNote("refused: too many logins waiting for a password check", throttled))
+		s.writeError("ERR pubgate: too many logins are waiting for a password check; try again")
+		return auth.Identity{}, "", false
+	case r.err != nil:
+		s.logger().Error("authentication unavailable", zap.String("user", user), zap.Error(r.err))
+		s.recordAuthFailure(user, withNote("authentication unavailable: "+r.err.Error(), throttled))
+		s.writeError("ERR pubgate: authentication is unavailable, try again later")
+		return auth.Identity{}, "", false
+	}
+	id := r.id
+	id.Roles = slices.Clone(id.Roles) // shared by the logins that shared the check
+	return id, throttled, true
+}
+
+// refuseThrottled answers a login that got no turn at the throttle.
+func (s *session) refuseThrottled(user string, r checkResult) {
+	why := "too many logins for this user at once"
+	if r.turn.Throttled {
+		why = "repeated failed logins for this user"
+	}
+	s.srv.stats.loginsThrottleRefused.Add(1)
+	s.logger().Info("login refused: no turn at the failed-login throttle before the deadline",
+		zap.String("user", user), zap.String("why", why), zap.Duration("waited", r.turn.Delay))
+	s.recordAuthFailure(user, fmt.Sprintf("throttled: no turn within %s (%s)", r.deadline, why))
+	s.writeErrorf("ERR pubgate: login throttled (%s): no turn within %s; try again", why, r.deadline)
 }
 
 // loginDeadline bounds one AUTH: its turn at the throttle and the check.

@@ -20,6 +20,7 @@ import (
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 )
 
 // Options wires a Server to its collaborators.
@@ -88,6 +89,11 @@ type Server struct {
 	slowDisconnects atomic.Int64
 	stats           serverStats // for metrics (stats.go)
 
+	// logins shares one check among the logins presenting the same
+	// credentials at once, keyed by loginKeys (cmd_connection.go).
+	logins    singleflight.Group
+	loginKeys *auth.CredentialKeyer
+
 	mu       sync.Mutex
 	ln       net.Listener
 	sessions map[*session]struct{}
@@ -119,7 +125,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		limits: o.Limits, broker: o.Broker, auth: o.Auth, users: o.Users, authz: o.Authorizer, audit: o.Audit, defaultUser: o.DefaultUser,
-		loginTimeout: o.LoginTimeout, throttle: o.Throttle,
+		loginTimeout: o.LoginTimeout, throttle: o.Throttle, loginKeys: auth.NewCredentialKeyer(),
 		certIdentity: o.CertificateIdentity, certLogin: o.CertificateLogin,
 		upstreamTimeout: o.UpstreamTimeout, drainTimeout: o.DrainTimeout,
 		// One command may hold a payload plus a channel name and framing.

@@ -44,6 +44,7 @@ type session struct {
 	// authenticated mirrors ident != nil for the login timer's goroutine.
 	authenticated atomic.Bool
 	loginTimer    *time.Timer
+	loginEnds     time.Time // when loginTimer fires
 	// identityGen counts identity changes, so that an expiry timer knows
 	// whether the identity it was armed for is still the session's.
 	identityGen atomic.Uint64
@@ -132,7 +133,31 @@ func (s *session) bindDefaultUser() {
 // in. It keeps running across RESETs before AUTH, so RESET cannot extend it.
 func (s *session) startLoginClock() {
 	if s.srv.loginTimeout > 0 && s.loginTimer == nil {
-		s.loginTimer = time.AfterFunc(s.srv.loginTimeout, s.loginExpired)
+		s.armLoginClock(s.srv.loginTimeout)
+	}
+}
+
+func (s *session) armLoginClock(left time.Duration) {
+	s.loginEnds = time.Now().Add(left)
+	s.loginTimer = time.AfterFunc(left, s.loginExpired)
+}
+
+// holdLoginClock stops the login clock while an AUTH is checked: a client
+// that sent AUTH in time is not closed for the time pubgate takes to
+// answer, which in a reconnect storm includes waiting for its turn at
+// bcrypt (the TLS handshake and the time until AUTH still count). The
+// returned function starts the clock again with the time that was left,
+// unless the AUTH authenticated the connection.
+func (s *session) holdLoginClock() (restart func()) {
+	if s.loginTimer == nil || !s.loginTimer.Stop() {
+		return func() {} // not running, or already expired
+	}
+	s.loginTimer = nil
+	left := time.Until(s.loginEnds)
+	return func() {
+		if s.ident == nil && s.loginTimer == nil {
+			s.armLoginClock(max(left, 0))
+		}
 	}
 }
 

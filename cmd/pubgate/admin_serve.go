@@ -6,6 +6,7 @@ import (
 
 	"github.com/pubgate/pubgate/admin"
 	"github.com/pubgate/pubgate/audit"
+	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/proxy"
@@ -17,7 +18,7 @@ import (
 // admin.address is set. The returned stop shuts it down; serve calls it
 // last, so that readiness says "draining" for as long as shutdown lasts.
 // stop is never nil, even with an error.
-func startAdmin(c config.Admin, failClosed bool, srv *proxy.Server, broker upstream.Broker,
+func startAdmin(c config.Admin, failClosed bool, srv *proxy.Server, passwords *auth.Passwords, broker upstream.Broker,
 	authz *policy.Authorizer, auditor proxy.Auditor, log *zap.Logger) (stop func(), err error) {
 	if !c.Enabled() {
 		return func() {}, nil
@@ -26,6 +27,7 @@ func startAdmin(c config.Admin, failClosed bool, srv *proxy.Server, broker upstr
 		Version:        buildVersion(),
 		Proxy:          srv.Stats,
 		Policy:         authz.Stats,
+		Passwords:      passwords.Stats,
 		PolicyRevision: authz.Revision,
 		Upstream:       broker.Health,
 		Draining:       srv.Draining,

@@ -85,7 +85,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, cmd *cobra.Comm
 	if err != nil {
 		return err
 	}
-	passwords, err := auth.NewPasswords(passwordUsers(cfg))
+	passwords, err := auth.NewPasswordsWith(passwordUsers(cfg), passwordOptions(cfg))
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, cmd *cobra.Comm
 	if cfg.Auth.DefaultUser != "" {
 		log.Warn("connections without AUTH act as a configured user", zap.String("auth.default_user", cfg.Auth.DefaultUser))
 	}
-	if stopAdmin, err = startAdmin(cfg.Admin, cfg.Audit.FailClosed, srv, broker, authz, auditor, log); err != nil {
+	if stopAdmin, err = startAdmin(cfg.Admin, cfg.Audit.FailClosed, srv, passwords, broker, authz, auditor, log); err != nil {
 		_ = ln.Close()
 		return err
 	}
@@ -233,6 +233,17 @@ func openBroker(u config.Upstream, log *zap.Logger) (upstream.Broker, error) {
 }
 
 // passwordUsers is the configuration's password table.
+// passwordOptions are the bcrypt settings (auth.verified_cache,
+// auth.bcrypt_concurrency). The bcrypt queue is bounded by max_clients: a
+// connection checks one AUTH at a time.
+func passwordOptions(cfg *config.Config) auth.PasswordOptions {
+	o := auth.PasswordOptions{Concurrency: cfg.Auth.BcryptConcurrency, MaxQueued: cfg.Limits.MaxClients}
+	if vc := cfg.Auth.VerifiedCache; vc.Enabled {
+		o.VerifiedUsers = vc.MaxUsers
+	}
+	return o
+}
+
 func passwordUsers(cfg *config.Config) map[string]auth.PasswordUser {
 	users := make(map[string]auth.PasswordUser, len(cfg.Users))
 	for name, u := range cfg.Users {
