@@ -41,18 +41,34 @@ func dial(ctx context.Context, o *Options, tenant int) (*conn, error) {
 		nc = tc
 	}
 	c := &conn{Conn: nc, r: bufio.NewReaderSize(nc, 16<<10), w: bufio.NewWriterSize(nc, 16<<10)}
-	if t := o.Tenants[tenant]; t.User != "" || t.Password != "" {
-		c.command("AUTH", t.User, t.Password)
-		if err := c.w.Flush(); err != nil {
-			c.Close()
-			return nil, err
-		}
-		if reply, err := c.readReply(); err != nil || reply != "OK" {
-			c.Close()
-			return nil, fmt.Errorf("AUTH %s: %v%s", t.User, err, reply)
-		}
+	if err := c.auth(ctx, o.Tenants[tenant]); err != nil {
+		c.Close()
+		return nil, err
 	}
 	return c, nil
+}
+
+// auth logs in as t, if t has credentials, by ctx's deadline if it has one.
+func (c *conn) auth(ctx context.Context, t Tenant) error {
+	if t.User == "" && t.Password == "" {
+		return nil
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(deadline)
+		defer c.SetDeadline(time.Time{})
+	}
+	c.command("AUTH", t.User, t.Password)
+	if err := c.w.Flush(); err != nil {
+		return fmt.Errorf("AUTH %s: %w", t.User, err)
+	}
+	reply, err := c.readReply()
+	if err != nil {
+		return fmt.Errorf("AUTH %s: %w", t.User, err)
+	}
+	if reply != "OK" {
+		return fmt.Errorf("AUTH %s: unexpected reply %q", t.User, reply)
+	}
+	return nil
 }
 
 // command encodes a command into the write buffer.

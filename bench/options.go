@@ -29,14 +29,24 @@ type Options struct {
 	// Tenants are used in turn by publishers and subscribers (connection i
 	// is of tenant i mod len). Empty: one tenant without AUTH or prefix.
 	Tenants []Tenant
-	// Channels per tenant, named <prefix>bench:<i>:c. Each publisher
+	// Channels per tenant, named <prefix><namespace>:<i>:c. Each publisher
 	// publishes to its tenant's channels in turn.
 	Channels int
+	// Namespace is the middle of the channel names ("" is "bench"): a run
+	// that needs names no server saw before (cold policy decisions) takes
+	// a namespace of its own.
+	Namespace string
+	// SplitChannels shares each tenant's channels out among its
+	// publishers in equal consecutive blocks, publisher k of the tenant
+	// publishing only to block k; false: every publisher publishes to
+	// all of them. With SubChannels of the block's size, subscriber k
+	// holds publisher k's channels.
+	SplitChannels bool
 	// SubChannels is how many of its tenant's channels each subscriber
 	// holds (consecutive, starting where the previous subscriber of the
 	// tenant stopped); 0: all of them.
 	SubChannels int
-	// Patterns makes subscribers PSUBSCRIBE <prefix>bench:<i>:* instead:
+	// Patterns makes subscribers PSUBSCRIBE <prefix><namespace>:<i>:* instead:
 	// one pattern per channel, each matching that channel only.
 	Patterns    bool
 	Publishers  int
@@ -92,6 +102,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.DialConcurrency == 0 {
 		o.DialConcurrency = 64
 	}
+	if o.Namespace == "" {
+		o.Namespace = "bench"
+	}
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
@@ -107,21 +120,39 @@ func (o Options) withDefaults() (Options, error) {
 	check(o.Duration > 0, "bench: duration must be positive")
 	check(o.Rate >= 0, "bench: rate must not be negative")
 	check(o.Rate == 0 || o.Publishers > 0, "bench: a rate needs publishers")
+	check(!o.SplitChannels || o.splitsEvenly(), "bench: to split channels among publishers, publishers must be a multiple of tenants, and channels a multiple of each tenant's publishers")
 	if o.SubChannels == 0 {
 		o.SubChannels = o.Channels
 	}
 	return o, errors.Join(errs...)
 }
 
+// splitsEvenly says whether SplitChannels can give every publisher a
+// block of the same size.
+func (o *Options) splitsEvenly() bool {
+	perTenant := o.Publishers / len(o.Tenants)
+	return o.Publishers > 0 && o.Publishers%len(o.Tenants) == 0 && o.Channels%perTenant == 0
+}
+
+// publisherChannels is the first channel index publisher p publishes to,
+// and how many consecutive ones.
+func (o *Options) publisherChannels(p int) (first, count int) {
+	if !o.SplitChannels {
+		return 0, o.Channels
+	}
+	count = o.Channels / (o.Publishers / len(o.Tenants))
+	return p / len(o.Tenants) * count, count
+}
+
 // channelName is the name of channel i of tenant t as clients write it.
 func (o *Options) channelName(t, i int) string {
-	return fmt.Sprintf("%sbench:%d:c", o.Tenants[t].Prefix, i)
+	return fmt.Sprintf("%s%s:%d:c", o.Tenants[t].Prefix, o.Namespace, i)
 }
 
 // subscribeName is what a subscriber subscribes to for channel i.
 func (o *Options) subscribeName(t, i int) string {
 	if o.Patterns {
-		return fmt.Sprintf("%sbench:%d:*", o.Tenants[t].Prefix, i)
+		return fmt.Sprintf("%s%s:%d:*", o.Tenants[t].Prefix, o.Namespace, i)
 	}
 	return o.channelName(t, i)
 }

@@ -14,6 +14,8 @@ type publisher struct {
 	id      uint32
 	tenant  int
 	names   []string // its tenant's channels, as written
+	first   int      // the first channel it publishes to
+	count   int      // how many, from first
 	payload []byte
 	seq     []uint64 // next sequence number per channel
 	// acked counts, per channel, the publishes the server acknowledged;
@@ -27,6 +29,7 @@ type publisher struct {
 func newPublisher(ctx context.Context, o *Options, p int) (*publisher, error) {
 	pub := &publisher{id: uint32(p), tenant: p % len(o.Tenants), payload: make([]byte, o.PayloadSize),
 		seq: make([]uint64, o.Channels), acked: make([]uint64, o.Channels)}
+	pub.first, pub.count = o.publisherChannels(p)
 	for i := range o.Channels {
 		pub.names = append(pub.names, o.channelName(pub.tenant, i))
 	}
@@ -44,7 +47,7 @@ func newPublisher(ctx context.Context, o *Options, p int) (*publisher, error) {
 // send encodes the publish of the i-th message, meant to be sent at
 // intended, and returns its channel.
 func (p *publisher) send(i uint64, intended time.Time) uint32 {
-	ch := uint32(i % uint64(len(p.names)))
+	ch := uint32(p.first + int(i%uint64(p.count)))
 	header{publisher: p.id, channel: ch, seq: p.seq[ch], intended: intended}.encode(p.payload)
 	p.seq[ch]++
 	p.c.publish(p.names[ch], p.payload)

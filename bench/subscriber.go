@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,14 @@ type subscriber struct {
 // significant digits.
 func newLatencyHistogram() *hdrhistogram.Histogram { return hdrhistogram.New(1, 600_000_000, 3) }
 
+// subscribeChunk bounds the names of one SUBSCRIBE: thousands of channels
+// go in several commands, pipelined, rather than one request of hundreds
+// of kilobytes.
+const subscribeChunk = 500
+
+// NoiseChunk is how many patterns one of HoldPatterns's PSUBSCRIBEs holds.
+const NoiseChunk = subscribeChunk
+
 func newSubscriber(ctx context.Context, o *Options, j int) (*subscriber, error) {
 	s := &subscriber{tenant: j % len(o.Tenants), channels: o.subscriberChannels(j),
 		streams: make(map[streamKey]*stream), done: make(chan struct{})}
@@ -41,11 +50,13 @@ func newSubscriber(ctx context.Context, o *Options, j int) (*subscriber, error) 
 	if o.Patterns {
 		verb = "PSUBSCRIBE"
 	}
-	args := []string{verb}
-	for _, ch := range s.channels {
-		args = append(args, o.subscribeName(s.tenant, ch))
+	for chunk := range slices.Chunk(s.channels, subscribeChunk) {
+		args := []string{verb}
+		for _, ch := range chunk {
+			args = append(args, o.subscribeName(s.tenant, ch))
+		}
+		c.command(args...)
 	}
-	c.command(args...)
 	if err := c.w.Flush(); err != nil {
 		c.Close()
 		return nil, err

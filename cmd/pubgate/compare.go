@@ -30,6 +30,14 @@ type compareOptions struct {
 	redisServer string
 	pubgate     string // the binary of the pubgate arm ("": this one)
 	scaling     bool
+	// W6's channel names, new to the servers on every run.
+	freshChannels int
+	// W7's clients, the cost of its user's password hash on pubgate, and
+	// how long each client may take.
+	stormClients, stormBcryptCost int
+	stormTimeout                  time.Duration
+	// W8's neighbour's patterns.
+	noisePatterns int
 	// smoke runs are too short and too small to measure memory per
 	// connection: the figure would be the runtime's start-up.
 	smoke bool
@@ -57,6 +65,7 @@ policy). The raw results (JSON) are kept in --out.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if smoke {
 				o.repeat, o.duration, o.idle, o.smoke = 1, time.Second, 200, true
+				o.stormClients, o.noisePatterns = min(o.stormClients, 100), min(o.noisePatterns, 1000)
 			}
 			return runCompare(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -65,26 +74,39 @@ policy). The raw results (JSON) are kept in --out.`,
 	f.IntVar(&o.repeat, "repeat", 3, "runs of each workload on each arm")
 	f.DurationVar(&o.duration, "duration", 4*time.Second, "publishing time of each run")
 	f.IntVar(&o.idle, "idle-connections", 10000, "W4's idle subscribers")
-	f.StringSliceVar(&o.workloads, "workloads", []string{"W0", "W1", "W2", "W3", "W4", "W5"}, "workloads to run")
+	f.StringSliceVar(&o.workloads, "workloads", []string{"W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"}, "workloads to run")
 	f.StringVar(&o.policyDir, "policy", "examples/policies", "the policy pubgate runs")
 	f.StringVar(&o.out, "out", "", "directory for the arms' files and raw results (default: a temporary one, removed)")
 	f.IntVar(&o.bcryptCost, "bcrypt-cost", 4, "cost of the users' password hashes (W4 logs in every connection)")
 	f.StringVar(&o.redisServer, "redis-server", "redis-server", "the redis-server binary")
 	f.StringVar(&o.pubgate, "pubgate", "", "the pubgate binary of the pubgate arm, e.g. an older build to compare with (default: this one)")
-	f.BoolVar(&smoke, "smoke", false, "one short run of each workload, W4 with 200 connections and its memory not measured (CI)")
-	f.BoolVar(&o.scaling, "scaling", false, "instead of W0-W5: delivery rate by subscribers, publish rate by channels, memory by connections")
+	f.IntVar(&o.freshChannels, "fresh-channels", defaultFreshChannels, "W6's channel names, new on every run (a multiple of 4)")
+	f.IntVar(&o.stormClients, "storm-clients", defaultStormClients, "W7's clients connecting at once")
+	f.IntVar(&o.stormBcryptCost, "storm-bcrypt-cost", defaultStormBcryptCost, "cost of the password hash of W7's user on pubgate")
+	f.DurationVar(&o.stormTimeout, "storm-timeout", defaultStormTimeout, "how long each W7 client may take to connect, log in and subscribe")
+	f.IntVar(&o.noisePatterns, "noise-patterns", defaultNoisePatterns, "W8's neighbour's pattern subscriptions")
+	f.BoolVar(&smoke, "smoke", false, "one short run of each workload, W4 with 200 connections and its memory not measured, W7 with at most 100 clients, W8 with at most 1,000 patterns (CI)")
+	f.BoolVar(&o.scaling, "scaling", false, "instead of W0-W8: delivery rate by subscribers, publish rate by channels, memory by connections, reconnect storms by clients, a neighbour's cost by patterns")
 	return cmd
 }
 
-// workload is one of W0–W5 (the issue's W1–W5 and a baseline): the bench options for an arm, and
-// the figures the table shows.
+// workload is one of W0–W8 (issue 15's W1–W5, a baseline, and issue 16's
+// W6–W8): the bench options for an arm, and the figures the table shows.
 type workload struct {
 	name, title string
 	options     func(o compareOptions, a *arm) bench.Options
 	figures     []figure
 	// fresh runs each repetition on servers started for it, and measures
-	// their memory (W4).
+	// their memory (W4) unless run is set.
 	fresh bool
+	// isolated runs each arm's run on servers started for it (W8: Redis
+	// never shrinks its table of patterns, so a run after the neighbour's
+	// patterns left, or on the Redis behind pubgate after pubgate's run,
+	// would still pay for them: 9k publishes/s where it made 220k).
+	isolated bool
+	// run, if set, runs the workload on an arm instead of runWorkload
+	// (W7, W8: more than one bench run).
+	run func(ctx context.Context, w workload, o compareOptions, a *arm) (armRun, error)
 }
 
 type figure struct {
@@ -114,6 +136,9 @@ type measured struct {
 	// messages over the same window (writesMeasured: pubgate arm only).
 	writes, delivered float64
 	writesMeasured    bool
+	// storm is W7's result; alone is W8's run without the neighbour.
+	storm *bench.StormResult
+	alone *bench.Result
 }
 
 // cpuPer is the server's CPU time per message, in µs, or NaN if the run did
@@ -158,38 +183,41 @@ func compareWorkloads() []workload {
 		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.duration, Drain: 3 * time.Second}
 	}
 	return []workload{
-		{"W0", "baseline: 1 publisher (pipeline 16), 1 channel, 1 subscriber", func(o compareOptions, a *arm) bench.Options {
+		{name: "W0", title: "baseline: 1 publisher (pipeline 16), 1 channel, 1 subscriber", options: func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 1, 16, 1, 1
 			return b
-		}, []figure{publishRate, deliveryRate, cpuPerPublish, writesPerDelivery}, false},
-		{"W1", "publish-heavy: 4 publishers, pipeline 16, 16 channels, 1 subscriber", func(o compareOptions, a *arm) bench.Options {
+		}, figures: []figure{publishRate, deliveryRate, cpuPerPublish, writesPerDelivery}},
+		{name: "W1", title: "publish-heavy: 4 publishers, pipeline 16, 16 channels, 1 subscriber", options: func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 4, 16, 16, 1
 			return b
-		}, []figure{publishRate, deliveryRate, cpuPerPublish, writesPerDelivery}, false},
-		{"W2", "fan-out: 1 publisher (pipeline 16), 100 subscribers on 1 channel", func(o compareOptions, a *arm) bench.Options {
+		}, figures: []figure{publishRate, deliveryRate, cpuPerPublish, writesPerDelivery}},
+		{name: "W2", title: "fan-out: 1 publisher (pipeline 16), 100 subscribers on 1 channel", options: func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 1, 16, 1, 100
 			return b
-		}, []figure{deliveryRate, publishRate, cpuPerDelivery, writesPerDelivery}, false},
-		{"W3", "latency: 10,000 messages/s, 1 channel, 10 subscribers", func(o compareOptions, a *arm) bench.Options {
+		}, figures: []figure{deliveryRate, publishRate, cpuPerDelivery, writesPerDelivery}},
+		{name: "W3", title: "latency: 10,000 messages/s, 1 channel, 10 subscribers", options: func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Rate, b.Channels, b.Subscribers = 1, 64, 10000, 1, 10
 			return b
-		}, []figure{p50, p99, p999}, false},
-		{"W4", "connections: idle authenticated subscribers on 1,000 channels", func(o compareOptions, a *arm) bench.Options {
+		}, figures: []figure{p50, p99, p999}},
+		{name: "W4", title: "connections: idle authenticated subscribers on 1,000 channels", options: func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Channels, b.SubChannels, b.Subscribers, b.Duration, b.Drain = 1000, 1, o.idle, time.Millisecond, time.Millisecond
 			return b
-		}, []figure{perConn}, true},
-		{"W5", "patterns: 1,000 pattern subscriptions over 2 tenants, 4 publishers (pipeline 16)", func(o compareOptions, a *arm) bench.Options {
+		}, figures: []figure{perConn}, fresh: true},
+		{name: "W5", title: "patterns: 1,000 pattern subscriptions over 2 tenants, 4 publishers (pipeline 16)", options: func(o compareOptions, a *arm) bench.Options {
 			b := base(o, a)
 			b.Tenants = a.tenants
 			b.Publishers, b.Pipeline, b.Channels, b.Patterns = 4, 16, 500, true
 			b.Subscribers, b.SubChannels = 10, 100 // 5 per tenant × 100 patterns, each matching one channel
 			return b
-		}, []figure{publishRate, deliveryRate, cpuPerPublish}, false},
+		}, figures: []figure{publishRate, deliveryRate, cpuPerPublish}},
+		manyChannelsWorkload(base),
+		stormWorkload(),
+		noiseWorkload(base),
 	}
 }
 
@@ -201,28 +229,32 @@ func scalingWorkloads() []workload {
 			Drain: 3 * time.Second, Publishers: 1, Pipeline: 16}
 	}
 	for _, n := range []int{1, 10, 100, 1000} {
-		out = append(out, workload{fmt.Sprintf("S1 %d", n), fmt.Sprintf("delivery: 1 publisher (pipeline 16), %d subscribers of 1 channel", n),
-			func(o compareOptions, a *arm) bench.Options {
+		out = append(out, workload{name: fmt.Sprintf("S1 %d", n), title: fmt.Sprintf("delivery: 1 publisher (pipeline 16), %d subscribers of 1 channel", n),
+			options: func(o compareOptions, a *arm) bench.Options {
 				b := base(o, a)
 				b.Subscribers = n
 				return b
-			}, []figure{deliveryRate}, false})
+			}, figures: []figure{deliveryRate}})
 	}
 	for _, n := range []int{1, 100, 10000} {
-		out = append(out, workload{fmt.Sprintf("S2 %d", n), fmt.Sprintf("publish: 4 publishers (pipeline 16) over %d channels, 1 subscriber of all", n),
-			func(o compareOptions, a *arm) bench.Options {
+		out = append(out, workload{name: fmt.Sprintf("S2 %d", n), title: fmt.Sprintf("publish: 4 publishers (pipeline 16) over %d channels, 1 subscriber of all", n),
+			options: func(o compareOptions, a *arm) bench.Options {
 				b := base(o, a)
 				b.Publishers, b.Channels, b.Subscribers = 4, n, 1
 				return b
-			}, []figure{publishRate}, false})
+			}, figures: []figure{publishRate}})
 	}
 	for _, n := range []int{1000, 10000} {
-		out = append(out, workload{fmt.Sprintf("S3 %d", n), fmt.Sprintf("memory: %d idle subscribers on 1,000 channels", n),
-			func(o compareOptions, a *arm) bench.Options {
+		out = append(out, workload{name: fmt.Sprintf("S3 %d", n), title: fmt.Sprintf("memory: %d idle subscribers on 1,000 channels", n),
+			options: func(o compareOptions, a *arm) bench.Options {
 				b := base(o, a)
 				b.Publishers, b.Channels, b.SubChannels, b.Subscribers, b.Duration, b.Drain = 0, 1000, 1, n, time.Millisecond, time.Millisecond
 				return b
-			}, []figure{perConn}, true})
+			}, figures: []figure{perConn}, fresh: true})
+	}
+	out = append(out, stormScaling()...)
+	for _, n := range noiseScalingPatterns {
+		out = append(out, noiseScaling(n))
 	}
 	return out
 }
@@ -240,13 +272,17 @@ func pickWorkloads(names []string) ([]workload, error) {
 	}
 	for _, n := range names {
 		if !known[n] {
-			return nil, fmt.Errorf("--workloads: no workload %q (there are W0-W5)", n)
+			return nil, fmt.Errorf("--workloads: no workload %q (there are W0-W8)", n)
 		}
 	}
 	return chosen, nil
 }
 
 func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer) error {
+	o = o.withDefaults()
+	if err := o.check(); err != nil {
+		return err
+	}
 	chosen := scalingWorkloads()
 	if !o.scaling {
 		var err error
@@ -269,10 +305,16 @@ func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer)
 		return err
 	}
 	// restart gives a workload that measures memory servers that nothing
-	// ran on before, and the next workload servers without its garbage.
+	// ran on before, and the next workload servers without its garbage;
+	// servers nothing ran on yet (used false) are not restarted.
+	used := false
 	restart := func() error {
+		if !used {
+			return nil
+		}
 		stop()
 		arms, stop, err = startArms(ctx, o, dir, stderr)
+		used = false
 		return err
 	}
 	results := make(map[string]map[string][]armRun) // workload → arm → runs
@@ -285,9 +327,19 @@ func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer)
 				}
 			}
 			for k := range arms {
+				if w.isolated {
+					if err := restart(); err != nil {
+						return err
+					}
+				}
 				a := arms[(k+rep)%len(arms)] // alternate which arm goes first
 				fmt.Fprintf(stderr, "%s run %d/%d on %s\n", w.name, rep+1, o.repeat, a.name)
-				r, err := runWorkload(ctx, w, o, a)
+				run := w.run
+				if run == nil {
+					run = runWorkload
+				}
+				r, err := run(ctx, w, o, a)
+				used = true
 				if err != nil {
 					return fmt.Errorf("%s on %s: %w", w.name, a.name, err)
 				}
@@ -297,13 +349,15 @@ func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer)
 				}
 			}
 		}
-		if w.fresh {
+		if w.fresh || w.isolated {
 			if err := restart(); err != nil {
 				return err
 			}
 		}
 	}
 	writeComparison(stdout, o, chosen, arms, results)
+	writeStormFailures(stdout, chosen, arms, results)
+	writeNoiseRefusals(stdout, chosen, arms, results)
 	return checkDeliveries(results)
 }
 
@@ -314,9 +368,11 @@ func checkDeliveries(results map[string]map[string][]armRun) error {
 	for w, arms := range results {
 		for a, runs := range arms {
 			for i, r := range runs {
-				if res := r.Result; res.Lost+res.Duplicated+res.OutOfOrder > 0 {
-					bad = append(bad, fmt.Sprintf("%s on %s, run %d: %d lost, %d duplicated, %d out of order",
-						w, a, i+1, res.Lost, res.Duplicated, res.OutOfOrder))
+				for _, res := range []*bench.Result{r.Result, r.Alone} {
+					if res != nil && res.Lost+res.Duplicated+res.OutOfOrder > 0 {
+						bad = append(bad, fmt.Sprintf("%s on %s, run %d: %d lost, %d duplicated, %d out of order",
+							w, a, i+1, res.Lost, res.Duplicated, res.OutOfOrder))
+					}
 				}
 			}
 		}
@@ -335,6 +391,13 @@ type armRun struct {
 	PerConn  float64       `json:"bytes_per_connection,omitempty"`
 	// ServerCPU is measured.cpu in seconds.
 	ServerCPU float64 `json:"server_cpu_seconds,omitempty"`
+	// Storm is W7's result (Result is then empty); Alone is W8's run
+	// without the neighbour (Result is the run with it).
+	Storm *bench.StormResult `json:"storm,omitempty"`
+	Alone *bench.Result      `json:"alone,omitempty"`
+	// NoiseRefusals counts W8's PSUBSCRIBEs the arm refused and accepted
+	// when sent again.
+	NoiseRefusals int `json:"noise_refusals,omitempty"`
 }
 
 func runWorkload(ctx context.Context, w workload, o compareOptions, a *arm) (armRun, error) {
@@ -482,7 +545,11 @@ func lostSummary(arms []*arm, runs map[string][]armRun) string {
 	for _, a := range arms {
 		var lost, dup, ooo uint64
 		for _, r := range runs[a.name] {
-			lost, dup, ooo = lost+r.Result.Lost, dup+r.Result.Duplicated, ooo+r.Result.OutOfOrder
+			for _, res := range []*bench.Result{r.Result, r.Alone} {
+				if res != nil {
+					lost, dup, ooo = lost+res.Lost, dup+res.Duplicated, ooo+res.OutOfOrder
+				}
+			}
 		}
 		s := fmt.Sprint(lost)
 		if dup+ooo > 0 {

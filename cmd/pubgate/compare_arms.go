@@ -33,7 +33,13 @@ type arm struct {
 	addr    string
 	tls     *tls.Config
 	tenants []bench.Tenant
-	proc    *exec.Cmd // whose memory W4 measures, and CPU the rate workloads
+	// storm is W7's user: of acme, with a bcrypt cost 10 hash on pubgate.
+	storm bench.Tenant
+	// aclAdmin, on the arm with ACL users, may change them (allowNoise);
+	// noiseAllowed is how many of globex's noise patterns it allowed.
+	aclAdmin     *bench.Tenant
+	noiseAllowed int
+	proc         *exec.Cmd // whose memory W4 measures, and CPU the rate workloads
 	// metrics is the Prometheus endpoint of pubgate's admin listener ("" for
 	// the Redis arms), for its client writes per delivered message.
 	metrics string
@@ -168,6 +174,17 @@ func (a *arm) rss() int64 {
 	return 0
 }
 
+// aclAdmin is the Redis ACL user that may add ACL users' channels (W8).
+var aclAdmin = bench.Tenant{User: "bench-admin", Password: "bench-admin-secret"}
+
+// W7's user and password on the arms that log in.
+const stormUser, stormPassword = "storm", "storm-secret"
+
+// listenBacklog is the Redis arms' tcp-backlog, as large as the one Go's
+// listener takes (the kernel's somaxconn, 4096 here), so that W7's storm
+// of connections meets the same queue on every arm.
+const listenBacklog = 4096
+
 // compareTenants are the two tenants every arm serves. Their channels carry
 // the tenant's prefix: Redis arms see full names, pubgate adds it itself.
 var compareTenants = []string{"acme", "globex"}
@@ -205,20 +222,23 @@ func startArms(ctx context.Context, o compareOptions, dir string, logs io.Writer
 	}
 
 	plain := &arm{name: "redis", addr: addrOf(ports[0])}
-	secure := &arm{name: "redis-tls", addr: addrOf(ports[1]), tls: certs.client}
+	secure := &arm{name: "redis-tls", addr: addrOf(ports[1]), tls: certs.client, aclAdmin: &aclAdmin}
 	gate := &arm{name: "pubgate", addr: addrOf(ports[2]), tls: certs.client, metrics: "http://" + addrOf(ports[3]) + "/metrics"}
 	for _, t := range compareTenants {
 		plain.tenants = append(plain.tenants, bench.Tenant{Prefix: t + ":"})
 		secure.tenants = append(secure.tenants, bench.Tenant{User: t, Password: t + "-secret", Prefix: t + ":"})
 		gate.tenants = append(gate.tenants, bench.Tenant{User: t, Password: t + "-secret"})
 	}
+	plain.storm = bench.Tenant{Prefix: "acme:"}
+	secure.storm = bench.Tenant{User: stormUser, Password: stormPassword, Prefix: "acme:"}
+	gate.storm = bench.Tenant{User: stormUser, Password: stormPassword}
 
 	redisDir := filepath.Join(dir, "redis")
 	if err := os.MkdirAll(redisDir, 0o755); err != nil {
 		return nil, stop, err
 	}
 	plain.proc = exec.Command(o.redisServer, "--port", strconv.Itoa(ports[0]), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--maxclients", "20000", "--dir", redisDir)
+		"--save", "", "--appendonly", "no", "--maxclients", "20000", "--tcp-backlog", strconv.Itoa(listenBacklog), "--dir", redisDir)
 	if err := start("redis", plain.proc); err != nil {
 		return nil, stop, err
 	}
@@ -230,15 +250,15 @@ func startArms(ctx context.Context, o compareOptions, dir string, logs io.Writer
 	if err := start("redis-tls", secure.proc); err != nil {
 		return nil, stop, err
 	}
-	pubgateConf, err := writePubgateConfig(dir, o, ports[2], ports[3], plain.addr, certs.dir)
-	if err != nil {
-		return nil, stop, err
-	}
 	self := o.pubgate
 	if self == "" {
 		if self, err = os.Executable(); err != nil {
 			return nil, stop, err
 		}
+	}
+	pubgateConf, err := preparePubgateConfig(self, dir, o, ports[2], ports[3], plain.addr, certs.dir)
+	if err != nil {
+		return nil, stop, err
 	}
 	gate.proc = exec.Command(self, "serve", "--config", pubgateConf)
 	if err := start("pubgate", gate.proc); err != nil {
@@ -280,10 +300,12 @@ func localCertificates(dir string) (*certificates, error) {
 
 // writeRedisTLSConfig is Redis with TLS and an ACL user per tenant that
 // may use only its channels. Redis checks a PSUBSCRIBE pattern literally
-// against the user's channel patterns, so W5's patterns are listed too.
+// against the user's channel patterns, so W5's patterns are listed too
+// (W8's are added when it runs: see allowNoise). W7's user may subscribe
+// to acme's storm channels.
 func writeRedisTLSConfig(dir string, port int, c *certificates) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "port 0\ntls-port %d\nbind 127.0.0.1\n", port)
+	fmt.Fprintf(&b, "port 0\ntls-port %d\nbind 127.0.0.1\ntcp-backlog %d\n", port, listenBacklog)
 	fmt.Fprintf(&b, "tls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-auth-clients no\n", c.certFile, c.keyFile, c.caFile)
 	fmt.Fprintf(&b, "save \"\"\nappendonly no\nmaxclients 20000\ndir %s\nuser default off\n", filepath.Join(dir, "redis"))
 	for _, t := range compareTenants {
@@ -293,14 +315,39 @@ func writeRedisTLSConfig(dir string, port int, c *certificates) (string, error) 
 		}
 		b.WriteString(" -@all +@pubsub +ping +auth +hello\n")
 	}
+	fmt.Fprintf(&b, "user %s on >%s resetchannels &acme:storm:* -@all +@pubsub +ping +auth +hello\n", stormUser, stormPassword)
+	fmt.Fprintf(&b, "user %s on >%s allchannels -@all +acl|setuser +ping +auth +hello\n", aclAdmin.User, aclAdmin.Password)
 	path := filepath.Join(dir, "redis-tls.conf")
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
+// preparePubgateConfig writes pubgate's configuration and has the arm's
+// binary check it. It first lifts globex's quota of patterns for W8's
+// neighbour; a build older than that quota rejects the key (and has no
+// quota to lift), so it gets the configuration without it.
+func preparePubgateConfig(bin, dir string, o compareOptions, port, adminPort int, redisAddr, caDir string) (string, error) {
+	tenants := fmt.Sprintf("{acme: {}, globex: {quotas: {max_patterns: %d}}}", neighbourPatterns(o)+1000)
+	for {
+		path, err := writePubgateConfig(dir, o, port, adminPort, redisAddr, caDir, tenants)
+		if err != nil {
+			return "", err
+		}
+		out, err := exec.Command(bin, "check", "--config", path).CombinedOutput()
+		switch {
+		case err == nil:
+			return path, nil
+		case strings.Contains(string(out), "max_patterns: unknown key") && strings.Contains(tenants, "max_patterns"):
+			tenants = "{acme: {}, globex: {}}"
+		default:
+			return "", fmt.Errorf("%s check --config %s: %w\n%s", bin, path, err, out)
+		}
+	}
+}
+
 // writePubgateConfig is pubgate with TLS, password logins, the example
 // policy and the audit log at level metadata (every action recorded), in
-// front of the plain Redis.
-func writePubgateConfig(dir string, o compareOptions, port, adminPort int, redisAddr, caDir string) (string, error) {
+// front of the plain Redis, serving tenants (a YAML map).
+func writePubgateConfig(dir string, o compareOptions, port, adminPort int, redisAddr, caDir, tenants string) (string, error) {
 	policyDir, err := filepath.Abs(o.policyDir)
 	if err != nil {
 		return "", err
@@ -323,16 +370,21 @@ func writePubgateConfig(dir string, o compareOptions, port, adminPort int, redis
 		}
 		fmt.Fprintf(&users, "  %s: {tenant: %s, roles: [publisher, subscriber], password_hash: %q}\n", t, t, h)
 	}
+	h, err := hashFor(stormPassword, o.stormBcryptCost)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(&users, "  %s: {tenant: acme, roles: [subscriber], password_hash: %q}\n", stormUser, h)
 	conf := fmt.Sprintf(`listen: {address: "127.0.0.1:%d", drain_period: 0s, tls: {internal: {data_dir: %q, names: [127.0.0.1, localhost]}}}
 upstream: {url: "redis://%s/"}
-tenants: {acme: {}, globex: {}}
+tenants: %s
 users:
 %spolicy: {paths: [%q], watch: false}
 audit: {sink: file, path: %q, key_file: %q, level: metadata}
 limits: {max_clients: 20000}
 admin: {address: "127.0.0.1:%d"}
 log: {level: warn}
-`, port, caDir, redisAddr, users.String(), policyDir, filepath.Join(dir, "audit", "audit.log"), filepath.Join(dir, "audit.key"), adminPort)
+`, port, caDir, redisAddr, tenants, users.String(), policyDir, filepath.Join(dir, "audit", "audit.log"), filepath.Join(dir, "audit.key"), adminPort)
 	path := filepath.Join(dir, "pubgate.yaml")
 	return path, os.WriteFile(path, []byte(conf), 0o600)
 }
