@@ -247,9 +247,13 @@ type Tenant struct {
 // Quotas bound what one tenant's clients may use together; 0 is
 // unlimited. They are checked before the policy.
 type Quotas struct {
-	MaxConnections   int      `yaml:"max_connections"`
-	MaxSubscriptions int      `yaml:"max_subscriptions"`
-	MaxPayloadBytes  ByteSize `yaml:"max_payload_bytes"`
+	MaxConnections   int `yaml:"max_connections"`
+	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// MaxPatterns bounds the pattern subscriptions (PSUBSCRIBE) among
+	// them: every pattern costs every publish upstream a match. Not set,
+	// it is limits.max_patterns_per_tenant; 0 is unlimited.
+	MaxPatterns     *int     `yaml:"max_patterns"`
+	MaxPayloadBytes ByteSize `yaml:"max_payload_bytes"`
 	// PublishRate is a token bucket holding one second of the rate.
 	PublishRate PublishRate `yaml:"publish_rate"`
 }
@@ -357,6 +361,14 @@ type Limits struct {
 	MaxPayloadBytes           ByteSize     `yaml:"max_payload_bytes"`
 	MaxChannelBytes           ByteSize     `yaml:"max_channel_bytes"` // channel and pattern names
 	ClientOutputBuffer        OutputBuffer `yaml:"client_output_buffer"`
+	// MaxPatternsPerTenant is the default of tenants.<name>.quotas.max_patterns;
+	// 0 is unlimited.
+	MaxPatternsPerTenant int `yaml:"max_patterns_per_tenant"`
+	// CoverPatternsOver: once a tenant's clients on one node hold more
+	// distinct patterns than this, the node subscribes one covering
+	// pattern upstream for the tenant and matches its patterns itself
+	// (Redis engines; docs/design.md). 0 never covers.
+	CoverPatternsOver int `yaml:"cover_patterns_over"`
 }
 
 // OutputBuffer is Redis's client-output-buffer-limit for pub/sub clients: a
@@ -396,6 +408,8 @@ func Default() *Config {
 			MaxPayloadBytes:           1 << 20,
 			MaxChannelBytes:           4 << 10,
 			ClientOutputBuffer:        OutputBuffer{HardLimit: 32 << 20, SoftLimit: 8 << 20, SoftSeconds: 60},
+			MaxPatternsPerTenant:      10000,
+			CoverPatternsOver:         32,
 		},
 		Log:   Log{Level: "info", Format: "console"},
 		Audit: defaultAudit(),
@@ -458,6 +472,10 @@ func (c *Config) fillDerivedDefaults() {
 		}
 		if t.Prefix == "" {
 			t.Prefix = name + ":"
+		}
+		if t.Quotas.MaxPatterns == nil {
+			n := c.Limits.MaxPatternsPerTenant
+			t.Quotas.MaxPatterns = &n
 		}
 	}
 	for name, u := range c.Users {

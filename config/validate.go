@@ -297,6 +297,9 @@ func validateQuotas(add addFunc, key string, q Quotas) {
 	if q.MaxSubscriptions < 0 {
 		add(key+".max_subscriptions", "must not be negative (0 is unlimited)")
 	}
+	if q.MaxPatterns != nil && *q.MaxPatterns < 0 {
+		add(key+".max_patterns", "must not be negative (0 is unlimited)")
+	}
 	if q.MaxPayloadBytes < 0 {
 		add(key+".max_payload_bytes", "must not be negative (0 is limits.max_payload_bytes)")
 	}
@@ -420,6 +423,12 @@ func (c *Config) validateLimits(add addFunc) {
 	}
 	if l.MaxChannelBytes <= 0 {
 		add("limits.max_channel_bytes", "must be positive")
+	}
+	if l.MaxPatternsPerTenant < 0 {
+		add("limits.max_patterns_per_tenant", "must not be negative (0 is unlimited)")
+	}
+	if l.CoverPatternsOver < 0 {
+		add("limits.cover_patterns_over", "must not be negative (0 never covers)")
 	}
 	ob := l.ClientOutputBuffer
 	if ob.HardLimit <= 0 {

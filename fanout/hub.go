@@ -11,6 +11,7 @@ package fanout
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,13 @@ type Hub struct {
 	mu       sync.RWMutex
 	entries  map[subKey]*Entry
 	patterns upstream.Patterns[*Entry] // KindPattern entries by upstream pattern, for receiver counting
+
+	// Covering (cover.go): set before use, nil and 0 when off.
+	switcher   Switcher
+	coverOver  int
+	groups     map[string]*coverGroup         // by tenant prefix; guarded by mu
+	covers     map[string]*coverGroup         // by cover pattern, for dispatch; guarded by mu
+	heldCovers upstream.Patterns[*coverGroup] // covers the engine holds, for counting; guarded by mu
 }
 
 type subKey struct {
@@ -63,6 +71,10 @@ type Entry struct {
 	clientName string // the name as the tenant's clients write it
 	names      Namespace
 	owner      string
+	group      *coverGroup // the tenant's coverable patterns it is one of, or nil
+	// covered says that the engine holds no subscription of the entry's
+	// own: its group's cover serves it.
+	covered atomic.Bool
 
 	// mu orders fan-out against attach and detach: fan-out holds it for
 	// reading while it pushes to every member, so a member sees its
@@ -117,6 +129,7 @@ func NewHub(b upstream.Broker, timeout time.Duration, log *zap.Logger) *Hub {
 	h := &Hub{
 		broker: b, timeout: timeout, log: log,
 		entries: make(map[subKey]*Entry),
+		groups:  make(map[string]*coverGroup), covers: make(map[string]*coverGroup),
 	}
 	b.SetHandler(h.dispatch)
 	return h
@@ -156,9 +169,18 @@ func (h *Hub) dispatchOne(m *upstream.Message, k *kickList) *kickList {
 	}
 	h.mu.RLock()
 	e := h.entries[subKey{m.Kind, string(name)}] // does not allocate
+	var g *coverGroup
+	if e == nil && m.Kind == upstream.KindPattern {
+		g = h.covers[string(name)]
+	}
 	h.mu.RUnlock()
-	if e == nil {
+	switch {
+	case g != nil:
+		return h.dispatchCovered(g, m, k)
+	case e == nil:
 		return k // unsubscribed while the message was in flight
+	case e.group != nil && e.group.covering.Load():
+		return k // the cover serves it, not the pattern's own copy
 	}
 	channel, ok := e.names.StripBytes(m.Channel)
 	if !ok {
@@ -166,6 +188,11 @@ func (h *Hub) dispatchOne(m *upstream.Message, k *kickList) *kickList {
 			zap.String("tenant", e.owner), zap.ByteString("channel", m.Channel))
 		return k
 	}
+	return h.fanOut(e, m, channel, k)
+}
+
+// fanOut queues a message to the members of e, as its clients name it.
+func (h *Hub) fanOut(e *Entry, m *upstream.Message, channel []byte, k *kickList) *kickList {
 	frames := messageFrames{kind: m.Kind, pattern: e.clientName, channel: channel, payload: m.Payload}
 	counted := counter{payload: int64(len(m.Payload))}
 	e.mu.RLock()
@@ -220,10 +247,18 @@ func (c *counter) flush() {
 // upstream where none exists yet, and returns once the engine confirmed all
 // of them. All subscriptions share one kind. On error no reference is kept.
 func (h *Hub) Acquire(ctx context.Context, reqs []Subscription) ([]*Entry, error) {
+	unlock, err := h.lockGroups(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	got, created, joined, err := h.reserve(ctx, reqs)
 	if err != nil {
 		return nil, err
 	}
+	// A pattern of a covered tenant is served by its cover: it needs no
+	// subscription of its own, only the barrier below.
+	created, covered := splitCovered(created)
 	if len(created) > 0 {
 		err := h.subscribe(ctx, created)
 		for _, e := range created {
@@ -232,6 +267,9 @@ func (h *Hub) Acquire(ctx context.Context, reqs []Subscription) ([]*Entry, error
 		}
 	}
 	for _, e := range got {
+		if slices.Contains(covered, e) {
+			continue
+		}
 		select {
 		case <-e.ready:
 			err = e.err
@@ -239,7 +277,8 @@ func (h *Hub) Acquire(ctx context.Context, reqs []Subscription) ([]*Entry, error
 			err = ctx.Err()
 		}
 		if err != nil {
-			h.Release(got)
+			h.confirmCovered(covered, err)
+			h.release(got)
 			return nil, err
 		}
 	}
@@ -247,14 +286,59 @@ func (h *Hub) Acquire(ctx context.Context, reqs []Subscription) ([]*Entry, error
 	// engine confirms once it delivered everything it received before, so
 	// that the member, attached after this, gets nothing published before
 	// its SUBSCRIBE, as with Redis. (The memory engine has nothing in
-	// flight: for it, this costs a map update.)
-	if len(joined) > 0 {
-		if err := h.subscribe(ctx, joined); err != nil {
-			h.Release(got)
+	// flight: for it, this costs a map update.) A covered pattern's
+	// barrier is its cover.
+	if len(joined) > 0 || len(covered) > 0 {
+		err := h.barrier(ctx, joined, covered)
+		h.confirmCovered(covered, err)
+		if err != nil {
+			h.release(got)
 			return nil, err
 		}
 	}
+	h.rebalance(groupsOf(got))
 	return got, nil
+}
+
+// splitCovered takes, out of created, the entries of covered groups: they
+// are served by their group's cover from the start.
+func splitCovered(created []*Entry) (own, covered []*Entry) {
+	for _, e := range created {
+		if e.group != nil && e.group.covering.Load() {
+			e.covered.Store(true)
+			covered = append(covered, e)
+		} else {
+			own = append(own, e)
+		}
+	}
+	return own, covered
+}
+
+// confirmCovered ends the wait for covered entries the caller created.
+func (h *Hub) confirmCovered(covered []*Entry, err error) {
+	for _, e := range covered {
+		e.err = err
+		close(e.ready)
+	}
+}
+
+// barrier subscribes again what the joined and covered entries are served
+// by upstream: their own names, or their groups' covers.
+func (h *Hub) barrier(ctx context.Context, joined, covered []*Entry) error {
+	var names []string
+	for _, e := range slices.Concat(joined, covered) {
+		name := e.key.name
+		if e.covered.Load() {
+			name = e.group.cover
+		}
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	kind := slices.Concat(joined, covered)[0].key.kind
+	sctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	return h.broker.Subscribe(sctx, kind, names...)
 }
 
 // subscribe subscribes entries of one kind upstream.
@@ -300,6 +384,9 @@ func (h *Hub) reserve(ctx context.Context, reqs []Subscription) (got, created, j
 				if k.kind == upstream.KindPattern {
 					h.patterns.Set(k.name, e)
 				}
+				if e.group = h.groupOf(r); e.group != nil {
+					e.group.n++
+				}
 				created = append(created, e)
 			case !seen[e]:
 				joined = append(joined, e)
@@ -323,8 +410,19 @@ func (h *Hub) closingEntry(keys []subKey) chan struct{} {
 }
 
 // Release drops one reference on each entry; entries left without any are
-// unsubscribed upstream and forgotten.
+// unsubscribed upstream and forgotten. A tenant's patterns that fall well
+// below the covering threshold are subscribed one by one again.
 func (h *Hub) Release(entries []*Entry) {
+	groups := groupsOf(entries)
+	unlock, _ := lockInOrder(context.Background(), groups)
+	defer unlock()
+	h.release(entries)
+	h.rebalance(groups)
+}
+
+// release is Release for a caller that holds the turns of the entries'
+// groups.
+func (h *Hub) release(entries []*Entry) {
 	var drop []*Entry
 	h.mu.Lock()
 	for _, e := range entries {
@@ -340,7 +438,9 @@ func (h *Hub) Release(entries []*Entry) {
 	}
 	byKind := make(map[upstream.Kind][]string)
 	for _, e := range drop {
-		byKind[e.key.kind] = append(byKind[e.key.kind], e.key.name)
+		if !e.covered.Load() { // a covered pattern has nothing upstream
+			byKind[e.key.kind] = append(byKind[e.key.kind], e.key.name)
+		}
 	}
 	for kind, names := range byKind {
 		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
@@ -354,6 +454,9 @@ func (h *Hub) Release(entries []*Entry) {
 		delete(h.entries, e.key)
 		if e.key.kind == upstream.KindPattern {
 			h.patterns.Delete(e.key.name)
+		}
+		if e.group != nil {
+			e.group.n--
 		}
 		close(e.closing)
 	}
@@ -421,16 +524,21 @@ func (h *Hub) clientCount(kind upstream.Kind, channel string, engine int64, patt
 			m, c := e.local()
 			mine, clients = mine+m, clients+c
 		})
+		h.heldCovers.Matching(channel, func(string, *coverGroup) { mine++ })
 	}
 	return max(engine-mine, 0) + clients
 }
 
 // local is what this node contributes to a count through e: the engine
-// sees one subscription (mine), standing for clients local subscribers.
+// sees one subscription (mine), standing for clients local subscribers;
+// none for a covered pattern, whose cover the caller counts once.
 // A nil or unconfirmed entry contributes nothing.
 func (e *Entry) local() (mine, clients int64) {
 	if e == nil || !e.confirmed() {
 		return 0, 0
+	}
+	if e.covered.Load() {
+		return 0, e.count.Load()
 	}
 	return 1, e.count.Load()
 }
@@ -463,9 +571,12 @@ func (e *Entry) confirmed() bool {
 func (h *Hub) Held() (counts [upstream.KindShard + 1]int64) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for k := range h.entries {
-		counts[k.kind]++
+	for k, e := range h.entries {
+		if !e.covered.Load() {
+			counts[k.kind]++
+		}
 	}
+	counts[upstream.KindPattern] += int64(h.heldCovers.Len())
 	return counts
 }
 

@@ -66,13 +66,13 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 		return
 	}
 	action := subscribeAction[kind]
-	if err := s.tenant.acquireSubscriptions(len(fresh)); err != nil {
+	if err := s.tenant.acquireSubscriptions(kind, len(fresh)); err != nil {
 		s.recordDecision(action, string(names[0]), policy.Decision{Reason: err.Error()}, nil)
 		s.writeError(quotaReply(err))
 		return
 	}
 	if !s.authorizeAll(action, kind, names) {
-		s.tenant.releaseSubscriptions(len(fresh))
+		s.tenant.releaseSubscriptions(kind, len(fresh))
 		return
 	}
 	entries := make(map[string]*fanout.Entry, len(fresh))
@@ -81,7 +81,7 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 		got, err := s.srv.hub.Acquire(ctx, fresh)
 		cancel()
 		if err != nil {
-			s.tenant.releaseSubscriptions(len(fresh))
+			s.tenant.releaseSubscriptions(kind, len(fresh))
 			if errors.Is(err, upstream.ErrPatternsSharded) {
 				s.writeError("ERR pubgate: PSUBSCRIBE is not available: the upstream Redis Cluster carries channels sharded (upstream.cluster.sharded), and Redis cannot match patterns across shards")
 				return
@@ -208,7 +208,9 @@ func (s *session) dropSubscription(kind upstream.Kind, name string, mb *fanout.M
 func (s *session) releaseEntries(released []*fanout.Entry) {
 	if len(released) > 0 {
 		s.countReleased(released)
-		s.tenant.releaseSubscriptions(len(released))
+		for _, e := range released {
+			s.tenant.releaseSubscriptions(e.Kind(), 1)
+		}
 		s.srv.hub.Release(released)
 	}
 }

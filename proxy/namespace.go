@@ -29,6 +29,10 @@ func (n *Namespace) isShared(name string) bool {
 	return n.Shared != "" && strings.HasPrefix(name, n.Shared)
 }
 
+// UpstreamPrefix is the prefix of the tenant's names upstream ("" in
+// enforce mode): the hub covers the patterns under it (fanout.PrefixedNames).
+func (n *Namespace) UpstreamPrefix() string { return n.Prefix }
+
 // Channel maps a client channel name to its upstream name.
 func (n *Namespace) Channel(name string) string {
 	if n.Prefix == "" || n.isShared(name) {

@@ -141,6 +141,7 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("proxy: default user %q has unknown tenant %q", d.User, d.Tenant)
 	}
 	s.hub = fanout.NewHub(o.Broker, o.UpstreamTimeout, o.Logger)
+	s.hub.CoverPatternsOver(o.Limits.CoverPatternsOver)
 	return s, nil
 }
 

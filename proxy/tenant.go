@@ -8,6 +8,7 @@ import (
 	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/policy"
+	"github.com/pubgate/pubgate/upstream"
 	"golang.org/x/time/rate"
 )
 
@@ -20,6 +21,7 @@ type tenant struct {
 
 	connections   atomic.Int64
 	subscriptions atomic.Int64
+	patterns      atomic.Int64 // of the subscriptions
 
 	stats tenantStats // for metrics (stats.go)
 }
@@ -95,18 +97,41 @@ func (t *tenant) acquireConnection() error {
 
 func (t *tenant) releaseConnection() { t.connections.Add(-1) }
 
-// acquireSubscriptions counts n subscriptions in, unless that would exceed
-// the tenant's quota.
-func (t *tenant) acquireSubscriptions(n int) error {
+// acquireSubscriptions counts n subscriptions of a kind in, unless that
+// would exceed the tenant's quota of subscriptions, or of patterns.
+func (t *tenant) acquireSubscriptions(kind upstream.Kind, n int) error {
 	max := int64(t.quotas().MaxSubscriptions)
 	if got := t.subscriptions.Add(int64(n)); max > 0 && got > max {
 		t.subscriptions.Add(-int64(n))
 		return fmt.Errorf("tenant %s holds its maximum of %d subscriptions (%s)", t.name, max, t.quotaKey("max_subscriptions"))
 	}
+	if kind != upstream.KindPattern {
+		return nil
+	}
+	max = int64(t.maxPatterns())
+	if got := t.patterns.Add(int64(n)); max > 0 && got > max {
+		t.patterns.Add(-int64(n))
+		t.subscriptions.Add(-int64(n))
+		return fmt.Errorf("tenant %s holds its maximum of %d patterns (%s)", t.name, max, t.quotaKey("max_patterns"))
+	}
 	return nil
 }
 
-func (t *tenant) releaseSubscriptions(n int) { t.subscriptions.Add(-int64(n)) }
+// maxPatterns is the tenant's pattern quota; 0 (or not set, outside a
+// loaded configuration) is unlimited.
+func (t *tenant) maxPatterns() int {
+	if p := t.quotas().MaxPatterns; p != nil {
+		return *p
+	}
+	return 0
+}
+
+func (t *tenant) releaseSubscriptions(kind upstream.Kind, n int) {
+	t.subscriptions.Add(-int64(n))
+	if kind == upstream.KindPattern {
+		t.patterns.Add(-int64(n))
+	}
+}
 
 // admitPublish checks a message against the tenant's payload and rate
 // quotas.

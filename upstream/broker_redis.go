@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -198,6 +199,21 @@ func (r *Redis) Subscribe(ctx context.Context, kind Kind, names ...string) error
 		return err
 	}
 	return r.main.subscribe(ctx, kind, names)
+}
+
+// SubscribeThen subscribes to channels or patterns like Subscribe, and
+// calls at, on the goroutine that hands their messages to the Handler, once
+// Redis confirmed every name: the messages handed over before at predate
+// the subscription of some name, those after it follow all of them. If
+// SubscribeThen fails, at may still run once, even after it returned.
+func (r *Redis) SubscribeThen(ctx context.Context, kind Kind, names []string, at func()) error {
+	switch {
+	case kind == KindPattern && r.sharded:
+		return ErrPatternsSharded
+	case r.upstreamKind(kind) == KindShard:
+		return fmt.Errorf("upstream: SubscribeThen takes channels or patterns, not %s channels", r.upstreamKind(kind))
+	}
+	return r.main.subscribeThen(ctx, kind, names, at)
 }
 
 func (r *Redis) Unsubscribe(ctx context.Context, kind Kind, names ...string) error {

@@ -53,8 +53,9 @@ type subscriber struct {
 	cancel  context.CancelFunc
 
 	mu      sync.Mutex
-	waiters map[string][]chan struct{} // "subscribe\x00name" → waiting callers
-	leaving map[string]int             // shard channels with an SUNSUBSCRIBE of ours in flight
+	waiters map[string][]chan struct{}     // "subscribe\x00name" → waiting callers
+	hooks   map[chan struct{}]*confirmHook // subscribeThen's waiters → its hook
+	leaving map[string]int                 // shard channels with an SUNSUBSCRIBE of ours in flight
 
 	// sendMu orders the (un)subscribes written on the connection with
 	// held, the names the connection holds or is subscribing (see sync),
@@ -71,7 +72,8 @@ type subscriber struct {
 func newSubscriber(r *Redis, dial dialFunc) *subscriber {
 	ctx, cancel := context.WithCancel(r.ctx)
 	return &subscriber{r: r, dial: dial, ctx: ctx, cancel: cancel,
-		waiters: make(map[string][]chan struct{}), leaving: make(map[string]int), held: make(map[string]Kind)}
+		waiters: make(map[string][]chan struct{}), hooks: make(map[chan struct{}]*confirmHook),
+		leaving: make(map[string]int), held: make(map[string]Kind)}
 }
 
 func confirmKey(redisKind, name string) string { return redisKind + "\x00" + name }
@@ -99,6 +101,36 @@ func unsubscribeVerb(kind Kind) string {
 func (s *subscriber) subscribe(ctx context.Context, kind Kind, names []string) error {
 	waits, forget := s.send(ctx, kind, names)
 	return awaitConfirmations(ctx, subscribeVerb(kind), waits, forget)
+}
+
+// confirmHook is what subscribeThen runs once Redis confirmed its last name.
+type confirmHook struct {
+	left int // names not confirmed yet
+	at   func()
+}
+
+// subscribeThen is subscribe that runs at on the receive goroutine once
+// Redis confirmed every name, before the messages that follow the last
+// confirmation are handed to the handler. A confirmation means the name is
+// subscribed from that point of the stream on, so the messages handed over
+// before at predate some name's subscription and those after follow all of
+// them: the hub switches how it serves a tenant's patterns at that point
+// without losing or repeating a message. If the wait fails, at runs at
+// most once, possibly after subscribeThen returned.
+func (s *subscriber) subscribeThen(ctx context.Context, kind Kind, names []string, at func()) error {
+	verb := subscribeVerb(kind)
+	waits := s.expect(verb, names)
+	hook := &confirmHook{left: len(waits), at: at}
+	s.mu.Lock()
+	for _, w := range waits {
+		s.hooks[w] = hook
+	}
+	s.mu.Unlock()
+	s.sendMu.Lock()
+	s.hold(kind, names)
+	_ = s.write(verb, names)
+	s.sendMu.Unlock()
+	return awaitConfirmations(ctx, verb, waits, func() { s.forget(verb, names, waits) })
 }
 
 // send writes the subscribe and returns what to wait for. A failed write is
@@ -229,6 +261,7 @@ func (s *subscriber) forget(verb string, names []string, waits []chan struct{}) 
 	for i, n := range names {
 		k := confirmKey(verb, n)
 		list := s.waiters[k]
+		delete(s.hooks, waits[i])
 		for j, w := range list {
 			if w == waits[i] {
 				list = append(list[:j], list[j+1:]...)
@@ -259,11 +292,25 @@ func (s *subscriber) confirmed(verb, name string) {
 		}
 	}
 	k := confirmKey(verb, name)
-	for _, w := range s.waiters[k] {
+	waiting := s.waiters[k]
+	delete(s.waiters, k)
+	var run []func()
+	for _, w := range waiting {
+		if hook := s.hooks[w]; hook != nil {
+			delete(s.hooks, w)
+			if hook.left--; hook.left == 0 {
+				run = append(run, hook.at)
+			}
+		}
+	}
+	s.mu.Unlock()
+	// A hook runs before its caller is woken: subscribeThen returns after it.
+	for _, at := range run {
+		at()
+	}
+	for _, w := range waiting {
 		close(w)
 	}
-	delete(s.waiters, k)
-	s.mu.Unlock()
 	if dropped && s.dropped != nil {
 		s.dropped(name)
 	}
