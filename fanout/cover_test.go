@@ -243,9 +243,9 @@ func TestCoverSwitchLosesAndRepeatsNothing(t *testing.T) {
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
 	channels := []string{"feed.1", "feed.2", "feed.3"}
-	var pubs []*publisher
+	var pubs []*testutil.CountingPublisher
 	for _, ch := range channels {
-		pubs = append(pubs, startPublisher(ctx, env.redis, "acme:"+ch))
+		pubs = append(pubs, testutil.StartPacedPublisher(ctx, env.redis, "acme:"+ch, time.Millisecond))
 	}
 	others := env.client("acme:")
 	extra := []string{"a*", "b*", "c*", "d*"}
@@ -296,7 +296,7 @@ func TestCoverBarrier(t *testing.T) {
 	env.client("acme:").psubscribe("a*", "b*", "c*") // covered
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
-	pub := startPublisher(ctx, env.redis, "acme:feed")
+	pub := testutil.StartPacedPublisher(ctx, env.redis, "acme:feed", time.Millisecond)
 	testutil.Eventually(t, "the publisher runs", func() bool { return pub.Acked() > 50 })
 	var late []*client
 	var before []int
@@ -377,43 +377,6 @@ func TestCoverDispatchAllocations(t *testing.T) {
 	}
 	testutil.Eventually(t, "the covered messages arrived", func() bool { return len(c.deliveries()) == 101 })
 }
-
-// publisher publishes 0, 1, 2… to one channel, 16 at a time with a pause
-// between, so that a subscriber under the race detector keeps up (Redis
-// disconnects a subscriber that falls too far behind), until ctx ends.
-type publisher struct {
-	acked atomic.Int64
-	done  chan struct{}
-}
-
-func startPublisher(ctx context.Context, c *redis.Client, channel string) *publisher {
-	p := &publisher{done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		for next := 0; ; {
-			cmds, _ := c.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-				for i := range 16 {
-					pipe.Publish(ctx, channel, strconv.Itoa(next+i))
-				}
-				return nil
-			})
-			for _, cmd := range cmds {
-				if cmd.Err() != nil {
-					return
-				}
-				next++
-				p.acked.Store(int64(next))
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
-	return p
-}
-
-// Acked is how many publishes were acknowledged: payloads 0 to Acked()-1.
-func (p *publisher) Acked() int { return int(p.acked.Load()) }
-
-func (p *publisher) Done() <-chan struct{} { return p.done }
 
 // TestCoverSurvivesUpstreamRestart: after Redis restarts, the engine
 // subscribes the cover again, and the covered patterns get each message

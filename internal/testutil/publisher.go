@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -15,12 +16,20 @@ type CountingPublisher struct {
 	mu    sync.Mutex
 	acked int
 	done  chan struct{}
+	pause time.Duration // between pipelines
 }
 
 // StartCountingPublisher publishes through c until a publish fails or ctx
 // ends.
 func StartCountingPublisher(ctx context.Context, c *redis.Client, channel string) *CountingPublisher {
-	p := &CountingPublisher{done: make(chan struct{})}
+	return StartPacedPublisher(ctx, c, channel, 0)
+}
+
+// StartPacedPublisher is StartCountingPublisher pausing between pipelines,
+// so that a subscriber under the race detector keeps up (Redis disconnects
+// a subscriber that falls too far behind).
+func StartPacedPublisher(ctx context.Context, c *redis.Client, channel string, pause time.Duration) *CountingPublisher {
+	p := &CountingPublisher{done: make(chan struct{}), pause: pause}
 	go p.run(ctx, c, channel)
 	return p
 }
@@ -43,6 +52,7 @@ func (p *CountingPublisher) run(ctx context.Context, c *redis.Client, channel st
 			p.acked = next
 			p.mu.Unlock()
 		}
+		time.Sleep(p.pause)
 	}
 }
 
