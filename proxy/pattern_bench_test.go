@@ -39,14 +39,7 @@ func BenchmarkPublishBesidePatterns(b *testing.B) {
 				o.Limits.MaxSubscriptionsPerClient = 1 << 20
 			})
 			defer holdPatterns(b, env, tc.patterns).Close()
-			before := testutil.ProcessCPU(b)
-			b.SetParallelism(2)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				publishPipelined(b, env, pb, 16)
-			})
-			b.StopTimer()
-			b.ReportMetric(float64((testutil.ProcessCPU(b)-before).Nanoseconds())/float64(b.N), "cpu-ns/msg")
+			benchPublishCPU(b, env)
 		})
 	}
 }

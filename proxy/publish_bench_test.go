@@ -89,7 +89,12 @@ func BenchmarkPublishRedis(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer broker.Close()
-	env := startProxy(b, broker, func(o *Options) { o.Logger = nil })
+	benchPublishCPU(b, startProxy(b, broker, func(o *Options) { o.Logger = nil }))
+}
+
+// benchPublishCPU publishes through env from 2×GOMAXPROCS pipelined
+// clients and reports the process's CPU time per message.
+func benchPublishCPU(b *testing.B, env *testEnv) {
 	before := testutil.ProcessCPU(b)
 	b.SetParallelism(2)
 	b.ResetTimer()
