@@ -100,21 +100,34 @@ func NewPasswordsWith(users map[string]PasswordUser, o PasswordOptions) (*Passwo
 // users it removes or gives another hash are forgotten, so an old
 // password fails from the next login on.
 func (p *Passwords) Update(users map[string]PasswordUser) error {
+	apply, err := p.Stage(users)
+	if err != nil {
+		return err
+	}
+	apply()
+	return nil
+}
+
+// Stage checks a new table and returns what puts it into effect (Update's
+// two halves), for a configuration reload that applies all its parts or
+// none: nothing changes until apply runs.
+func (p *Passwords) Stage(users map[string]PasswordUser) (apply func(), err error) {
 	cost := bcrypt.DefaultCost
 	for name, u := range users {
 		c, err := bcrypt.Cost([]byte(u.PasswordHash))
 		if err != nil {
-			return fmt.Errorf("auth: user %s: %w", name, err)
+			return nil, fmt.Errorf("auth: user %s: %w", name, err)
 		}
 		cost = max(cost, c)
 	}
 	decoy, err := bcrypt.GenerateFromPassword([]byte("pubgate decoy password"), cost)
 	if err != nil {
-		return fmt.Errorf("auth: %w", err)
+		return nil, fmt.Errorf("auth: %w", err)
 	}
-	p.table.Store(&passwordTable{users: users, decoy: decoy})
-	p.cache.forgetChanged(users)
-	return nil
+	return func() {
+		p.table.Store(&passwordTable{users: users, decoy: decoy})
+		p.cache.forgetChanged(users)
+	}, nil
 }
 
 // Authenticate compares the password with the user's bcrypt hash, unless

@@ -256,19 +256,49 @@ func (a *Authorizer) Reload(ctx context.Context) (revision string, err error) {
 	return a.reload(ctx)
 }
 
-// SetSources reloads the policy from new sources (a configuration reload:
-// other paths, new data.pubgate), watching the new paths too if Watch
-// runs. If the policy they hold is refused, the old sources and revision
-// stay in effect.
+// Stage compiles the policy from new sources (a configuration reload:
+// other paths, new data.pubgate) beside the one in effect, and returns what
+// puts it into effect. Nothing changes until apply runs, so that a caller
+// applying several parts of a new configuration applies all or none: the
+// policy compiles once, here. If the sources hold the policy in effect,
+// apply only records them.
+func (a *Authorizer) Stage(ctx context.Context, src Sources) (apply func(), err error) {
+	l, err := load(src)
+	if err != nil {
+		return nil, err
+	}
+	var c *compiled
+	if l.revision != a.Revision() {
+		if c, err = compile(ctx, l, a.opts.CacheSize, a.printHook()); err != nil {
+			return nil, err
+		}
+	}
+	return func() { a.install(src, c) }, nil
+}
+
+// SetSources reloads the policy from new sources at once (Stage, then
+// apply). If the policy they hold is refused, the old sources and revision
+// stay in effect, and the refusal is reported as a reload's.
 func (a *Authorizer) SetSources(ctx context.Context, src Sources) (revision string, err error) {
+	apply, err := a.Stage(ctx, src)
+	if err != nil {
+		a.reloadMu.Lock()
+		defer a.reloadMu.Unlock()
+		a.refuse(a.current.Load(), err)
+		return a.Revision(), err
+	}
+	apply()
+	return a.Revision(), nil
+}
+
+// install puts staged sources, and their revision if it is new, into
+// effect, watching the new paths too if Watch runs.
+func (a *Authorizer) install(src Sources, c *compiled) {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	old := a.opts.Sources
 	a.opts.Sources = src
-	revision, err = a.reload(ctx)
-	if err != nil && !errors.Is(err, ErrUnchanged) {
-		a.opts.Sources = old
-		return revision, err
+	if c != nil {
+		a.swap(a.current.Load(), c)
 	}
 	if a.watcher != nil {
 		for _, p := range a.watchedPaths() {
@@ -277,7 +307,6 @@ func (a *Authorizer) SetSources(ctx context.Context, src Sources) (revision stri
 			}
 		}
 	}
-	return revision, err
 }
 
 // reload is Reload with reloadMu held.
@@ -285,20 +314,30 @@ func (a *Authorizer) reload(ctx context.Context) (revision string, err error) {
 	old := a.current.Load()
 	c, err := a.build(ctx, old.revision)
 	if err != nil {
-		if !errors.Is(err, ErrUnchanged) {
-			a.stats.reloadFailures.Add(1)
-			a.log.Error("policy reload refused; the previous policy stays in effect",
-				zap.String("revision", old.revision), zap.Error(err))
-		}
-		a.notify(ReloadResult{Previous: old.revision, Revision: old.revision, Err: err})
+		a.refuse(old, err)
 		return old.revision, err
 	}
+	a.swap(old, c)
+	return c.revision, nil
+}
+
+// swap puts revision c in the place of old, with reloadMu held.
+func (a *Authorizer) swap(old, c *compiled) {
 	a.current.Store(c)
 	a.stats.reloads.Add(1)
 	a.log.Info("policy reloaded", zap.String("previous_revision", old.revision),
 		zap.String("revision", c.revision), zap.String("modules", c.files), zap.String("bundle_revision", c.bundle))
 	a.notify(ReloadResult{Previous: old.revision, Revision: c.revision})
-	return c.revision, nil
+}
+
+// refuse reports a reload that kept old in effect, with reloadMu held.
+func (a *Authorizer) refuse(old *compiled, err error) {
+	if !errors.Is(err, ErrUnchanged) {
+		a.stats.reloadFailures.Add(1)
+		a.log.Error("policy reload refused; the previous policy stays in effect",
+			zap.String("revision", old.revision), zap.Error(err))
+	}
+	a.notify(ReloadResult{Previous: old.revision, Revision: old.revision, Err: err})
 }
 
 func (a *Authorizer) build(ctx context.Context, current string) (*compiled, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/pubgate/pubgate/proxy"
 	ptls "github.com/pubgate/pubgate/tls"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // reloader applies the configuration file, read again, to the running
@@ -51,10 +52,13 @@ func (r *reloader) reload(ctx context.Context) {
 	record(r.auditor, rec)
 }
 
-// apply loads the file and applies its live settings. The policy is
-// compiled before anything changes, as it is what most often fails; it
-// takes effect last, so that clients Reconfigure ends (a removed tenant or
-// user) are told that reason rather than the policy's.
+// apply loads the file and applies its live settings, all or none: it
+// builds every part of the new state first (the password table, the
+// compiled policy, the log level), and only once all of them succeeded
+// swaps them in, one after the other without anything in between that can
+// fail. The policy compiles once, here. It takes effect last, so that
+// clients Reconfigure ends (a removed tenant or user) are told that reason
+// rather than the policy's.
 func (r *reloader) apply(ctx context.Context) (applied, restart []string, err error) {
 	next, err := config.Load(r.path)
 	if err != nil {
@@ -64,17 +68,22 @@ func (r *reloader) apply(ctx context.Context) (applied, restart []string, err er
 	if err := live.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("the new live settings do not fit the settings in effect until a restart: %w", err)
 	}
-	if _, err := newAuthorizer(ctx, live, zap.NewNop()); err != nil {
+	applyUsers, err := r.passwords.Stage(passwordUsers(live))
+	if err != nil {
 		return nil, nil, err
 	}
-	if err := r.passwords.Update(passwordUsers(live)); err != nil {
+	applyPolicy, err := r.authz.Stage(ctx, policySources(live))
+	if err != nil {
 		return nil, nil, err
 	}
+	var level zapcore.Level
+	if err := level.UnmarshalText([]byte(live.Log.Level)); err != nil {
+		return nil, nil, fmt.Errorf("log.level: %w", err)
+	}
+	applyUsers()
 	r.srv.Reconfigure(live.Tenants, live.Audit.AuditLevels())
-	// The files compiled a moment ago: should they fail now, the policy
-	// package logs and audits it, and keeps the revision in effect.
-	_, _ = r.authz.SetSources(ctx, policySources(live))
-	_ = r.logLevel.UnmarshalText([]byte(live.Log.Level)) // Validate checked it
+	applyPolicy()
+	r.logLevel.SetLevel(level)
 	applied, restart = config.Diff(r.running, live), config.Diff(live, next)
 	r.running = live
 	return applied, restart, nil

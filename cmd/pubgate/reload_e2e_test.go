@@ -110,3 +110,49 @@ func rewriteAndHUP(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloadRefusedByThePolicyAppliesNothing: an edit adds a user and
+// points the policy at a module that does not compile. The users are
+// parsed before the policy is compiled; the policy's refusal leaves them
+// as they were too: nothing of the edit is applied, and the audit log says
+// why.
+func TestReloadRefusedByThePolicyAppliesNothing(t *testing.T) {
+	dir := t.TempDir()
+	writeIn(t, dir, "audit.key", strings.Repeat("k", 40)+"\n")
+	if err := os.Mkdir(dir+"/broken", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeIn(t, dir, "broken/authz.rego", "package pubgate.authz\nallow if {\n")
+	users := `tenants: {acme: {}}
+users:
+  alice: {tenant: acme, password_hash: "` + aliceHash + `"}`
+	g := startGatewayWith(t, fmt.Sprintf(reloadConfig, dir, users, "5s"), localGateway(dir))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	edit := strings.Replace(fmt.Sprintf(reloadConfig, dir, users+`
+  carol: {tenant: acme, password_hash: "`+bobHash+`"}`, "5s"),
+		"policy: {watch: false}", `policy: {watch: false, paths: ["`+dir+`/broken"]}`, 1)
+	rewriteAndHUP(t, g.config, edit)
+	testutil.Eventually(t, "the refusal is logged", func() bool { return strings.Contains(g.logs.String(), "configuration reload refused") })
+	carol := redis.NewClient(&redis.Options{Addr: g.addr(), Username: "carol", Password: "bob-secret", TLSConfig: g.tlsConfig(t)})
+	defer carol.Close()
+	if err := carol.Ping(ctx).Err(); err == nil || !strings.HasPrefix(err.Error(), "WRONGPASS") {
+		t.Fatalf("the user of a refused reload: %v", err)
+	}
+	if err := g.client(t, "alice").Publish(ctx, "orders", "x").Err(); err != nil {
+		t.Fatalf("alice, under the policy in effect: %v", err)
+	}
+	if code := g.stop(); code != 0 {
+		t.Fatalf("pubgate exited %d", code)
+	}
+	var reasons []string
+	for _, e := range readAudit(t, dir) {
+		if e.Event == audit.EventConfigReload {
+			reasons = append(reasons, string(e.Outcome)+": "+e.Reason)
+		}
+	}
+	if len(reasons) != 1 || !strings.HasPrefix(reasons[0], "failure: refused: policy") || !strings.Contains(reasons[0], "authz.rego") {
+		t.Fatalf("config_reload records: %q", reasons)
+	}
+}
