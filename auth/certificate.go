@@ -23,6 +23,18 @@ type CertificateMapper struct {
 // and user under the configured rule.
 var ErrNoCertificateIdentity = errors.New("auth: client certificate names no tenant and user")
 
+// CheckURITemplate says what is wrong with a non-empty URI template, if
+// anything: configuration validation and NewCertificateMapper share it.
+func CheckURITemplate(uriTemplate string) error {
+	if strings.Count(uriTemplate, "{tenant}") != 1 || strings.Count(uriTemplate, "{user}") != 1 {
+		return errors.New("must contain {tenant} and {user} once each")
+	}
+	if strings.Count(uriTemplate, "{") != 2 || strings.Count(uriTemplate, "}") != 2 {
+		return errors.New("may contain no braces but those of {tenant} and {user}")
+	}
+	return nil
+}
+
 // NewCertificateMapper compiles a URI template; "" maps from the subject.
 // A template must contain {tenant} and {user} once each, each matching one
 // path segment.
@@ -30,11 +42,8 @@ func NewCertificateMapper(uriTemplate string) (*CertificateMapper, error) {
 	if uriTemplate == "" {
 		return &CertificateMapper{}, nil
 	}
-	if strings.Count(uriTemplate, "{tenant}") != 1 || strings.Count(uriTemplate, "{user}") != 1 {
-		return nil, fmt.Errorf("auth: uri_template %q must contain {tenant} and {user} once each", uriTemplate)
-	}
-	if strings.Count(uriTemplate, "{") != 2 || strings.Count(uriTemplate, "}") != 2 {
-		return nil, fmt.Errorf("auth: uri_template %q may contain no braces but those of {tenant} and {user}", uriTemplate)
+	if err := CheckURITemplate(uriTemplate); err != nil {
+		return nil, fmt.Errorf("auth: uri_template %q %w", uriTemplate, err)
 	}
 	m := &CertificateMapper{}
 	value := placeholderExpr(uriTemplate)

@@ -101,6 +101,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"unknown default user", base + "auth: {default_user: ghost}\n", `auth.default_user: unknown user "ghost"`},
 		{"certificates without client CA", base + "auth: {certificates: {}}\n", "auth.certificates: needs listen.tls.client_ca_file and client_auth"},
 		{"bad certificate template", base + "auth: {certificates: {uri_template: 'spiffe://x/{tenant}'}}\n", "auth.certificates.uri_template: must contain {tenant} and {user} once each"},
+		{"stray braces in the certificate template", base + "auth: {certificates: {uri_template: 'spiffe://x/{tenant}/{user}/{x}'}}\n", "auth.certificates.uri_template: may contain no braces but those of {tenant} and {user}"},
 		{"bad certificate login", base + "auth: {certificates: {login: maybe}}\n", `auth.certificates.login: must be certificate or password, not "maybe"`},
 		{"jwt without keys", base + "auth: {jwt: {issuer: i, audience: a}}\n", "auth.jwt: set one of jwks_url and jwks_file"},
 		{"jwt over http", base + "auth: {jwt: {jwks_url: 'http://idp/jwks', issuer: i, audience: a}}\n", "auth.jwt.jwks_url: must be an https:// URL"},

@@ -366,8 +366,12 @@ func (c *Config) validateUsers(add addFunc) {
 		if cert.Login != "certificate" && cert.Login != "password" {
 			add("auth.certificates.login", "must be certificate or password, not %q", cert.Login)
 		}
-		if tmpl := cert.URITemplate; tmpl != "" && (strings.Count(tmpl, "{tenant}") != 1 || strings.Count(tmpl, "{user}") != 1) {
-			add("auth.certificates.uri_template", "must contain {tenant} and {user} once each")
+		// The check serve's NewCertificateMapper makes, so that check never
+		// accepts a template serve refuses.
+		if tmpl := cert.URITemplate; tmpl != "" {
+			if err := auth.CheckURITemplate(tmpl); err != nil {
+				add("auth.certificates.uri_template", "%v", err)
+			}
 		}
 	}
 	if j := c.Auth.JWT; j != nil {
