@@ -56,7 +56,7 @@ func (f *File) open() error {
 	}
 	info, err := file.Stat()
 	if err != nil {
-		file.Close()
+		_ = file.Close() // the Stat error is the one to report
 		return fmt.Errorf("audit: %w", err)
 	}
 	f.f, f.size, f.opened = file, info.Size(), time.Now()
@@ -256,7 +256,7 @@ func cutPartialLine(path string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
 	}
-	defer file.Close()
+	defer func() { _ = file.Close() }() // the truncation took effect already
 	info, err := file.Stat()
 	if err != nil || !info.Mode().IsRegular() || info.Size() == 0 {
 		return 0, err
@@ -299,7 +299,7 @@ func lastLine(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	defer file.Close()
+	defer func() { _ = file.Close() }() // nothing was written through it
 	info, err := file.Stat()
 	if err != nil || !info.Mode().IsRegular() || info.Size() == 0 {
 		return nil, err

@@ -62,7 +62,7 @@ func WriteKeyFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("audit: write key: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }() // after a successful rename there is nothing to remove
 	if _, err = tmp.WriteString(key + "\n"); err == nil {
 		err = tmp.Sync()
 	}

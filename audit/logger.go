@@ -199,7 +199,7 @@ func (l *Logger) Record(r Record) error {
 		}
 		if timeout == nil {
 			t := time.NewTimer(l.o.EnqueueTimeout)
-			defer t.Stop()
+			defer t.Stop() //nolint:gocritic // deferInLoop: made once per call (timeout == nil), stopped when it returns
 			timeout = t.C
 		}
 		q.waiting++

@@ -173,7 +173,7 @@ func readLines(path string, partialTail bool, f func(n int, line []byte) error) 
 	if err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
 	}
-	defer file.Close()
+	defer func() { _ = file.Close() }() // only read
 	r := bufio.NewReaderSize(file, 64<<10)
 	for n := 1; ; n++ {
 		line, err := readLine(r)
@@ -206,7 +206,8 @@ func (v *verifier) check(line []byte) (*Entry, error) {
 		return e, errors.New("the hash does not match: the record was altered or forged (or the key is not the log's)")
 	}
 	// After the hash: an altered *_b64 member is reported as an alteration.
-	return e, e.exactNames()
+	err = e.exactNames()
+	return e, err
 }
 
 // link checks that e follows the record before it.

@@ -23,17 +23,17 @@ func newTestPasswords(t *testing.T, o PasswordOptions) *Passwords {
 	return p
 }
 
-// loginCost logs in and returns the error and how many bcrypt checks the
-// login ran.
-func loginCost(p *Passwords, user, pass string) (error, int64) {
+// loginCost logs in and returns how many bcrypt checks the login ran, and
+// its error.
+func loginCost(p *Passwords, user, pass string) (int64, error) {
 	before := p.Stats().Comparisons
 	_, err := p.Authenticate(context.Background(), Credentials{Username: user, Password: pass})
-	return err, p.Stats().Comparisons - before
+	return p.Stats().Comparisons - before, err
 }
 
 func wantLogin(t *testing.T, p *Passwords, user, pass string, ok bool, bcrypts int64) {
 	t.Helper()
-	err, n := loginCost(p, user, pass)
+	n, err := loginCost(p, user, pass)
 	if ok != (err == nil) || (!ok && !errors.Is(err, ErrInvalidCredentials)) {
 		t.Fatalf("%s/%s: err %v, want ok=%v", user, pass, err, ok)
 	}

@@ -74,7 +74,7 @@ func TestStormCountsFailures(t *testing.T) {
 			if err != nil {
 				return
 			}
-			defer c.Close() // held open, never answered
+			defer c.Close() //nolint:gocritic // deferInLoop: held open, never answered, until the listener goes
 		}
 	}()
 	r = storm(t, StormOptions{Addr: silent.Addr().String(), Tenant: Tenant{User: "u", Password: "p"}, Clients: 4, Timeout: 300 * time.Millisecond})

@@ -253,7 +253,7 @@ func TestAuditSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := c.Audit
-	if a.Path != filepath.Join(dir, "log/audit.log") || a.KeyFile != filepath.Join(dir, "audit.key") || !a.FailClosed ||
+	if a.Path != filepath.Join(dir, "log", "audit.log") || a.KeyFile != filepath.Join(dir, "audit.key") || !a.FailClosed ||
 		a.FsyncInterval != time.Second || a.FsyncRecords != 1000 || a.SealInterval != time.Minute || a.MaxSize != 100<<20 {
 		t.Fatalf("audit %+v", a)
 	}

@@ -81,7 +81,6 @@ func (l Listen) tlsSummary() string {
 	return s
 }
 
-// RedactURL hides the password of a URL for logs and summaries.
 // Describe names the upstream deployment for logs and `pubgate check`,
 // without secrets.
 func (u Upstream) Describe() string {

@@ -155,10 +155,10 @@ func (s *session) maySubscribe(kind upstream.Kind, name, up string) bool {
 
 // Recheck asks every session to re-check its subscriptions (after a policy
 // change). Sessions do it on their own goroutine, between commands.
-func (srv *Server) Recheck() {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	for sess := range srv.sessions {
+func (s *Server) Recheck() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.sessions {
 		sess.wake(wakeRecheck)
 	}
 }

@@ -410,17 +410,17 @@ func (f *killFilter) matches(c, caller *session) bool {
 
 // clientsOf lists, by ID, the connections of caller's user on this node
 // (caller's included), leaving out those pubgate is already ending.
-func (srv *Server) clientsOf(caller *session) []*session {
+func (s *Server) clientsOf(caller *session) []*session {
 	if caller.ident == nil {
 		return nil
 	}
 	tenant, user := caller.ident.Tenant, caller.ident.User
-	srv.mu.Lock()
-	all := make([]*session, 0, len(srv.sessions))
-	for c := range srv.sessions {
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for c := range s.sessions {
 		all = append(all, c)
 	}
-	srv.mu.Unlock()
+	s.mu.Unlock()
 	mine := all[:0]
 	for _, c := range all {
 		if v := c.fields(); v.tenant == tenant && v.user == user && c.forcedEnd.Load() == nil {

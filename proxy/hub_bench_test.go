@@ -54,7 +54,7 @@ func benchmarkFanout(b *testing.B, subscribers, payload, burstLen int) {
 	acme := newTenant("acme", &config.Tenant{Prefix: "acme:"}, config.Namespace{Mode: "rewrite"}, audit.Levels{}) // deliveries are counted per tenant
 	for range subscribers {
 		out := fanout.NewOutbox(countingWriter{&written}, fanout.Limits{Hard: 1 << 40, Soft: 1 << 40, SoftFor: time.Hour}, func(string) {}, &writes)
-		defer out.Close()
+		defer out.Close() //nolint:gocritic // deferInLoop: every outbox lives until the benchmark ends
 		h.Attach(entries[0], out, &acme.stats.delivered, func() {})
 	}
 	// Seq 1 is after every member's subscribe (the engine received nothing).

@@ -94,7 +94,7 @@ func TestCoveredPatternsThroughTheProxy(t *testing.T) {
 	}
 	got := readSet(t, sub, 3)
 	for _, p := range []string{"news.*", "news.?", "n*"} {
-		if m := fmt.Sprintf(`["pmessage" "%s" "news.a" "hello"]`, p); !got[m] {
+		if m := fmt.Sprintf(`["pmessage" %q "news.a" "hello"]`, p); !got[m] {
 			t.Fatalf("missing %s in %v", m, got)
 		}
 	}

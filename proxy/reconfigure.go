@@ -24,19 +24,19 @@ import (
 //
 // A password change keeps connected clients, as in Redis. Quotas lowered
 // below what a tenant holds refuse what comes next, and disconnect nobody.
-func (srv *Server) Reconfigure(tenants map[string]*config.Tenant, levels audit.Levels) {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	srv.setTenants(tenants, levels)
-	for sess := range srv.sessions {
+func (s *Server) Reconfigure(tenants map[string]*config.Tenant, levels audit.Levels) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setTenants(tenants, levels)
+	for sess := range s.sessions {
 		sess.wake(wakeReidentify)
 	}
 }
 
 // setTenants replaces the tenant table; the caller holds srv.mu, or is New.
-func (srv *Server) setTenants(cfg map[string]*config.Tenant, levels audit.Levels) {
+func (s *Server) setTenants(cfg map[string]*config.Tenant, levels audit.Levels) {
 	var old map[string]*tenant
-	if p := srv.tenants.Load(); p != nil {
+	if p := s.tenants.Load(); p != nil {
 		old = *p
 	}
 	next := make(map[string]*tenant, len(cfg))
@@ -46,20 +46,20 @@ func (srv *Server) setTenants(cfg map[string]*config.Tenant, levels audit.Levels
 			next[name] = tn
 			continue
 		}
-		next[name] = newTenant(name, t, srv.namespace, levels)
+		next[name] = newTenant(name, t, s.namespace, levels)
 	}
-	srv.tenants.Store(&next)
+	s.tenants.Store(&next)
 }
 
 // tenant is the named tenant of the configuration in effect, or nil.
-func (srv *Server) tenant(name string) *tenant { return (*srv.tenants.Load())[name] }
+func (s *Server) tenant(name string) *tenant { return (*s.tenants.Load())[name] }
 
 // defaultIdentity is auth.default_user's identity as the configuration in
 // effect has it: its roles may have changed since start.
-func (srv *Server) defaultIdentity() auth.Identity {
-	d := *srv.defaultUser
-	if srv.users != nil {
-		if id, ok := srv.users(d.User); ok && id.Tenant == d.Tenant {
+func (s *Server) defaultIdentity() auth.Identity {
+	d := *s.defaultUser
+	if s.users != nil {
+		if id, ok := s.users(d.User); ok && id.Tenant == d.Tenant {
 			return id
 		}
 	}

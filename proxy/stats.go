@@ -162,19 +162,19 @@ func (s *session) countEnd() {
 
 // Stats returns a snapshot of the server's figures. It takes the server's
 // and the hub's locks briefly, never a session's.
-func (srv *Server) Stats() ServerStats {
+func (s *Server) Stats() ServerStats {
 	st := ServerStats{
-		Clients:               srv.Clients(),
-		Accepted:              srv.stats.accepted.Load(),
-		RefusedMaxClients:     srv.stats.refusedMaxClients.Load(),
-		UpstreamPublishErrors: srv.stats.upstreamPublishErrors.Load(),
-		LoginsThrottled:       srv.stats.loginsThrottled.Load(),
-		LoginsThrottleRefused: srv.stats.loginsThrottleRefused.Load(),
-		ClientWrites:          srv.stats.clientWrites.Load(),
-		UpstreamSubscriptions: held(srv.hub.Held()),
+		Clients:               s.Clients(),
+		Accepted:              s.stats.accepted.Load(),
+		RefusedMaxClients:     s.stats.refusedMaxClients.Load(),
+		UpstreamPublishErrors: s.stats.upstreamPublishErrors.Load(),
+		LoginsThrottled:       s.stats.loginsThrottled.Load(),
+		LoginsThrottleRefused: s.stats.loginsThrottleRefused.Load(),
+		ClientWrites:          s.stats.clientWrites.Load(),
+		UpstreamSubscriptions: held(s.hub.Held()),
 	}
 	var loggedIn int64
-	for _, t := range srv.tenantList() {
+	for _, t := range s.tenantList() {
 		ts := t.snapshot()
 		loggedIn += ts.Connections
 		st.Tenants = append(st.Tenants, ts)
@@ -183,14 +183,14 @@ func (srv *Server) Stats() ServerStats {
 	st.Unauthenticated = TenantStats{
 		Name:            "",
 		Connections:     max(int64(st.Clients)-loggedIn, 0), // the two are read at slightly different times
-		SlowDisconnects: srv.stats.unauthenticatedSlow.Load(),
+		SlowDisconnects: s.stats.unauthenticatedSlow.Load(),
 	}
 	return st
 }
 
 // tenantList is every tenant the server knows.
-func (srv *Server) tenantList() []*tenant {
-	tenants := *srv.tenants.Load()
+func (s *Server) tenantList() []*tenant {
+	tenants := *s.tenants.Load()
 	list := make([]*tenant, 0, len(tenants))
 	for _, t := range tenants {
 		list = append(list, t)

@@ -3,7 +3,8 @@
 # it is missing: gcc (for -race), redis-server (also run as Sentinel, with
 # --sentinel, so no redis-sentinel package) and redis-cli (which creates the
 # test clusters), Debian's python3-redis, Node.js with npm, the ioredis
-# example's packages, and HAProxy (the load balancer in front of two nodes).
+# example's packages, HAProxy (the load balancer in front of two nodes), and
+# golangci-lint at the version pinned below (built with the Go toolchain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,14 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt needed on:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+# The linters and their settings are in .golangci.yml.
+golangci_lint_version=v2.15.0
+lint="$(go env GOPATH)/bin/golangci-lint"
+if ! "$lint" version 2>/dev/null | grep -q "version ${golangci_lint_version#v} "; then
+	echo "installing golangci-lint $golangci_lint_version"
+	go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$golangci_lint_version"
+fi
+"$lint" run ./...
 go test -race -count=1 ./...
 # A short run of the benchmark comparison (no thresholds): it must keep
 # working, and every message must arrive.

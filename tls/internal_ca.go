@@ -56,7 +56,8 @@ func loadOrCreateCA(dir string) (*localCA, error) {
 	defer unlock()
 	pair, err := tls.LoadX509KeyPair(ca.certFile, caKeyFile)
 	if os.IsNotExist(err) {
-		return ca, ca.create(caKeyFile)
+		err := ca.create(caKeyFile)
+		return ca, err
 	}
 	if err != nil {
 		return nil, err
@@ -198,17 +199,17 @@ func writePEM(path, blockType string, der []byte, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name()) // after a successful rename there is nothing to remove
+	defer func() { _ = os.Remove(f.Name()) }() // after a successful rename there is nothing to remove
 	if err := f.Chmod(mode); err != nil {
-		f.Close()
+		_ = f.Close() // the first error is the one to report
 		return err
 	}
 	if _, err := f.Write(pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})); err != nil {
-		f.Close()
+		_ = f.Close() // the first error is the one to report
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close() // the first error is the one to report
 		return err
 	}
 	if err := f.Close(); err != nil {
@@ -225,7 +226,7 @@ func lockDir(dir string) (unlock func(), err error) {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
+		_ = f.Close() // the lock's error is the one to report
 		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	return func() { _ = f.Close() }, nil // closing releases the lock

@@ -78,7 +78,8 @@ func isRedirect(err error) (*redirectError, bool) {
 		return nil, false
 	}
 	var moved *redirectError
-	return moved, errors.As(err, &moved)
+	ok := errors.As(err, &moved) // before moved is read: the order of a return's operands is not the calls' order
+	return moved, ok
 }
 
 // noteFailures marks the engine down when a publication failed for want of

@@ -296,7 +296,7 @@ func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(tmp)
+		defer func() { _ = os.RemoveAll(tmp) }()
 		dir = tmp
 	}
 	arms, stop, err := startArms(ctx, o, dir, stderr)

@@ -60,7 +60,7 @@ func (a *arm) counters() (writes, delivered float64, ok bool) {
 	if err != nil {
 		return 0, 0, false
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return 0, 0, false
@@ -163,7 +163,7 @@ func (a *arm) rss() int64 {
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // only read
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {

@@ -233,14 +233,14 @@ func TestReadmeCommands(t *testing.T) {
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 
 	// The quickstart, on a free port, its audit log in auditDir.
-	data, err := os.ReadFile(filepath.Join(root, "examples/quickstart/pubgate.yaml"))
+	data, err := os.ReadFile(filepath.Join(root, "examples", "quickstart", "pubgate.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	config := string(data)
 	for _, r := range [][2]string{
 		{"address: 127.0.0.1:6380", "address: 127.0.0.1:0"},
-		{"paths: [../policies]", "paths: [" + filepath.Join(root, "examples/policies") + "]"},
+		{"paths: [../policies]", "paths: [" + filepath.Join(root, "examples", "policies") + "]"},
 		{"path: /tmp/pubgate-quickstart/", "path: " + auditDir + "/"},
 	} {
 		if !strings.Contains(config, r[0]) {
@@ -248,7 +248,7 @@ func TestReadmeCommands(t *testing.T) {
 		}
 		config = strings.ReplaceAll(config, r[0], r[1])
 	}
-	g := startGatewayWith(t, config, localGateway(filepath.Join(home, ".local/share/pubgate")))
+	g := startGatewayWith(t, config, localGateway(filepath.Join(home, ".local", "share", "pubgate")))
 	port := strconv.Itoa(g.port)
 	rewrite := strings.NewReplacer(
 		"-p 6380 ", "-p "+port+" ",

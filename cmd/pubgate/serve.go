@@ -75,7 +75,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, cmd *cobra.Comm
 	if err != nil {
 		return err
 	}
-	defer broker.Close()
+	defer func() { _ = broker.Close() }() // it reports nothing a stopping node could act on
 	auditor, closeAudit, err := openAudit(cfg.Audit, cmd.OutOrStdout(), log)
 	if err != nil {
 		return err
