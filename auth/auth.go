@@ -9,12 +9,22 @@ import (
 	"time"
 )
 
+// Method is how an identity was proven. Policies see it as
+// input.auth.method, the audit log as auth_method.
+type Method string
+
+const (
+	MethodPassword    Method = "password" // AUTH with a configured user's password
+	MethodCertificate Method = "mtls"     // a verified client certificate
+	MethodJWT         Method = "jwt"      // AUTH with a token
+)
+
 // Identity is who a connection acts as. Policies and the audit log see it.
 type Identity struct {
 	Tenant string
 	User   string
 	Roles  []string
-	Method string         // "password" | "mtls" | "jwt"
+	Method Method
 	Claims map[string]any // verified token claims, if any
 	// Expires is when the identity stops being valid (a token's exp);
 	// zero for never.

@@ -103,7 +103,7 @@ func (j *JWT) Authenticate(ctx context.Context, c Credentials) (Identity, error)
 		return Identity{}, fmt.Errorf("%w: AUTH user %q is not the token's user %q", ErrInvalidCredentials, c.Username, user)
 	}
 	exp, _ := claims.GetExpirationTime()
-	return Identity{Tenant: tenant, User: user, Roles: stringList(claims[j.o.RolesClaim]), Method: "jwt",
+	return Identity{Tenant: tenant, User: user, Roles: stringList(claims[j.o.RolesClaim]), Method: MethodJWT,
 		Claims: claims, Expires: exp.Time}, nil
 }
 

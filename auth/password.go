@@ -206,7 +206,7 @@ func (p *Passwords) Lookup(user string) (Identity, bool) {
 }
 
 func (p *Passwords) identity(name string, u PasswordUser) Identity {
-	return Identity{Tenant: u.Tenant, User: name, Roles: append([]string(nil), u.Roles...), Method: "password"}
+	return Identity{Tenant: u.Tenant, User: name, Roles: append([]string(nil), u.Roles...), Method: MethodPassword}
 }
 
 // PasswordStats counts what password logins cost, for metrics.

@@ -53,7 +53,7 @@ func (s *session) record(r audit.Record) error {
 	r.Time = time.Now()
 	r.ClientID, r.ClientAddr, r.ClientName = s.id, s.addr, s.name
 	if r.User == "" && r.Tenant == "" && s.ident != nil {
-		r.Tenant, r.User, r.AuthMethod = s.ident.Tenant, s.ident.User, s.ident.Method
+		r.Tenant, r.User, r.AuthMethod = s.ident.Tenant, s.ident.User, string(s.ident.Method)
 	}
 	return s.srv.audit.Record(r)
 }

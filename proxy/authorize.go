@@ -82,14 +82,14 @@ func withNote(reason, note string) string {
 // subjectOf is id as the policy sees it on this connection.
 func (s *session) subjectOf(id auth.Identity) *policy.Subject {
 	return policy.NewSubject(policy.Subject{
-		Tenant: id.Tenant, User: id.User, Roles: id.Roles, Method: id.Method, Claims: id.Claims, TLS: s.tlsInfo,
+		Tenant: id.Tenant, User: id.User, Roles: id.Roles, Method: string(id.Method), Claims: id.Claims, TLS: s.tlsInfo,
 	})
 }
 
 // recordLogin records a login attempt of id.
 func (s *session) recordLogin(id auth.Identity, outcome audit.Outcome, reason, revision string) error {
 	return s.record(audit.Record{Event: audit.EventAuth, Outcome: outcome, Tenant: id.Tenant, User: id.User,
-		AuthMethod: id.Method, Reason: reason, Revision: revision})
+		AuthMethod: string(id.Method), Reason: reason, Revision: revision})
 }
 
 // recordAuthFailure records a login that failed before it had an identity.

@@ -16,11 +16,6 @@ const errUpstream = "ERR pubgate: upstream unavailable, try again later"
 // maxPublishPipeline bounds how many PUBLISHes one upstream pipeline carries.
 const maxPublishPipeline = 512
 
-var (
-	subscribeVerb   = [3]string{"subscribe", "psubscribe", "ssubscribe"}
-	unsubscribeVerb = [3]string{"unsubscribe", "punsubscribe", "sunsubscribe"}
-)
-
 func (s *session) cmdSubscribe(args [][]byte)    { s.subscribe(upstream.KindChannel, args[1:]) }
 func (s *session) cmdPSubscribe(args [][]byte)   { s.subscribe(upstream.KindPattern, args[1:]) }
 func (s *session) cmdSSubscribe(args [][]byte)   { s.subscribe(upstream.KindShard, args[1:]) }
@@ -96,7 +91,7 @@ func (s *session) subscribe(kind upstream.Kind, names [][]byte) {
 		s.countSubscriptions(kind, len(fresh))
 		s.showSubscriptions(kind, len(s.subs[kind])+len(fresh)) // before the first confirmation goes out
 	}
-	verb := subscribeVerb[kind]
+	verb := kind.SubscribeVerb()
 	for _, n := range names {
 		name := string(n)
 		e, isNew := entries[name]
@@ -155,7 +150,7 @@ func (s *session) newSubscriptions(kind upstream.Kind, names [][]byte) []fanout.
 func (s *session) unsubscribe(kind upstream.Kind, names [][]byte) {
 	if len(names) == 0 {
 		if len(s.subs[kind]) == 0 {
-			s.writeSubReply(unsubscribeVerb[kind], nil, s.countFor(kind))
+			s.writeSubReply(kind.UnsubscribeVerb(), nil, s.countFor(kind))
 			return
 		}
 		for name := range s.subs[kind] {
@@ -189,7 +184,7 @@ type unsubscribed struct {
 // message delivered on the name, which detach ended.
 func (s *session) confirmUnsubscribed(kind upstream.Kind, confirms []unsubscribed) {
 	for i := range confirms {
-		s.writeSubReply(unsubscribeVerb[kind], &confirms[i].name, confirms[i].count)
+		s.writeSubReply(kind.UnsubscribeVerb(), &confirms[i].name, confirms[i].count)
 	}
 }
 

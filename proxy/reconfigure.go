@@ -77,7 +77,7 @@ func (s *session) reidentify() bool {
 		return s.endNow("tenant " + id.Tenant + " was removed from the configuration")
 	}
 	switch id.Method {
-	case "password":
+	case auth.MethodPassword:
 		if s.srv.users == nil {
 			return true
 		}
@@ -86,7 +86,7 @@ func (s *session) reidentify() bool {
 			return s.endNow("user " + id.User + " was removed from tenant " + id.Tenant)
 		}
 		id.Roles = u.Roles
-	case "mtls":
+	case auth.MethodCertificate:
 		// The certificate maps to the same identity as before; the roles
 		// a configured user lends it may have changed.
 		fresh, err := s.srv.certIdentity(s.peerCertificate())

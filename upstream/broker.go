@@ -33,6 +33,18 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
+var (
+	subscribeVerbs   = [...]string{KindChannel: "subscribe", KindPattern: "psubscribe", KindShard: "ssubscribe"}
+	unsubscribeVerbs = [...]string{KindChannel: "unsubscribe", KindPattern: "punsubscribe", KindShard: "sunsubscribe"}
+)
+
+// SubscribeVerb is the Redis command (and confirmation) that subscribes
+// names of this kind: subscribe, psubscribe or ssubscribe.
+func (k Kind) SubscribeVerb() string { return subscribeVerbs[k] }
+
+// UnsubscribeVerb is the command that unsubscribes them.
+func (k Kind) UnsubscribeVerb() string { return unsubscribeVerbs[k] }
+
 // Message is one delivery from the engine. For KindPattern, Pattern is the
 // subscribed pattern that matched Channel; a message matching several
 // subscriptions is delivered once per subscription, as Redis does.

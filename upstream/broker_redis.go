@@ -192,7 +192,7 @@ func (r *Redis) Subscribe(ctx context.Context, kind Kind, names ...string) error
 		}
 		waits, forget := r.shards.send(ctx, names)
 		r.shardMu.Unlock()
-		err := awaitConfirmations(ctx, "ssubscribe", waits, forget)
+		err := awaitConfirmations(ctx, KindShard.SubscribeVerb(), waits, forget)
 		if err != nil {
 			r.shards.unconfirmed(names)
 		}

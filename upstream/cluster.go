@@ -93,11 +93,11 @@ func (ss *slotSubscribers) lockSlot(slot int) *slotSubscriber {
 func (ss *slotSubscribers) connect(s *slotSubscriber, names []string) (sub *subscriber, waits []chan struct{}, forget func()) {
 	key := names[0] // any name of the slot locates it
 	sub = newSubscriber(ss.r, func(ctx context.Context, _ string) (net.Conn, error) { return dialSlotOwner(ctx, ss.cluster, key) })
-	waits = sub.expect("ssubscribe", names)
+	waits = sub.expect(KindShard.SubscribeVerb(), names)
 	sub.hold(KindShard, names)
 	sub.dropped = func(string) { go ss.moved(s, sub) }
 	ss.r.start(sub)
-	return sub, waits, func() { sub.forget("ssubscribe", names, waits) }
+	return sub, waits, func() { sub.forget(KindShard.SubscribeVerb(), names, waits) }
 }
 
 // moved replaces a slot's connection after Redis unsubscribed it because
@@ -127,7 +127,7 @@ func (ss *slotSubscribers) moved(s *slotSubscriber, old *subscriber) {
 		sub, waits, forget := ss.connect(s, mapKeys(s.names))
 		s.sub = sub
 		wctx, cancel := context.WithTimeout(ctx, ss.r.timeout)
-		err := awaitConfirmations(wctx, "ssubscribe", waits, forget)
+		err := awaitConfirmations(wctx, KindShard.SubscribeVerb(), waits, forget)
 		cancel()
 		if err == nil {
 			return

@@ -78,29 +78,9 @@ func newSubscriber(r *Redis, dial dialFunc) *subscriber {
 
 func confirmKey(redisKind, name string) string { return redisKind + "\x00" + name }
 
-func subscribeVerb(kind Kind) string {
-	switch kind {
-	case KindPattern:
-		return "psubscribe"
-	case KindShard:
-		return "ssubscribe"
-	}
-	return "subscribe"
-}
-
-func unsubscribeVerb(kind Kind) string {
-	switch kind {
-	case KindPattern:
-		return "punsubscribe"
-	case KindShard:
-		return "sunsubscribe"
-	}
-	return "unsubscribe"
-}
-
 func (s *subscriber) subscribe(ctx context.Context, kind Kind, names []string) error {
 	waits, forget := s.send(ctx, kind, names)
-	return awaitConfirmations(ctx, subscribeVerb(kind), waits, forget)
+	return awaitConfirmations(ctx, kind.SubscribeVerb(), waits, forget)
 }
 
 // confirmHook is what subscribeThen runs once Redis confirmed its last name.
@@ -118,7 +98,7 @@ type confirmHook struct {
 // without losing or repeating a message. If the wait fails, at runs at
 // most once, possibly after subscribeThen returned.
 func (s *subscriber) subscribeThen(ctx context.Context, kind Kind, names []string, at func()) error {
-	verb := subscribeVerb(kind)
+	verb := kind.SubscribeVerb()
 	waits := s.expect(verb, names)
 	hook := &confirmHook{left: len(waits), at: at}
 	s.mu.Lock()
@@ -138,7 +118,7 @@ func (s *subscriber) subscribeThen(ctx context.Context, kind Kind, names []strin
 // again on its next connection, so the caller waits for the confirmation
 // either way.
 func (s *subscriber) send(_ context.Context, kind Kind, names []string) (waits []chan struct{}, forget func()) {
-	verb := subscribeVerb(kind)
+	verb := kind.SubscribeVerb()
 	waits = s.expect(verb, names)
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
@@ -196,7 +176,7 @@ func (s *subscriber) sync(ctx context.Context) error {
 		s.sendMu.Unlock()
 		return nil
 	}
-	verb, names := subscribeVerb(kind), []string{name}
+	verb, names := kind.SubscribeVerb(), []string{name}
 	waits := s.expect(verb, names)
 	_ = s.write(verb, names)
 	s.sendMu.Unlock()
@@ -239,7 +219,7 @@ func (s *subscriber) unsubscribe(_ context.Context, kind Kind, names []string) e
 		}
 		s.mu.Unlock()
 	}
-	return s.write(unsubscribeVerb(kind), names)
+	return s.write(kind.UnsubscribeVerb(), names)
 }
 
 func (s *subscriber) expect(verb string, names []string) []chan struct{} {
@@ -392,7 +372,7 @@ func (s *subscriber) attach(nc net.Conn) bool {
 		byKind[kind] = append(byKind[kind], name)
 	}
 	for kind, names := range byKind {
-		if s.write(subscribeVerb(Kind(kind)), names) != nil {
+		if s.write(Kind(kind).SubscribeVerb(), names) != nil {
 			break
 		}
 	}

@@ -302,7 +302,7 @@ func certificateIdentities(cfg *config.Config, passwords *auth.Passwords) (func(
 		if err != nil {
 			return auth.Identity{}, err
 		}
-		id := auth.Identity{Tenant: tenant, User: user, Method: "mtls"}
+		id := auth.Identity{Tenant: tenant, User: user, Method: auth.MethodCertificate}
 		if u, ok := passwords.Lookup(user); ok && u.Tenant == tenant {
 			id.Roles = u.Roles
 		}
