@@ -120,11 +120,7 @@ func TestLoginStormOfOneUser(t *testing.T) {
 // gets in; the login timeout still closes a client that sends nothing.
 func TestLoginQueueDoesNotCountAgainstLoginTimeout(t *testing.T) {
 	const clients = 20
-	hash := slowHash(t, 40*time.Millisecond)
-	users := map[string]auth.PasswordUser{}
-	for i := range clients {
-		users[fmt.Sprint("user", i)] = auth.PasswordUser{Tenant: "acme", PasswordHash: hash}
-	}
+	users := acmeUsers(clients, slowHash(t, 40*time.Millisecond))
 	env := startProxy(t, nil, func(o *Options) {
 		pw, err := auth.NewPasswordsWith(users, auth.PasswordOptions{Concurrency: 1})
 		if err != nil {
@@ -247,11 +243,7 @@ func TestIdenticalWrongLoginsAllCount(t *testing.T) {
 // with an error that says why, and audited; never let in unchecked.
 func TestLoginQueueFull(t *testing.T) {
 	const clients = 5
-	hash := slowHash(t, 200*time.Millisecond)
-	users := map[string]auth.PasswordUser{}
-	for i := range clients {
-		users[fmt.Sprint("user", i)] = auth.PasswordUser{Tenant: "acme", PasswordHash: hash}
-	}
+	users := acmeUsers(clients, slowHash(t, 200*time.Millisecond))
 	rec := &recorder{}
 	env := startProxy(t, nil, func(o *Options) {
 		pw, err := auth.NewPasswordsWith(users, auth.PasswordOptions{Concurrency: 1, MaxQueued: 1})
@@ -290,4 +282,13 @@ func TestLoginQueueFull(t *testing.T) {
 	if st := env.passwords.Stats(); st.QueueFull != int64(refused) {
 		t.Fatalf("queue-full count %d, refused %d", st.QueueFull, refused)
 	}
+}
+
+// acmeUsers are n users of tenant acme, user0 to user<n-1>, with one hash.
+func acmeUsers(n int, hash string) map[string]auth.PasswordUser {
+	users := map[string]auth.PasswordUser{}
+	for i := range n {
+		users[fmt.Sprint("user", i)] = auth.PasswordUser{Tenant: "acme", PasswordHash: hash}
+	}
+	return users
 }
