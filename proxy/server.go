@@ -1,6 +1,8 @@
-// Package proxy is pubgate's client side: the listener, one session per
-// connection speaking RESP2/RESP3, the command table, and the hub that
-// shares upstream subscriptions between sessions.
+// Package proxy is pubgate's client side: the accept loop (PROXY protocol
+// headers included), one session per connection speaking RESP2/RESP3, the
+// command table, tenant quotas, authorization and audit of each command,
+// and graceful shutdown. Sessions share upstream subscriptions through
+// package fanout's hub.
 package proxy
 
 import (

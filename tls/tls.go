@@ -1,7 +1,8 @@
 // Package tls builds the client listener's *crypto/tls.Config: a server
-// certificate from files (picked up again when they change) or from a local
-// CA that pubgate creates, client-certificate verification, and protocol
-// versions. Import it as ptls.
+// certificate from files (picked up again when they change), from a local
+// CA that pubgate creates, or from an ACME CA through certmagic;
+// client-certificate verification, and protocol versions. UpstreamConfig
+// builds the client configuration towards Redis. Import it as ptls.
 package tls
 
 import (

@@ -1,6 +1,7 @@
-// Package testutil starts the real servers pubgate's tests talk to (redis-server
-// on free loopback ports) and holds small helpers shared by tests: waiting for
-// a condition and a raw RESP client for checking replies byte for byte.
+// Package testutil starts the real servers pubgate's tests talk to
+// (redis-server, plain or TLS, and Sentinel and Cluster set-ups, on free
+// loopback ports) and holds small helpers shared by tests: test CAs, waiting
+// for a condition and a raw RESP client for checking replies byte for byte.
 package testutil
 
 import (
