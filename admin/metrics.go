@@ -74,6 +74,8 @@ var (
 		"Writes to client connections, replies and messages, after coalescing (a burst of messages queued together is one write); with pubgate_delivered_messages_total, how well fan-out coalesces.", nil, nil)
 	descDecisions = prometheus.NewDesc("pubgate_authz_decisions_total",
 		"Authorization decisions, by tenant, action and outcome (allow, deny); quota refusals count as deny.", []string{"tenant", "action", "outcome"}, nil)
+	descDisconnects = prometheus.NewDesc("pubgate_disconnects_total",
+		"Client connections that ended, by cause: quit, client_closed, connection_error (the client's or the network's doing), or protocol_error, slow_consumer, login_timeout, credentials_expired, revoked, killed, upstream_outage, shutdown, internal_error (pubgate's).", []string{"cause"}, nil)
 	descSlow = prometheus.NewDesc("pubgate_slow_consumer_disconnects_total",
 		"Clients disconnected for exceeding limits.client_output_buffer, by tenant.", tenantLabel, nil)
 
@@ -128,7 +130,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		descConnections, descAccepted, descRefused, descLoginThrottled, descSubscriptions, descUpstreamSubscriptions,
 		descPasswordCache, descPasswordChecks, descPasswordQueued, descPasswordQueueWait, descPasswordQueueFull,
 		descPublished, descPublishedBytes, descPublishFailures, descDelivered, descDeliveredBytes, descClientWrites,
-		descDecisions, descSlow, descUpstreamUp, descUpstreamState, descUpstreamPublishErrors,
+		descDecisions, descDisconnects, descSlow, descUpstreamUp, descUpstreamState, descUpstreamPublishErrors,
 		descPolicyHits, descPolicyMisses, descPolicyPlanned, descPolicyErrors, descPolicyReloads, descPolicyRevision,
 		descAuditWritten, descAuditDropped, descAuditRefused, descAuditQueueDepth, descAuditQueueCapacity, descAuditFailing,
 		descDraining, descBuildInfo,
@@ -158,6 +160,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descLoginThrottled, st.LoginsThrottleRefused, "refused")
 		counter(descUpstreamPublishErrors, st.UpstreamPublishErrors)
 		counter(descClientWrites, st.ClientWrites)
+		for cause, n := range st.Disconnects {
+			counter(descDisconnects, n, cause)
+		}
 		subscriptions(gauge, descUpstreamSubscriptions, st.UpstreamSubscriptions)
 		gauge(descConnections, float64(st.Unauthenticated.Connections), UnauthenticatedTenant)
 		counter(descSlow, st.Unauthenticated.SlowDisconnects, UnauthenticatedTenant)

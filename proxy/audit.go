@@ -82,23 +82,23 @@ func (s *session) recordDecision(action policy.Action, channel string, d policy.
 // endReason says why a session ended, and whether pubgate ended it, for
 // the disconnect record: the reason another goroutine gave (slow consumer,
 // shutdown, a timer), else what the read loop returned.
-func (s *session) endReason(err error) (reason string, forced bool) {
+func (s *session) endReason(err error) closeReason {
 	if r := s.forcedEnd.Load(); r != nil {
-		return *r, true
+		return *r
 	}
 	switch {
 	case err == nil:
-		return "client sent QUIT", false
+		return closeFor(causeQuit, "client sent QUIT")
 	case isProtocolError(err):
-		return "protocol error: " + err.Error(), true
+		return closeFor(causeProtocolError, "protocol error: "+err.Error())
 	case isDisconnect(err):
-		return "client closed the connection", false
+		return closeFor(causeClientClosed, "client closed the connection")
 	default:
-		return "connection error: " + err.Error(), false
+		return closeFor(causeConnectionError, "connection error: "+err.Error())
 	}
 }
 
 // forceEnd notes why pubgate ends the session; the first reason given wins.
-func (s *session) forceEnd(reason string) {
-	s.forcedEnd.CompareAndSwap(nil, &reason)
+func (s *session) forceEnd(r closeReason) {
+	s.forcedEnd.CompareAndSwap(nil, &r)
 }

@@ -174,7 +174,7 @@ func (s *session) recheck() bool {
 	d := s.decide(policy.Connect, "", "")
 	if !d.Allow {
 		s.recordRevoke(policy.Connect, "", d)
-		return s.endNow("the policy no longer admits this connection")
+		return s.endNow(closeFor(causeRevoked, "the policy no longer admits this connection"))
 	}
 	s.revokeSubscriptions()
 	return true

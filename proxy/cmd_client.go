@@ -324,14 +324,14 @@ func (s *session) clientKill(opts [][]byte) {
 	}
 	s.showClient()
 	killed := 0
-	reason := fmt.Sprintf("killed by client %d (CLIENT KILL)", s.id)
+	reason := closeFor(causeKilled, fmt.Sprintf("killed by client %d (CLIENT KILL)", s.id))
 	for _, c := range s.srv.clientsOf(s) {
 		if !f.matches(c, s) {
 			continue
 		}
 		killed++
 		if c == s {
-			s.logger().Info("closing connection: " + reason)
+			s.logger().Info("closing connection: " + reason.detail)
 			s.forceEnd(reason)
 			s.quit = true // after this reply, as Redis closes after replying
 			continue

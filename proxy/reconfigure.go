@@ -74,7 +74,7 @@ func (s *session) reidentify() bool {
 	}
 	id := *s.ident
 	if s.srv.tenant(id.Tenant) != s.tenant {
-		return s.endNow("tenant " + id.Tenant + " was removed from the configuration")
+		return s.endNow(closeFor(causeRevoked, "tenant "+id.Tenant+" was removed from the configuration"))
 	}
 	switch id.Method {
 	case auth.MethodPassword:
@@ -83,7 +83,7 @@ func (s *session) reidentify() bool {
 		}
 		u, known := s.srv.users(id.User)
 		if !known || u.Tenant != id.Tenant {
-			return s.endNow("user " + id.User + " was removed from tenant " + id.Tenant)
+			return s.endNow(closeFor(causeRevoked, "user "+id.User+" was removed from tenant "+id.Tenant))
 		}
 		id.Roles = u.Roles
 	case auth.MethodCertificate:
@@ -91,7 +91,7 @@ func (s *session) reidentify() bool {
 		// a configured user lends it may have changed.
 		fresh, err := s.srv.certIdentity(s.peerCertificate())
 		if err != nil {
-			return s.endNow("the client certificate names no known identity")
+			return s.endNow(closeFor(causeRevoked, "the client certificate names no known identity"))
 		}
 		id.Roles = fresh.Roles
 	default:
@@ -112,11 +112,11 @@ func (s *session) peerCertificate() *x509.Certificate {
 
 // endNow ends the session from its reader: the client is told why, and the
 // disconnect is recorded as forced.
-func (s *session) endNow(reason string) bool {
-	s.logger().Info("closing connection: " + reason)
-	s.forceEnd(reason)
+func (s *session) endNow(r closeReason) bool {
+	s.logger().Info("closing connection: "+r.detail, zap.Stringer("cause", r.cause))
+	s.forceEnd(r)
 	s.mute = false
-	s.writeError("ERR pubgate: " + reason + "; closing the connection")
+	s.writeError("ERR pubgate: " + r.detail + "; closing the connection")
 	s.flushReplies()
 	return false
 }

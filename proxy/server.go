@@ -89,7 +89,8 @@ type Server struct {
 
 	nextID          atomic.Int64
 	slowDisconnects atomic.Int64
-	stats           serverStats // for metrics (stats.go)
+	disconnects     [numCloseCauses]atomic.Int64 // sessions ended, by cause
+	stats           serverStats                  // for metrics (stats.go)
 
 	// logins shares one check among the logins presenting the same
 	// credentials at once, keyed by loginKeys (cmd_connection.go).
@@ -278,7 +279,7 @@ func (s *Server) DisconnectAll(reason string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sess := range s.sessions {
-		sess.signalEnd(reason, "ERR pubgate: "+reason+"; closing the connection")
+		sess.signalEnd(closeFor(causeUpstreamOutage, reason), "ERR pubgate: "+reason+"; closing the connection")
 	}
 	return len(s.sessions)
 }

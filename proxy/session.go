@@ -53,7 +53,7 @@ type session struct {
 	// for another goroutine (wakeEnd, wakeRecheck).
 	wakeups atomic.Uint32
 	// forcedEnd is why pubgate ended the session, if it did (see forceEnd).
-	forcedEnd atomic.Pointer[string]
+	forcedEnd atomic.Pointer[closeReason]
 	// slowConsumer is set when the output limits ended the session.
 	slowConsumer atomic.Bool
 	// parked is closed once the session stopped reading for shutdown, or
@@ -199,7 +199,7 @@ func (s *session) armExpiry(at time.Time) {
 	}
 	s.expiryTimer = time.AfterFunc(time.Until(at), func() {
 		if s.identityGen.Load() == gen {
-			s.endWith("credentials expired", "ERR pubgate: credentials expired; AUTH again before they do. Closing the connection")
+			s.endWith(closeFor(causeCredentialsExpired, "credentials expired"), "ERR pubgate: credentials expired; AUTH again before they do. Closing the connection")
 		}
 	})
 }
@@ -214,21 +214,21 @@ func (s *session) stopLoginTimer() {
 // loginExpired runs on the login timer's goroutine.
 func (s *session) loginExpired() {
 	if !s.authenticated.Load() {
-		s.endWith("no AUTH in time", fmt.Sprintf("ERR pubgate: no AUTH within %s; closing the connection", s.srv.loginTimeout))
+		s.endWith(closeFor(causeLoginTimeout, "no AUTH in time"), fmt.Sprintf("ERR pubgate: no AUTH within %s; closing the connection", s.srv.loginTimeout))
 	}
 }
 
 // endWith ends the session from a timer's goroutine: it queues the error
 // reply that says why and wakes the reader, which ends the session as at
 // shutdown.
-func (s *session) endWith(reason, reply string) {
-	s.logger().Info("closing connection: " + reason)
-	s.signalEnd(reason, reply)
+func (s *session) endWith(r closeReason, reply string) {
+	s.logger().Info("closing connection: "+r.detail, zap.Stringer("cause", r.cause))
+	s.signalEnd(r, reply)
 }
 
 // signalEnd is endWith without the log line, for many sessions at once.
-func (s *session) signalEnd(reason, reply string) {
-	s.forceEnd(reason)
+func (s *session) signalEnd(r closeReason, reply string) {
+	s.forceEnd(r)
 	s.out.PushNotice(redcon.AppendError(nil, reply))
 	s.wake(wakeEnd)
 }
@@ -280,7 +280,7 @@ func (s *session) woken(err error) bool {
 // blocking the hub's fan-out for seconds.
 func (s *session) overflow(reason string) {
 	s.logger().Warn("disconnecting slow client", zap.String("reason", reason))
-	s.forceEnd("slow consumer: " + reason)
+	s.forceEnd(closeFor(causeSlowConsumer, "slow consumer: "+reason))
 	s.slowConsumer.Store(true)
 	s.srv.slowDisconnects.Add(1)
 	conn := netConn(s.conn)
@@ -297,8 +297,9 @@ func (s *session) serve() {
 	if err == nil {
 		s.bindDefaultUser() // a client certificate may bind, or exclude the default user
 		err = s.readLoopGuarded()
-		reason, forced := s.endReason(err)
-		_ = s.record(audit.Record{Event: audit.EventDisconnect, Reason: reason, Forced: forced})
+		r := s.endReason(err)
+		s.srv.disconnects[r.cause].Add(1)
+		_ = s.record(audit.Record{Event: audit.EventDisconnect, Reason: r.detail, Forced: r.cause.byPubgate()})
 	}
 	s.markParked()
 	s.stopLoginTimer()
@@ -429,7 +430,7 @@ func (s *session) readLoopGuarded() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.logger().Error("session panicked; connection closed", zap.Any("panic", r), zap.Stack("stack"))
-			s.forceEnd("internal error")
+			s.forceEnd(closeFor(causeInternalError, "internal error"))
 			err = fmt.Errorf("panic: %v", r)
 		}
 	}()

@@ -95,7 +95,7 @@ func (s *Server) forceEndAll(reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sess := range s.sessions {
-		sess.forceEnd(reason)
+		sess.forceEnd(closeFor(causeShutdown, reason))
 	}
 }
 

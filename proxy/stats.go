@@ -35,6 +35,9 @@ type ServerStats struct {
 	// one write): with the tenants' Delivered, it tells how well fan-out
 	// coalesces.
 	ClientWrites int64
+	// Disconnects counts the sessions that ended, by cause (quit,
+	// client_closed, slow_consumer, revoked, shutdown, …: proxy/close.go).
+	Disconnects map[string]int64
 	// Tenants has one entry per configured tenant, sorted by name.
 	Tenants []TenantStats
 	// Unauthenticated holds what belongs to no tenant: connections not
@@ -172,6 +175,10 @@ func (s *Server) Stats() ServerStats {
 		LoginsThrottleRefused: s.stats.loginsThrottleRefused.Load(),
 		ClientWrites:          s.stats.clientWrites.Load(),
 		UpstreamSubscriptions: held(s.hub.Held()),
+		Disconnects:           make(map[string]int64, numCloseCauses),
+	}
+	for c := range numCloseCauses {
+		st.Disconnects[c.String()] = s.disconnects[c].Load()
 	}
 	var loggedIn int64
 	for _, t := range s.tenantList() {

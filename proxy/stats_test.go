@@ -146,3 +146,33 @@ func TestStatsSlowConsumer(t *testing.T) {
 		return statsOf(st, "globex").SlowDisconnects == 1 && statsOf(st, "acme").SlowDisconnects == 0
 	})
 }
+
+// TestDisconnectsAreCountedByCause: each way a session ends is counted
+// under its cause: the client's (QUIT, closing the connection) and
+// pubgate's (a protocol error, CLIENT KILL).
+func TestDisconnectsAreCountedByCause(t *testing.T) {
+	env := startProxy(t, nil, nil)
+	quitter := env.login(t, "alice")
+	if got := quitter.Do("QUIT"); got != "OK" {
+		t.Fatal(got)
+	}
+	leaver := env.login(t, "alice")
+	_ = leaver.Conn.Close()
+	broken := testutil.DialRESP(t, env.addr)
+	broken.SendRaw("*1\r\n$x\r\n")
+	victim := env.login(t, "alice") // CLIENT KILL reaches its own tenant's clients
+	killer := env.login(t, "alice")
+	if got := killer.Do("CLIENT", "KILL", "ID", clientID(t, victim)); got != ":1" {
+		t.Fatal(got)
+	}
+	want := map[string]int64{"quit": 1, "client_closed": 1, "protocol_error": 1, "killed": 1}
+	testutil.Eventually(t, "every end counted", func() bool {
+		got := env.srv.Stats().Disconnects
+		for cause, n := range want {
+			if got[cause] != n {
+				return false
+			}
+		}
+		return true
+	})
+}
