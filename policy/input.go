@@ -47,7 +47,21 @@ type subjectTerms struct {
 	err                       error     // claims that are not a JSON object: every decision fails
 }
 
-func (s *Subject) inputTerms() subjectTerms {
+// inputTerms are the subject's part of the input, built once.
+func (s *Subject) inputTerms() *subjectTerms {
+	if s.terms == nil { // not made by NewSubject
+		t := s.buildTerms()
+		return &t
+	}
+	if t := s.terms.Load(); t != nil {
+		return t
+	}
+	t := s.buildTerms()
+	s.terms.Store(&t) // two evaluations may build them at once: either is right
+	return &t
+}
+
+func (s *Subject) buildTerms() subjectTerms {
 	var claims ast.Value = ast.NewObject()
 	var err error
 	if s.Claims != nil {
@@ -81,7 +95,7 @@ func stringArray(v []string) *ast.Term {
 
 // input builds the policy input document.
 func (r *Request) input() (ast.Value, error) {
-	s := &r.Subject.terms
+	s := r.Subject.inputTerms()
 	if s.err != nil {
 		return nil, fmt.Errorf("policy: the identity's claims: %w", s.err)
 	}

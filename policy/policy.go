@@ -7,6 +7,7 @@ package policy
 import (
 	"encoding/json"
 	"hash/maphash"
+	"sync/atomic"
 )
 
 // Action is what a client asks to do.
@@ -42,10 +43,15 @@ type Subject struct {
 	Claims map[string]any // a token's claims (JWT logins)
 	TLS    *TLSInfo       // nil for plaintext connections
 
-	key   string
-	hash  uint64 // of key, for the decision cache's shards
-	terms subjectTerms
+	key  string
+	hash uint64 // of key, for the decision cache's shards
+	// terms are its part of the input, built at its first evaluation: a
+	// subject whose decisions are all cached never needs them (a node
+	// holds one subject per connection).
+	terms *lazyTerms
 }
+
+type lazyTerms struct{ atomic.Pointer[subjectTerms] }
 
 // TLSInfo describes the client's TLS connection.
 type TLSInfo struct {
@@ -60,7 +66,7 @@ func NewSubject(s Subject) *Subject {
 	key, _ := json.Marshal([]any{s.Tenant, s.User, s.Roles, s.Method, s.Claims, s.TLS})
 	s.key = string(key)
 	s.hash = maphash.String(shardSeed, s.key)
-	s.terms = s.inputTerms()
+	s.terms = &lazyTerms{}
 	return &s
 }
 
