@@ -102,12 +102,17 @@ func (a *Authorizer) Authorize(ctx context.Context, r *Request) Decision {
 		a.stats.misses.Add(1)
 		d = a.decideOnce(ctx, c, r)
 	}
+	a.count(d)
+	return d
+}
+
+// count counts a decision, cached or not.
+func (a *Authorizer) count(d Decision) {
 	if d.Allow {
 		a.stats.allowed.Add(1)
 	} else {
 		a.stats.denied.Add(1)
 	}
-	return d
 }
 
 // AuthorizeAll decides the requests of one command (a SUBSCRIBE of many
@@ -129,11 +134,7 @@ func (a *Authorizer) AuthorizeAll(ctx context.Context, rs []Request, ds []Decisi
 	a.stats.misses.Add(int64(len(cold)))
 	a.evaluateAll(ctx, c, rs, ds, cold)
 	for _, d := range ds {
-		if d.Allow {
-			a.stats.allowed.Add(1)
-		} else {
-			a.stats.denied.Add(1)
-		}
+		a.count(d)
 	}
 }
 

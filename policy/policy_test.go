@@ -155,15 +155,7 @@ cache := false
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			if d := ask(a, Publish, "acme:x"); !d.Allow {
-				t.Errorf("decision %+v", d)
-			}
-		})
-	}
-	wg.Wait()
+	askAtOnce(t, a, 8)
 	if m := most.Load(); m > 2 || m == 0 {
 		t.Fatalf("%d evaluations ran at once, with concurrency 2", m)
 	}
@@ -437,17 +429,23 @@ func TestIdenticalColdDecisionsShareOneEvaluation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		for range 20 {
-			wg.Go(func() {
-				if d := ask(a, Publish, "acme:x"); !d.Allow {
-					t.Errorf("denied: %+v", d)
-				}
-			})
-		}
-		wg.Wait()
+		askAtOnce(t, a, 20)
 		if got := calls.Load(); got != tc.want {
 			t.Errorf("policy %q: %d evaluations for 20 identical requests, want %d", tc.extra, got, tc.want)
 		}
 	}
+}
+
+// askAtOnce asks n identical questions at once; each must be allowed.
+func askAtOnce(t *testing.T, a *Authorizer, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if d := ask(a, Publish, "acme:x"); !d.Allow {
+				t.Errorf("decision %+v", d)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -221,20 +221,38 @@ func inputField(ref ast.Ref) (requestField, bool) {
 // booleanRule reads a reference to a rule defined `= true if …` (and by
 // default false): it holds when one of its definitions does.
 func (x *residual) booleanRule(t *ast.Term, depth int) (cond, bool) {
+	return x.definitions(t, depth, booleanDefinition)
+}
+
+// setRule reads a reference to a set defined `contains … if …`: it is not
+// empty when one of its definitions holds.
+func (x *residual) setRule(t *ast.Term, depth int) (cond, bool) {
+	return x.definitions(t, depth, setDefinition)
+}
+
+// ruleUse is what definitions makes of one rule.
+type ruleUse uint8
+
+const (
+	refuseRule ruleUse = iota // a form plans do not read: no plan
+	skipRule                  // no alternative (a boolean's default false)
+	useRule                   // its body is one alternative
+)
+
+// definitions reads the rules t refers to as alternatives: the condition
+// holds when one of their bodies does. judge says what to make of each.
+func (x *residual) definitions(t *ast.Term, depth int, judge func(*ast.Rule) ruleUse) (cond, bool) {
 	ref, ok := t.Value.(ast.Ref)
 	if !ok {
 		return nil, false
 	}
 	var c anyOf
 	for _, rule := range x.rules[ref.String()] {
-		value, ok := rule.Head.Value.Value.(ast.Boolean)
-		switch {
-		case !ok || rule.Head.Key != nil || len(rule.Head.Args) > 0:
+		switch judge(rule) {
+		case refuseRule:
 			return nil, false
-		case rule.Default && !bool(value):
+		case skipRule:
 			continue
-		case rule.Default || !bool(value) || rule.Else != nil:
-			return nil, false
 		}
 		body, ok := x.body(rule.Body, depth+1)
 		if !ok {
@@ -245,24 +263,22 @@ func (x *residual) booleanRule(t *ast.Term, depth int) (cond, bool) {
 	return c, len(c) > 0
 }
 
-// setRule reads a reference to a set defined `contains … if …`: it is not
-// empty when one of its definitions holds.
-func (x *residual) setRule(t *ast.Term, depth int) (cond, bool) {
-	ref, ok := t.Value.(ast.Ref)
-	if !ok {
-		return nil, false
+func booleanDefinition(rule *ast.Rule) ruleUse {
+	value, ok := rule.Head.Value.Value.(ast.Boolean)
+	switch {
+	case !ok || rule.Head.Key != nil || len(rule.Head.Args) > 0:
+		return refuseRule
+	case rule.Default && !bool(value):
+		return skipRule
+	case rule.Default || !bool(value) || rule.Else != nil:
+		return refuseRule
 	}
-	rules := x.rules[ref.String()]
-	var c anyOf
-	for _, rule := range rules {
-		if rule.Head.RuleKind() != ast.MultiValue || rule.Default || rule.Else != nil || !rule.Head.Key.IsGround() {
-			return nil, false
-		}
-		body, ok := x.body(rule.Body, depth+1)
-		if !ok {
-			return nil, false
-		}
-		c = append(c, body)
+	return useRule
+}
+
+func setDefinition(rule *ast.Rule) ruleUse {
+	if rule.Head.RuleKind() != ast.MultiValue || rule.Default || rule.Else != nil || !rule.Head.Key.IsGround() {
+		return refuseRule
 	}
-	return c, len(rules) > 0
+	return useRule
 }
