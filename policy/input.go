@@ -8,7 +8,8 @@ import (
 
 // The input document (README "Policy input") is built as an AST value, the
 // form OPA evaluates, instead of as Go maps that OPA would convert on every
-// evaluation. What belongs to the subject is built once per login.
+// evaluation. What belongs to the subject is built once, at its first
+// evaluation.
 
 var (
 	keyAction        = ast.StringTerm("action")
