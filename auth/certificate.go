@@ -109,6 +109,23 @@ func (m *CertificateMapper) Map(cert *x509.Certificate) (tenant, user string, er
 	return tenant, user, err
 }
 
+// IdentityWithRoles maps verified certificates to identities (method
+// "mtls"). A configured user of the same name and tenant, as users finds
+// it, lends the identity its roles.
+func (m *CertificateMapper) IdentityWithRoles(users func(name string) (Identity, bool)) func(*x509.Certificate) (Identity, error) {
+	return func(c *x509.Certificate) (Identity, error) {
+		tenant, user, err := m.Map(c)
+		if err != nil {
+			return Identity{}, err
+		}
+		id := Identity{Tenant: tenant, User: user, Method: MethodCertificate}
+		if u, ok := users(user); ok && u.Tenant == tenant {
+			id.Roles = u.Roles
+		}
+		return id, nil
+	}
+}
+
 func (m *CertificateMapper) names(cert *x509.Certificate) (tenant, user string, err error) {
 	if m.template == nil {
 		if cert.Subject.CommonName == "" || len(cert.Subject.Organization) == 0 {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The admin listener asks for port 0 too; its address is read from the log.
+// The admin listener asks for port 0 too.
 const adminE2EConfig = `
 listen: {address: "127.0.0.1:0", drain_period: 0s, tls: {internal: {data_dir: "%[1]s", names: [127.0.0.1]}}}
 upstream: {url: "%[2]s", health_interval: 100ms}
@@ -33,24 +32,14 @@ audit: {sink: file, path: "%[1]s/audit/audit.log", key_file: "%[1]s/audit.key", 
 admin: {address: "127.0.0.1:0"}
 `
 
-var adminAddr = regexp.MustCompile(`admin listening.*"addr": "(127\.0\.0\.1:\d+)"`)
-
 // adminGateway starts pubgate over upstreamURL with the admin listener on
 // and returns the admin's base URL.
-func adminGateway(t *testing.T, upstreamURL string) (gateway, string) {
+func adminGateway(t *testing.T, upstreamURL string) (testNode, string) {
 	t.Helper()
 	dir := t.TempDir()
 	writeIn(t, dir, "audit.key", strings.Repeat("k", 40)+"\n")
 	g := startGatewayWith(t, fmt.Sprintf(adminE2EConfig, dir, upstreamURL, copyPolicies(t)), localGateway(dir))
-	var base string
-	testutil.Eventually(t, "admin listening", func() bool {
-		m := adminAddr.FindStringSubmatch(g.logs.String())
-		if m != nil {
-			base = "http://" + m[1]
-		}
-		return m != nil
-	})
-	return g, base
+	return g, "http://" + g.node.AdminAddr().String()
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

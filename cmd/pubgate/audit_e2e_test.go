@@ -40,7 +40,7 @@ audit:
 // auditGateway starts pubgate with a copy of the example policies (whose
 // directory it returns) and a file audit log in dir/audit, keyed by
 // dir/audit.key.
-func auditGateway(t *testing.T) (g gateway, dir, policies string) {
+func auditGateway(t *testing.T) (g testNode, dir, policies string) {
 	t.Helper()
 	dir = t.TempDir()
 	writeIn(t, dir, "audit.key", strings.Repeat("k", 40)+"\n")
@@ -191,7 +191,7 @@ func auditText(t *testing.T, dir string) string {
 
 // slowSubscriber subscribes over TLS with a tiny receive buffer and never
 // reads again.
-func slowSubscriber(t *testing.T, g gateway, channel string) net.Conn {
+func slowSubscriber(t *testing.T, g testNode, channel string) net.Conn {
 	t.Helper()
 	raw, err := net.Dial("tcp", g.addr())
 	if err != nil {

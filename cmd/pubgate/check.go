@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/gateway"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )
@@ -26,7 +27,7 @@ func newCheckCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			authz, err := newAuthorizer(cmd.Context(), cfg, zap.NewNop())
+			authz, err := gateway.NewAuthorizer(cmd.Context(), cfg, zap.NewNop())
 			if err != nil {
 				return err
 			}

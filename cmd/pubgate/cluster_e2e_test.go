@@ -24,7 +24,7 @@ users:
 
 // clusterNodes starts two pubgate nodes on one Redis Cluster, sharing a
 // local CA as nodes behind one load balancer would share a certificate.
-func clusterNodes(t *testing.T, c *testutil.RedisCluster, sharded bool) (a, b gateway) {
+func clusterNodes(t *testing.T, c *testutil.RedisCluster, sharded bool) (a, b testNode) {
 	dataDir := t.TempDir()
 	cfg := fmt.Sprintf(clusterConfig, dataDir, strings.Join(c.Seeds(), ", "), sharded)
 	return startGatewayWith(t, cfg, localGateway(dataDir)), startGatewayWith(t, cfg, localGateway(dataDir))
@@ -33,7 +33,7 @@ func clusterNodes(t *testing.T, c *testutil.RedisCluster, sharded bool) (a, b ga
 // rawSubscriber logs in as user over TLS and subscribes to channel on a
 // raw connection: a client library would reconnect and subscribe again on
 // its own, hiding a dropped connection.
-func (g gateway) rawSubscriber(t *testing.T, user, channel string) *testutil.RESPConn {
+func (g testNode) rawSubscriber(t *testing.T, user, channel string) *testutil.RESPConn {
 	t.Helper()
 	conn, err := tls.Dial("tcp", g.addr(), g.tlsConfig(t))
 	if err != nil {
@@ -49,7 +49,7 @@ func (g gateway) rawSubscriber(t *testing.T, user, channel string) *testutil.RES
 	return sub
 }
 
-func (g gateway) client(t *testing.T, user string) *redis.Client {
+func (g testNode) client(t *testing.T, user string) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: g.addr(), Username: user, Password: user + "-secret", TLSConfig: g.tlsConfig(t)})
 	t.Cleanup(func() { _ = c.Close() })
 	return c

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,16 +13,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/gateway"
 	"github.com/pubgate/pubgate/internal/testutil"
 	"github.com/redis/go-redis/v9"
 )
@@ -39,23 +38,26 @@ users:
   bob: {tenant: globex, password_hash: "$2a$04$SnBykhZXFtBBv0sP4wu3vet/r4e2npKyQGCzaO2sc/O8V/Ye366de"}
 `
 
-type gateway struct {
+// testNode is a pubgate node a test started, and how to reach it.
+type testNode struct {
 	host   string
 	port   int
-	caFile string      // the local CA's certificate, for clients to trust
-	config string      // the configuration file
-	logs   *syncBuffer // what pubgate logged so far
-	stop   func() int  // stops pubgate (as SIGTERM does) and returns its exit status
+	caFile string           // the local CA's certificate, for clients to trust
+	config string           // the configuration file
+	logs   *syncBuffer      // what pubgate logged so far
+	node   *gateway.Gateway // in-process nodes only
+	hup    chan os.Signal   // the operator's SIGHUP, for in-process nodes
+	stop   func() int       // stops pubgate (as SIGTERM does) and returns its exit status
 }
 
 // localGateway is a gateway on 127.0.0.1 whose certificate comes from the
 // local CA pubgate keeps in dataDir.
-func localGateway(dataDir string) gateway {
-	return gateway{host: "127.0.0.1", caFile: filepath.Join(dataDir, "ca.crt")}
+func localGateway(dataDir string) testNode {
+	return testNode{host: "127.0.0.1", caFile: filepath.Join(dataDir, "ca.crt")}
 }
 
 // tlsConfig is a client configuration trusting the gateway's CA.
-func (g gateway) tlsConfig(t *testing.T) *tls.Config {
+func (g testNode) tlsConfig(t *testing.T) *tls.Config {
 	pool, err := config.LoadCertPool(g.caFile)
 	if err != nil {
 		t.Fatal(err)
@@ -63,60 +65,60 @@ func (g gateway) tlsConfig(t *testing.T) *tls.Config {
 	return &tls.Config{RootCAs: pool, ServerName: g.host}
 }
 
-func (g gateway) addr() string { return net.JoinHostPort(g.host, strconv.Itoa(g.port)) }
+func (g testNode) addr() string { return net.JoinHostPort(g.host, strconv.Itoa(g.port)) }
 
 // startGateway runs `pubgate serve` in-process on a free port and stops it,
 // checking for a clean exit, when the test ends.
-func startGateway(t *testing.T, upstreamURL string) gateway {
+func startGateway(t *testing.T, upstreamURL string) testNode {
 	t.Helper()
 	dataDir := t.TempDir()
 	g := localGateway(dataDir)
 	return startGatewayWith(t, fmt.Sprintf(e2eConfig, "127.0.0.1:0", dataDir, upstreamURL), g)
 }
 
-// listeningAddr finds the port in pubgate's "listening" log line.
-var listeningAddr = regexp.MustCompile(`pubgate listening.*"addr": "127\.0\.0\.1:(\d+)"`)
-
-// startGatewayWith runs `pubgate serve` with the given configuration, which
-// listens on 127.0.0.1:0; the returned gateway has the port it got.
-func startGatewayWith(t *testing.T, config string, g gateway) gateway {
+// startGatewayWith serves the given configuration, which listens on
+// 127.0.0.1:0, in-process as `pubgate serve` does, with a SIGHUP channel
+// of the test's own; the returned node has the port it got.
+func startGatewayWith(t *testing.T, config string, g testNode) testNode {
 	t.Helper()
 	if !strings.Contains(config, "127.0.0.1:0") {
 		t.Fatal("gateway configurations listen on 127.0.0.1:0")
 	}
-	path := writeFile(t, config)
+	g.config = writeFile(t, config)
+	cfg, err := loadChecked(t, g.config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	g.logs, g.config = logs, path
-	exited := make(chan struct{})
-	var code int
+	g.logs, g.hup = &syncBuffer{}, make(chan os.Signal, 1)
+	started, exited := make(chan *gateway.Gateway, 1), make(chan error, 1)
 	go func() {
-		defer close(exited)
-		code = run(ctx, []string{"serve", "--config", path}, nil, io.Discard, logs)
+		exited <- serve(ctx, cfg, serveOptions{path: g.config, stdout: io.Discard, stderr: g.logs, reload: g.hup,
+			started: func(n *gateway.Gateway) { started <- n }})
 	}()
-	g.stop = func() int {
+	select {
+	case g.node = <-started:
+	case err := <-exited:
 		cancel()
-		<-exited
+		t.Fatalf("pubgate exited before listening: %v; log:\n%s", err, g.logs)
+	}
+	g.port = g.node.Addr().(*net.TCPAddr).Port
+	code := -1
+	g.stop = func() int {
+		if code < 0 {
+			cancel()
+			if err := <-exited; err != nil {
+				t.Logf("pubgate: %v", err)
+				code = 1
+			} else {
+				code = 0
+			}
+		}
 		return code
 	}
-	// pubgate listens on port 0 and logs the address it got: no other
-	// process can take the port between choosing and binding it.
-	testutil.Eventually(t, "pubgate listening", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("pubgate exited %d before listening; log:\n%s", code, logs)
-		default:
-		}
-		m := listeningAddr.FindStringSubmatch(logs.String())
-		if m == nil {
-			return false
-		}
-		g.port, _ = strconv.Atoi(m[1])
-		return true
-	})
 	t.Cleanup(func() {
 		if code := g.stop(); code != 0 || t.Failed() {
-			t.Logf("pubgate exited %d; log:\n%s", code, logs)
+			t.Logf("pubgate exited %d; log:\n%s", code, g.logs)
 			if code != 0 {
 				t.Fail()
 			}
@@ -125,9 +127,22 @@ func startGatewayWith(t *testing.T, config string, g gateway) gateway {
 	return g
 }
 
+// loadChecked loads a configuration as serve does, after making sure that
+// `pubgate check` accepts it: check must never refuse what serve runs.
+func loadChecked(t *testing.T, path string) (*config.Config, error) {
+	t.Helper()
+	if code, _, stderr := runCLI(t, "", "check", "--config", path); code != 0 {
+		t.Fatalf("pubgate check refuses a configuration the test serves: %s", stderr)
+	}
+	return config.Load(path)
+}
+
+// reload has the node read its configuration file again, as SIGHUP does.
+func (g testNode) reload() { g.hup <- syscall.SIGHUP }
+
 // onEngines runs a scenario against pubgate on its embedded engine and on a
 // real redis-server.
-func onEngines(t *testing.T, scenario func(t *testing.T, g gateway)) {
+func onEngines(t *testing.T, scenario func(t *testing.T, g testNode)) {
 	t.Run("memory", func(t *testing.T) { scenario(t, startGateway(t, "memory://")) })
 	t.Run("redis", func(t *testing.T) { scenario(t, startGateway(t, testutil.StartRedis(t).URL())) })
 }
@@ -135,12 +150,12 @@ func onEngines(t *testing.T, scenario func(t *testing.T, g gateway)) {
 func TestGoRedisClient(t *testing.T) {
 	for _, proto := range []int{2, 3} {
 		t.Run(fmt.Sprintf("RESP%d", proto), func(t *testing.T) {
-			onEngines(t, func(t *testing.T, g gateway) { goRedisScenario(t, g, proto) })
+			onEngines(t, func(t *testing.T, g testNode) { goRedisScenario(t, g, proto) })
 		})
 	}
 }
 
-func goRedisScenario(t *testing.T, g gateway, proto int) {
+func goRedisScenario(t *testing.T, g testNode, proto int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client := func(user string) *redis.Client {
@@ -209,7 +224,7 @@ func TestRedisCLI(t *testing.T) {
 	cli := testutil.RequireBinary(t, "redis-cli")
 	for _, proto := range []string{"-2", "-3"} {
 		t.Run(proto, func(t *testing.T) {
-			onEngines(t, func(t *testing.T, g gateway) {
+			onEngines(t, func(t *testing.T, g testNode) {
 				args := func(user string, extra ...string) []string {
 					return append([]string{"-h", g.host, "-p", strconv.Itoa(g.port), "--tls", "--cacert", g.caFile, "--user", user,
 						"--pass", user + "-secret", "--no-auth-warning", proto}, extra...)
@@ -262,14 +277,14 @@ func requireIORedis(t *testing.T) string {
 
 func TestRedisPy(t *testing.T) {
 	requirePython(t)
-	onEngines(t, func(t *testing.T, g gateway) {
+	onEngines(t, func(t *testing.T, g testNode) {
 		runClient(t, exec.Command("/usr/bin/python3", "../../examples/clients/python/pubsub.py", g.host, strconv.Itoa(g.port), "alice", "alice-secret", g.caFile))
 	})
 }
 
 func TestIORedis(t *testing.T) {
 	node := requireIORedis(t)
-	onEngines(t, func(t *testing.T, g gateway) {
+	onEngines(t, func(t *testing.T, g testNode) {
 		runClient(t, exec.Command(node, "../../examples/clients/node/pubsub.js", g.host, strconv.Itoa(g.port), "alice", "alice-secret", g.caFile))
 	})
 }
@@ -319,23 +334,8 @@ func expectLines(t *testing.T, lines <-chan string, want ...string) {
 	}
 }
 
-// syncBuffer collects the gateway's log from its goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a node's log from its goroutines.
+type syncBuffer = testutil.SyncBuffer
 
 // TestMutualTLS: services prove who they are with a SPIFFE client
 // certificate; redis-cli and go-redis need no AUTH, and a client without a
@@ -354,7 +354,7 @@ tenants: {acme: {}, globex: {}}
 users:
   alice: {tenant: acme, password_hash: "$2a$04$kgPboL45J2J/V0s/3IbxXOQLOzAP1.yhtoWFpVWOR4gnrF79My9lG"}
 `, certFile, keyFile, clientCA.CertFile)
-	g := startGatewayWith(t, cfg, gateway{host: "127.0.0.1", caFile: serverCA.CertFile})
+	g := startGatewayWith(t, cfg, testNode{host: "127.0.0.1", caFile: serverCA.CertFile})
 
 	subCert, subKey := clientCA.Issue(testutil.CertSpec{CommonName: "orders", URIs: []string{"spiffe://example.org/tenant/acme/svc/orders"}, Client: true})
 	sub := exec.Command(cli, "-h", g.host, "-p", strconv.Itoa(g.port), "--tls", "--cacert", g.caFile,

@@ -72,7 +72,7 @@ backend pubgate
 // a header itself, and a trusted peer must send one.
 func TestBehindHAProxy(t *testing.T) {
 	haproxy := testutil.RequireBinary(t, "haproxy")
-	var nodes [2]gateway
+	var nodes [2]testNode
 	var dirs [2]string
 	for i := range nodes {
 		dirs[i] = t.TempDir()
@@ -187,7 +187,7 @@ func startHAProxy(t *testing.T, haproxy, node1, node2 string) string {
 }
 
 // trustingBoth trusts the local CAs of both nodes.
-func trustingBoth(t *testing.T, nodes ...gateway) *tls.Config {
+func trustingBoth(t *testing.T, nodes ...testNode) *tls.Config {
 	pool := x509.NewCertPool()
 	for _, g := range nodes {
 		pem, err := os.ReadFile(g.caFile)

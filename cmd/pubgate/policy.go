@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,25 +10,11 @@ import (
 	"time"
 
 	"github.com/pubgate/pubgate/config"
+	"github.com/pubgate/pubgate/gateway"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )
-
-// newAuthorizer compiles the configured policy (or the built-in one) with
-// the configuration's tenants, users and namespace as data.pubgate.
-func newAuthorizer(ctx context.Context, cfg *config.Config, log *zap.Logger) (*policy.Authorizer, error) {
-	return policy.New(ctx, policy.Options{
-		Sources: policySources(cfg), CacheSize: cfg.Policy.CacheSize, Timeout: cfg.Policy.Timeout,
-		Concurrency: cfg.Policy.Concurrency, Logger: log,
-	})
-}
-
-// policySources are the configured policy files (or the built-in policy),
-// with the configuration's tenants, users and namespace as data.pubgate.
-func policySources(cfg *config.Config) policy.Sources {
-	return policy.Sources{Paths: cfg.Policy.Paths, Bundle: cfg.Policy.Bundle, Builtin: policy.Builtin, Data: cfg.PolicyData()}
-}
 
 func newPolicyCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -86,7 +71,7 @@ func newPolicyEvalCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := newAuthorizer(cmd.Context(), cfg, zap.NewNop())
+			a, err := gateway.NewAuthorizer(cmd.Context(), cfg, zap.NewNop())
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -107,7 +106,7 @@ users:
   reader: {tenant: acme, roles: [subscriber], password_hash: "$2a$04$kgPboL45J2J/V0s/3IbxXOQLOzAP1.yhtoWFpVWOR4gnrF79My9lG"}
 `
 
-func startPolicyGateway(t *testing.T, policyDir string, watch bool) gateway {
+func startPolicyGateway(t *testing.T, policyDir string, watch bool) testNode {
 	t.Helper()
 	dataDir := t.TempDir()
 	g := localGateway(dataDir)
@@ -185,9 +184,7 @@ func TestSIGHUPReloadsThePolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeIn(t, dir, "p.rego", "package pubgate.authz\nallow := false\nreason := \"closed for maintenance\"\n")
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	g.reload()
 	testutil.Eventually(t, "the reload", func() bool {
 		err := c.Publish(ctx, "x", "2").Err()
 		var rerr redis.Error

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,7 +55,7 @@ users:
 users:
   alice: {tenant: acme, password_hash: "` + aliceHash + `"}
   carol: {tenant: initech, password_hash: "` + bobHash + `"}`
-	rewriteAndHUP(t, g.config, fmt.Sprintf(reloadConfig, dir, after, "2s"))
+	rewriteAndHUP(t, g, fmt.Sprintf(reloadConfig, dir, after, "2s"))
 	testutil.Eventually(t, "the reload is logged", func() bool { return strings.Contains(g.logs.String(), "configuration reloaded") })
 	if _, err := bob.Receive(ctx); err == nil || err.Error() != "ERR pubgate: tenant globex was removed from the configuration; closing the connection" {
 		t.Fatalf("bob's subscriber: %v", err)
@@ -77,7 +76,7 @@ users:
 		t.Fatalf("alice's subscription across the reload: %v, %v", m, err)
 	}
 
-	rewriteAndHUP(t, g.config, fmt.Sprintf(reloadConfig, dir, strings.Replace(after, "max_subscriptions: 1", "max_subscriptions: -1", 1), "2s"))
+	rewriteAndHUP(t, g, fmt.Sprintf(reloadConfig, dir, strings.Replace(after, "max_subscriptions: 1", "max_subscriptions: -1", 1), "2s"))
 	testutil.Eventually(t, "the refusal is logged", func() bool { return strings.Contains(g.logs.String(), "configuration reload refused") })
 	if err := carol.Publish(ctx, "news", "after the refusal").Err(); err != nil {
 		t.Fatalf("a refused reload changed the configuration in effect: %v", err)
@@ -101,14 +100,12 @@ users:
 	}
 }
 
-func rewriteAndHUP(t *testing.T, path, content string) {
+func rewriteAndHUP(t *testing.T, g testNode, content string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	if err := os.WriteFile(g.config, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	g.reload()
 }
 
 // TestReloadRefusedByThePolicyAppliesNothing: an edit adds a user and
@@ -133,7 +130,7 @@ users:
 	edit := strings.Replace(fmt.Sprintf(reloadConfig, dir, users+`
   carol: {tenant: acme, password_hash: "`+bobHash+`"}`, "5s"),
 		"policy: {watch: false}", `policy: {watch: false, paths: ["`+dir+`/broken"]}`, 1)
-	rewriteAndHUP(t, g.config, edit)
+	rewriteAndHUP(t, g, edit)
 	testutil.Eventually(t, "the refusal is logged", func() bool { return strings.Contains(g.logs.String(), "configuration reload refused") })
 	carol := redis.NewClient(&redis.Options{Addr: g.addr(), Username: "carol", Password: "bob-secret", TLSConfig: g.tlsConfig(t)})
 	defer carol.Close()

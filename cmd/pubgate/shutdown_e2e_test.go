@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -128,7 +129,14 @@ func newOrderedSubscriber(ctx context.Context, t *testing.T, c *redis.Client) *o
 // startGatewayProcess runs `pubgate serve` as a process of its own (the
 // test binary as pubgate, see TestMain), so that it can be sent signals.
 // The process is killed if the test leaves it running.
-func startGatewayProcess(t *testing.T, config string, g gateway) (gateway, *exec.Cmd) {
+// A node in a process of its own tells its addresses only through its
+// log: listeningAddr and adminAddr find them there.
+var (
+	listeningAddr = regexp.MustCompile(`pubgate listening.*"addr": "127\.0\.0\.1:(\d+)"`)
+	adminAddr     = regexp.MustCompile(`admin listening.*"addr": "(127\.0\.0\.1:\d+)"`)
+)
+
+func startGatewayProcess(t *testing.T, config string, g testNode) (testNode, *exec.Cmd) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {

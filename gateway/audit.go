@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -14,11 +14,11 @@ import (
 )
 
 // openAudit opens the configured audit log; without one, records go to the
-// operational log. The returned close flushes and seals it, waiting at
-// most the given time for a failing sink.
-func openAudit(c config.Audit, stdout io.Writer, log *zap.Logger) (proxy.Auditor, func(time.Duration), error) {
+// operational log. The returned close flushes and seals it, waiting until
+// ctx is done for a failing sink.
+func openAudit(c config.Audit, stdout io.Writer, log *zap.Logger) (proxy.Auditor, func(context.Context), error) {
 	if !c.Enabled() {
-		return nil, func(time.Duration) {}, nil
+		return nil, func(context.Context) {}, nil
 	}
 	key, err := loadAuditKey(c, log)
 	if err != nil {
@@ -41,9 +41,7 @@ func openAudit(c config.Audit, stdout io.Writer, log *zap.Logger) (proxy.Auditor
 		return nil, nil, err
 	}
 	log.Info("audit log open", zap.String("sink", c.Sink), zap.String("path", c.Path), zap.String("key_file", c.KeyFile), zap.Bool("fail_closed", c.FailClosed))
-	return l, func(timeout time.Duration) {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
+	return l, func(ctx context.Context) {
 		if err := l.Close(ctx); err != nil {
 			log.Error("audit log not closed cleanly", zap.Error(err))
 		}

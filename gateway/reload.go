@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -16,13 +16,12 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// reloader applies the configuration file, read again, to the running
-// pubgate (SIGHUP): the settings config.WithLive names take effect at
-// once, the others are reported as needing a restart. A file that does not
-// load or validate, or whose policy does not compile, changes nothing.
-// Every reload is logged and audited.
+// reloader applies a configuration, loaded again, to the running node
+// (SIGHUP): the settings config.WithLive names take effect at once, the
+// others are reported as needing a restart. A file that does not load or
+// validate, or whose policy does not compile, changes nothing. Every
+// reload is logged and audited. Gateway.reloadMu serializes reloads.
 type reloader struct {
-	path string
 	// running is the configuration in effect: the file at start, with the
 	// live settings of every reload since.
 	running   *config.Config
@@ -35,35 +34,39 @@ type reloader struct {
 	log       *zap.Logger
 }
 
-func (r *reloader) reload(ctx context.Context) {
-	applied, restart, err := r.apply(ctx)
+// reload applies next, loaded from file (if it came from one), or records
+// loadErr, the reason it did not load.
+func (r *reloader) reload(ctx context.Context, file string, next *config.Config, loadErr error) error {
+	log := r.log
+	if file != "" {
+		log = log.With(zap.String("file", file))
+	}
+	applied, restart, err := []string(nil), []string(nil), loadErr
+	if err == nil {
+		applied, restart, err = r.apply(ctx, next)
+	}
 	rec := audit.Record{Time: time.Now(), Event: audit.EventConfigReload, Outcome: audit.Success}
 	if err != nil {
-		r.log.Error("configuration reload refused; the configuration in effect stays", zap.String("file", r.path), zap.Error(err))
+		log.Error("configuration reload refused; the configuration in effect stays", zap.Error(err))
 		rec.Outcome, rec.Reason = audit.Failure, "refused: "+err.Error()
 	} else {
-		r.log.Info("configuration reloaded", zap.String("file", r.path),
-			zap.Strings("applied", applied), zap.Strings("needs_restart", restart))
+		log.Info("configuration reloaded", zap.Strings("applied", applied), zap.Strings("needs_restart", restart))
 		rec.Reason = reloadSummary(applied, restart)
 	}
 	if r.tls != nil {
 		_ = r.tls.Reload() // it logs what it refused; the files are not the configuration's to audit
 	}
 	record(r.auditor, rec)
+	return err
 }
 
-// apply loads the file and applies its live settings, all or none: it
-// builds every part of the new state first (the password table, the
-// compiled policy, the log level), and only once all of them succeeded
-// swaps them in, one after the other without anything in between that can
-// fail. The policy compiles once, here. It takes effect last, so that
-// clients Reconfigure ends (a removed tenant or user) are told that reason
-// rather than the policy's.
-func (r *reloader) apply(ctx context.Context) (applied, restart []string, err error) {
-	next, err := config.Load(r.path)
-	if err != nil {
-		return nil, nil, err
-	}
+// apply applies next's live settings, all or none: it builds every part
+// of the new state first (the password table, the compiled policy, the log
+// level), and only once all of them succeeded swaps them in, one after the
+// other without anything in between that can fail. The policy compiles
+// once, here. It takes effect last, so that clients Reconfigure ends (a
+// removed tenant or user) are told that reason rather than the policy's.
+func (r *reloader) apply(ctx context.Context, next *config.Config) (applied, restart []string, err error) {
 	live := r.running.WithLive(next)
 	if err := live.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("the new live settings do not fit the settings in effect until a restart: %w", err)
