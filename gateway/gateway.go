@@ -7,9 +7,10 @@
 // these calls; tests start nodes through it and read their addresses from
 // it.
 //
-// Start-up order: logger → upstream broker → audit log → policy →
-// passwords → proxy (New); client listener → admin listener → serving,
-// outage watcher, policy watcher (Start). Shutdown runs it backwards, but
+// Start-up order: logger → what Check also builds (policy, passwords,
+// certificate and token authenticators, upstream TLS; provision.go) →
+// upstream broker → audit log → proxy (New); client listener → admin
+// listener → serving, outage watcher, policy watcher (Start). Shutdown runs it backwards, but
 // the admin listener stops last, so that readiness says "draining" for as
 // long as the node still holds clients.
 package gateway
@@ -74,8 +75,8 @@ type Gateway struct {
 // yet. ctx bounds what building does (loading a policy bundle, the first
 // fetch of a JWT key set); the node's background work lasts until
 // Shutdown. On error, whatever was built is closed again.
-func New(ctx context.Context, cfg *config.Config, o Options) (g *Gateway, err error) {
-	g = &Gateway{cfg: cfg, opts: o, failed: make(chan error, 1)}
+func New(ctx context.Context, cfg *config.Config, o Options) (_ *Gateway, err error) {
+	g := &Gateway{cfg: cfg, opts: o, failed: make(chan error, 1)}
 	g.life, g.endLife = context.WithCancel(context.WithoutCancel(ctx))
 	if g.log, g.logLevel, err = newLogger(cfg.Log, o.LogOutput); err != nil {
 		return nil, err
@@ -89,19 +90,18 @@ func New(ctx context.Context, cfg *config.Config, o Options) (g *Gateway, err er
 		g.log.Warn(w)
 	}
 	setRedisLogger.Do(func() { redis.SetLogger(newRedisLogger(g.log.Named("go-redis"), redisLogRepeat)) })
-	if g.broker, err = openBroker(cfg.Upstream, g.log.Named("upstream")); err != nil {
+	p, err := provision(g.life, cfg, g.log)
+	if err != nil {
+		return nil, err
+	}
+	g.authz, g.passwords = p.authz, p.passwords
+	if g.broker, err = openBroker(cfg.Upstream, p.upstreamTLS, g.log.Named("upstream")); err != nil {
 		return nil, err
 	}
 	if g.auditor, g.closeLog, err = openAudit(cfg.Audit, o.AuditStream, g.log); err != nil {
 		return nil, err
 	}
-	if g.authz, err = NewAuthorizer(ctx, cfg, g.log.Named("policy")); err != nil {
-		return nil, err
-	}
-	if g.passwords, err = auth.NewPasswordsWith(passwordUsers(cfg), passwordOptions(cfg)); err != nil {
-		return nil, err
-	}
-	if g.srv, err = g.newProxy(); err != nil {
+	if g.srv, err = g.newProxy(p); err != nil {
 		return nil, err
 	}
 	g.authz.OnReload(func(r policy.ReloadResult) {

@@ -2,27 +2,24 @@ package gateway
 
 import (
 	"context"
-	"crypto/x509"
+	"crypto/tls"
 	"time"
 
 	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/proxy"
-	ptls "github.com/pubgate/pubgate/tls"
 	"github.com/pubgate/pubgate/upstream"
 	"go.uber.org/zap"
 )
 
 // This file maps the configuration onto the parts' own options.
 
-func openBroker(u config.Upstream, log *zap.Logger) (upstream.Broker, error) {
+// openBroker opens the upstream engine; tlsConfig is upstream.tls, built
+// by provision.
+func openBroker(u config.Upstream, tlsConfig *tls.Config, log *zap.Logger) (upstream.Broker, error) {
 	if u.IsMemory() {
 		return upstream.NewMemory(), nil
-	}
-	tlsConfig, err := ptls.UpstreamConfig(u.TLS)
-	if err != nil {
-		return nil, err
 	}
 	o := upstream.RedisOptions{
 		URL: u.URL, Username: u.Username, Password: u.Password,
@@ -84,31 +81,19 @@ func newJWT(ctx context.Context, j *config.JWT) (*auth.JWT, error) {
 	})
 }
 
-func (g *Gateway) newProxy() (*proxy.Server, error) {
+func (g *Gateway) newProxy(p provisioned) (*proxy.Server, error) {
 	cfg := g.cfg
 	var defaultUser *auth.Identity
 	if cfg.Auth.DefaultUser != "" {
 		id, _ := g.passwords.Lookup(cfg.Auth.DefaultUser)
 		defaultUser = &id
 	}
-	var certIdentity func(*x509.Certificate) (auth.Identity, error)
-	if c := cfg.Auth.Certificates; c != nil {
-		mapper, err := auth.NewCertificateMapper(c.URITemplate)
-		if err != nil {
-			return nil, err
-		}
-		certIdentity = mapper.IdentityWithRoles(g.passwords.Lookup)
-	}
 	authenticator := auth.Chain{Passwords: g.passwords}
-	if cfg.Auth.JWT != nil {
-		tokens, err := newJWT(g.life, cfg.Auth.JWT)
-		if err != nil {
-			return nil, err
-		}
-		authenticator.JWT = tokens
+	if p.tokens != nil {
+		authenticator.JWT = p.tokens
 	}
 	return proxy.New(proxy.Options{
-		CertificateIdentity: certIdentity,
+		CertificateIdentity: p.certIdentity,
 		CertificateLogin:    cfg.Auth.Certificates != nil && cfg.Auth.Certificates.Login == "certificate",
 		Limits:              cfg.Limits, Tenants: cfg.Tenants, Namespace: cfg.Namespace,
 		Broker: g.broker, Auth: authenticator, Users: g.passwords.Lookup,

@@ -6,7 +6,6 @@ import (
 	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/gateway"
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 )
 
 // configFlag adds the required --config (-c) flag that serve and check share.
@@ -27,7 +26,7 @@ func newCheckCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			authz, err := gateway.NewAuthorizer(cmd.Context(), cfg, zap.NewNop())
+			revision, err := gateway.Check(cmd.Context(), cfg) // what serve would refuse, short of listening
 			if err != nil {
 				return err
 			}
@@ -35,7 +34,7 @@ func newCheckCommand() *cobra.Command {
 			for _, w := range cfg.Warnings() {
 				fmt.Fprintf(cmd.OutOrStdout(), "warning: %s\n", w)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "policy revision %s compiles\n", authz.Revision())
+			fmt.Fprintf(cmd.OutOrStdout(), "policy revision %s compiles\n", revision)
 			fmt.Fprintf(cmd.OutOrStdout(), "configuration %s is valid\n", *path)
 			return nil
 		},
