@@ -31,14 +31,28 @@ type Options struct {
 	// while the sink fails or the queue stays full; otherwise such records
 	// are dropped and counted.
 	FailClosed     bool
-	QueueSize      int           // records waiting for the writer; default 16384
-	FsyncInterval  time.Duration // fsync at least this often; default 1s
-	FsyncRecords   int           // and after this many records; default 1000
-	SealInterval   time.Duration // seal this often if anything was written; default 1m
+	QueueSize      int           // records waiting for the writer; default DefaultQueueSize
+	FsyncInterval  time.Duration // fsync at least this often; default DefaultFsyncInterval
+	FsyncRecords   int           // and after this many records; default DefaultFsyncRecords
+	SealInterval   time.Duration // seal this often if anything was written; default DefaultSealInterval
 	RetryInterval  time.Duration // between attempts on a failing sink; default 1s
 	EnqueueTimeout time.Duration // fail-closed wait for room in a full queue; default 1s
 	Logger         *zap.Logger   // the operational log
 }
+
+// The defaults of the Options that the configuration file sets too; its
+// defaults are these (config.Default uses them), so that a library user and
+// a configuration file that leave a setting out get the same value.
+const (
+	// DefaultQueueSize is audit.queue_size: records waiting for the writer.
+	DefaultQueueSize = 16384
+	// DefaultFsyncInterval is audit.fsync_interval.
+	DefaultFsyncInterval = time.Second
+	// DefaultFsyncRecords is audit.fsync_records.
+	DefaultFsyncRecords = 1000
+	// DefaultSealInterval is audit.seal_interval.
+	DefaultSealInterval = time.Minute
+)
 
 func (o *Options) fillDefaults() {
 	set := func(d *time.Duration, v time.Duration) {
@@ -46,15 +60,15 @@ func (o *Options) fillDefaults() {
 			*d = v
 		}
 	}
-	set(&o.FsyncInterval, time.Second)
-	set(&o.SealInterval, time.Minute)
+	set(&o.FsyncInterval, DefaultFsyncInterval)
+	set(&o.SealInterval, DefaultSealInterval)
 	set(&o.RetryInterval, time.Second)
 	set(&o.EnqueueTimeout, time.Second)
 	if o.QueueSize <= 0 {
-		o.QueueSize = 16384
+		o.QueueSize = DefaultQueueSize
 	}
 	if o.FsyncRecords <= 0 {
-		o.FsyncRecords = 1000
+		o.FsyncRecords = DefaultFsyncRecords
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

@@ -33,7 +33,9 @@ type PasswordOptions struct {
 }
 
 const (
-	// DefaultVerifiedUsers is the verified-credential cache's default size.
+	// DefaultVerifiedUsers is the verified-credential cache's default size
+	// (NewPasswords), and auth.verified_cache.max_users' default
+	// (config.Default uses it).
 	DefaultVerifiedUsers = 10_000
 	// DefaultMaxQueued is the default bound of the bcrypt queue, the
 	// default limits.max_clients (a connection checks one AUTH at a time).

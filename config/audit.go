@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -71,10 +70,13 @@ func (a Audit) AuditLevels() audit.Levels {
 	return l
 }
 
+// defaultAudit is the audit section's defaults; those the audit package
+// also applies to its Options are its constants.
 func defaultAudit() Audit {
 	return Audit{
 		Sink: "none", FailClosed: true, MaxSize: 100 << 20, MaxAge: 24 * time.Hour,
-		FsyncInterval: time.Second, FsyncRecords: 1000, SealInterval: time.Minute, QueueSize: 16384,
+		FsyncInterval: audit.DefaultFsyncInterval, FsyncRecords: audit.DefaultFsyncRecords,
+		SealInterval: audit.DefaultSealInterval, QueueSize: audit.DefaultQueueSize,
 	}
 }
 
@@ -140,10 +142,19 @@ func (c *Config) validateAudit(add addFunc) {
 	}
 	if a.KeyAuto && a.KeyEnv != "" {
 		add("audit.key_file", "auto and audit.key_env both name a key: keep one")
-	} else if a.Enabled() && !(a.KeyAuto && !fileExists(a.KeyFile)) { // serve creates an auto key
-		if _, err := audit.LoadKey(a.KeyFile, a.KeyEnv); err != nil {
-			add(auditKeyKey(a), "%v", strings.TrimPrefix(err.Error(), "audit: "))
-		}
+	}
+}
+
+// checkAuditKey loads the audit key as serve will (CheckFiles): from
+// key_file or the environment variable key_env. An auto key that does not
+// exist yet is no error: serve creates it.
+func (c *Config) checkAuditKey(add addFunc) {
+	a := c.Audit
+	if !a.Enabled() || (a.KeyAuto && a.KeyEnv != "") || (a.KeyAuto && !fileExists(a.KeyFile)) {
+		return
+	}
+	if _, err := audit.LoadKey(a.KeyFile, a.KeyEnv); err != nil {
+		add(auditKeyKey(a), "%v", strings.TrimPrefix(err.Error(), "audit: "))
 	}
 }
 
@@ -196,9 +207,4 @@ func (a Audit) summary() string {
 		fmt.Fprintf(&b, "  %-16s %s\n", scope, strings.Join(parts, " "))
 	}
 	return b.String()
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }

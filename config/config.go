@@ -1,6 +1,11 @@
 // Package config is pubgate's configuration: the YAML schema, its defaults
-// (filled in one place, Default), strict decoding (unknown keys are errors
-// that name the key) and Validate, whose errors name the offending key.
+// (filled in one place, Default, from the owning packages' constants where
+// a package has a default of its own), strict decoding (unknown keys are
+// errors that name the key) and validation, whose errors name the
+// offending key. Validation is split as Caddy splits Provision from
+// Validate: ValidateSettings is pure (no file, no environment variable),
+// CheckFiles reads what the settings name (keys, certificates, CA files,
+// policy files, the audit key), and Validate runs both.
 package config
 
 import (
@@ -8,6 +13,10 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pubgate/pubgate/auth"
+	"github.com/pubgate/pubgate/policy"
+	"github.com/pubgate/pubgate/upstream"
 )
 
 // defaultDataDir is where pubgate keeps state it creates (the local CA):
@@ -386,22 +395,32 @@ type Log struct {
 	Format string `yaml:"format"` // console | json
 }
 
+// DefaultShutdownTimeout is listen.shutdown_timeout's default. It is
+// defined here rather than in package proxy, whose sessions it bounds
+// (proxy.DefaultDrainTimeout is this value), because proxy imports config.
+const DefaultShutdownTimeout = 10 * time.Second
+
 // Default returns the configuration used for every key a file leaves out.
+// It is the one place the file's defaults are filled; a default that a
+// package also applies when its Options leave the setting out is that
+// package's exported constant (audit.DefaultQueueSize, policy.DefaultTimeout,
+// upstream.DefaultTimeout, ...), so that the two never differ
+// (defaults_test.go checks each pair).
 func Default() *Config {
 	return &Config{
 		Listen: Listen{
-			Address: "127.0.0.1:6380", DrainPeriod: 5 * time.Second, ShutdownTimeout: 10 * time.Second,
+			Address: "127.0.0.1:6380", DrainPeriod: 5 * time.Second, ShutdownTimeout: DefaultShutdownTimeout,
 			ProxyProtocol: ProxyProtocol{HeaderTimeout: 5 * time.Second},
 			TLS:           TLS{ReloadInterval: 10 * time.Second, MinVersion: "1.2"},
 		},
-		Upstream: Upstream{URL: "memory://", Timeout: 5 * time.Second, HealthInterval: time.Second},
+		Upstream: Upstream{URL: "memory://", Timeout: upstream.DefaultTimeout, HealthInterval: upstream.DefaultHealthInterval},
 		Auth: Auth{
 			LoginTimeout:  10 * time.Second,
 			Throttle:      Throttle{MaxFailures: 5, Window: time.Minute, MaxDelay: 2 * time.Second},
-			VerifiedCache: VerifiedCache{Enabled: true, MaxUsers: 10000},
+			VerifiedCache: VerifiedCache{Enabled: true, MaxUsers: auth.DefaultVerifiedUsers},
 		},
 		Namespace: Namespace{Mode: "rewrite"},
-		Policy:    Policy{Watch: true, Timeout: 100 * time.Millisecond, CacheSize: 100000},
+		Policy:    Policy{Watch: true, Timeout: policy.DefaultTimeout, CacheSize: 100000},
 		Limits: Limits{
 			MaxClients:                10000,
 			MaxSubscriptionsPerClient: 10000,

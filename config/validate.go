@@ -1,15 +1,12 @@
 package config
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -20,12 +17,61 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Validate checks the configuration; every error names its key.
+// Validation has two steps, split as Caddy splits Provision from Validate:
+//
+//   - ValidateSettings checks the values themselves and each against the
+//     others. It is pure: it reads no file and no environment variable, so
+//     it gives the same answer for a configuration built in memory, in a
+//     test, or on a machine that lacks the files.
+//   - CheckFiles reads what the settings name, as serve will: certificate
+//     and key pairs, CA files, policy paths and bundle, the JWKS file, and
+//     the audit key from its file or environment variable.
+//
+// Validate runs both; Parse and Load call it. Every error of either step
+// names its key.
+
+// Validate checks the configuration: ValidateSettings and CheckFiles, their
+// errors joined in one sorted list. Every error names its key.
 func (c *Config) Validate() error {
-	var errs []error
-	add := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
-	}
+	var errs errorList
+	c.validateSettings(errs.add)
+	c.checkFiles(errs.add)
+	return errs.join()
+}
+
+// ValidateSettings checks the settings without reading any file or
+// environment variable (see CheckFiles); every error names its key.
+func (c *Config) ValidateSettings() error {
+	var errs errorList
+	c.validateSettings(errs.add)
+	return errs.join()
+}
+
+// CheckFiles reads the files and environment variables the settings name
+// (certificates and keys, CA files, policy paths and bundle, the JWKS
+// file, the audit key) and reports each that cannot be used; every error
+// names its key. It assumes nothing of ValidateSettings' outcome.
+func (c *Config) CheckFiles() error {
+	var errs errorList
+	c.checkFiles(errs.add)
+	return errs.join()
+}
+
+// errorList collects validation errors, each "key: message".
+type errorList []error
+
+func (l *errorList) add(key, format string, args ...any) {
+	*l = append(*l, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// join sorts the errors by their text and joins them (nil if none).
+func (l errorList) join() error {
+	sort.Slice(l, func(i, j int) bool { return l[i].Error() < l[j].Error() })
+	return errors.Join(l...)
+}
+
+// validateSettings is ValidateSettings' checks, reported through add.
+func (c *Config) validateSettings(add addFunc) {
 	if _, _, err := net.SplitHostPort(c.Listen.Address); err != nil {
 		add("listen.address", "must be host:port: %v", err)
 	}
@@ -55,32 +101,9 @@ func (c *Config) Validate() error {
 	default:
 		add("log.format", "must be console or json, not %q", c.Log.Format)
 	}
-	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
-	return errors.Join(errs...)
 }
 
 type addFunc func(key, format string, args ...any)
-
-// LoadCertPool reads the PEM certificates of a CA file. Validation uses it
-// to check the files the TLS setup will load with it.
-func LoadCertPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("no PEM certificate in %s", path)
-	}
-	return pool, nil
-}
-
-// checkCAFile reports a CA file that cannot be read or holds no certificate.
-func checkCAFile(add addFunc, key, path string) {
-	if _, err := LoadCertPool(path); err != nil {
-		add(key, "%v", err)
-	}
-}
 
 func (c *Config) validateTLS(add addFunc) {
 	t := c.Listen.TLS
@@ -107,11 +130,6 @@ func (c *Config) validateTLS(add addFunc) {
 			add("listen.tls.acme", "enable http_challenge_address or tls_alpn_challenge")
 		}
 	}
-	if t.CertFile != "" && t.KeyFile != "" {
-		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
-			add("listen.tls.cert_file", "%v", err)
-		}
-	}
 	if t.ReloadInterval <= 0 {
 		add("listen.tls.reload_interval", "must be positive")
 	}
@@ -123,9 +141,6 @@ func (c *Config) validateTLS(add addFunc) {
 		}
 	default:
 		add("listen.tls.client_auth", "must be none, verify_if_given or require, not %q", t.ClientAuth)
-	}
-	if t.ClientCAFile != "" {
-		checkCAFile(add, "listen.tls.client_ca_file", t.ClientCAFile)
 	}
 	if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
 		add("listen.tls.min_version", `must be "1.2" or "1.3", not %q`, t.MinVersion)
@@ -143,13 +158,6 @@ func (c *Config) validateUpstream(add addFunc) {
 	if t := up.TLS; t.Enabled() {
 		if (t.CertFile == "") != (t.KeyFile == "") {
 			add("upstream.tls", "cert_file and key_file go together")
-		} else if t.CertFile != "" {
-			if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
-				add("upstream.tls.cert_file", "%v", err)
-			}
-		}
-		if t.CAFile != "" {
-			checkCAFile(add, "upstream.tls.ca_file", t.CAFile)
 		}
 	}
 	if up.Timeout <= 0 {
@@ -269,16 +277,6 @@ func (c *Config) validateNamespace(add addFunc) {
 
 func (c *Config) validatePolicy(add addFunc) {
 	p := c.Policy
-	for i, path := range p.Paths {
-		if _, err := os.Stat(path); err != nil {
-			add(fmt.Sprintf("policy.paths[%d]", i), "%v", err)
-		}
-	}
-	if p.Bundle != "" {
-		if _, err := os.Stat(p.Bundle); err != nil {
-			add("policy.bundle", "%v", err)
-		}
-	}
 	if p.Timeout <= 0 {
 		add("policy.timeout", "must be positive")
 	}
@@ -390,10 +388,6 @@ func (c *Config) validateJWT(j *JWT, add addFunc) {
 		add("auth.jwt", "set one of jwks_url and jwks_file")
 	case j.JWKSURL != "" && !strings.HasPrefix(j.JWKSURL, "https://"):
 		add("auth.jwt.jwks_url", "must be an https:// URL")
-	case j.JWKSFile != "":
-		if _, err := os.Stat(j.JWKSFile); err != nil {
-			add("auth.jwt.jwks_file", "%v", err)
-		}
 	}
 	if j.Issuer == "" {
 		add("auth.jwt.issuer", "is required: tokens of any other issuer are refused")

@@ -18,7 +18,7 @@ import (
 type Options struct {
 	Sources Sources
 	// CacheSize bounds the decision cache (entries); Timeout bounds one
-	// evaluation.
+	// evaluation (0: DefaultTimeout).
 	CacheSize int
 	Timeout   time.Duration
 	// Concurrency bounds the evaluations that run at once (0: one per
@@ -30,6 +30,10 @@ type Options struct {
 	Concurrency int
 	Logger      *zap.Logger
 }
+
+// DefaultTimeout is policy.timeout's default (config.Default uses it), and
+// bounds one evaluation when Options.Timeout is not set.
+const DefaultTimeout = 100 * time.Millisecond
 
 // Authorizer answers Requests with the current policy revision. It is safe
 // for concurrent use. Deny by default: an evaluation error, a timeout or an
@@ -73,7 +77,7 @@ func New(ctx context.Context, opts Options) (*Authorizer, error) {
 		opts.Logger = zap.NewNop()
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = 100 * time.Millisecond
+		opts.Timeout = DefaultTimeout
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = runtime.GOMAXPROCS(0)

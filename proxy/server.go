@@ -51,11 +51,18 @@ type Options struct {
 	// connection must be of the certificate's tenant.
 	CertificateIdentity func(*x509.Certificate) (auth.Identity, error)
 	CertificateLogin    bool
-	UpstreamTimeout     time.Duration
-	DrainTimeout        time.Duration // how long a closing session may take to flush
+	UpstreamTimeout     time.Duration // 0: upstream.DefaultTimeout
+	DrainTimeout        time.Duration // how long a closing session may take to flush; 0: DefaultDrainTimeout
 	Version             string
 	Logger              *zap.Logger
 }
+
+// DefaultDrainTimeout is Options.DrainTimeout when not set: the default of
+// listen.shutdown_timeout, which serve passes as DrainTimeout. The value is
+// defined by package config beside the key, since config cannot import
+// proxy (proxy takes config's types); this name keeps proxy's fallback and
+// the file's default one value.
+const DefaultDrainTimeout = config.DefaultShutdownTimeout
 
 // Authorizer is what the proxy needs of a policy engine: a decision per
 // request, denying on any failure of its own. It must not keep r, which
@@ -121,10 +128,10 @@ func New(o Options) (*Server, error) {
 		o.Audit = logAuditor{o.Logger.Named("audit")}
 	}
 	if o.UpstreamTimeout <= 0 {
-		o.UpstreamTimeout = 5 * time.Second
+		o.UpstreamTimeout = upstream.DefaultTimeout
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 5 * time.Second
+		o.DrainTimeout = DefaultDrainTimeout
 	}
 	s := &Server{
 		limits: o.Limits, broker: o.Broker, auth: o.Auth, users: o.Users, authz: o.Authorizer, audit: o.Audit, defaultUser: o.DefaultUser,

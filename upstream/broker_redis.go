@@ -62,7 +62,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{client: client, health: newHealthState(o.OnHealthChange), timeout: cmp.Or(o.Timeout, 5*time.Second)}
+	r := &Redis{client: client, health: newHealthState(o.OnHealthChange), timeout: cmp.Or(o.Timeout, DefaultTimeout)}
 	r.SetHandler(func([]Message) {})
 	ctx, stop := context.WithCancel(context.Background())
 	r.ctx, r.stop = ctx, stop
@@ -90,7 +90,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	}
 	interval := o.HealthInterval
 	if interval <= 0 {
-		interval = defaultHealthInterval
+		interval = DefaultHealthInterval
 	}
 	r.wg.Add(1)
 	go func() {

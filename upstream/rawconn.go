@@ -41,7 +41,7 @@ func dialTimeout(opt *redis.Options) time.Duration {
 	if opt.DialTimeout > 0 {
 		return opt.DialTimeout
 	}
-	return 5 * time.Second
+	return DefaultTimeout
 }
 
 // handshake sends AUTH, SELECT and CLIENT SETNAME as one pipeline and

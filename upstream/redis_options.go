@@ -18,13 +18,17 @@ type RedisOptions struct {
 	// Username and Password authenticate to the data nodes of a Sentinel
 	// or Cluster deployment (a standalone URL carries its own).
 	Username, Password string
-	Timeout            time.Duration // dial/read/write timeout of pooled connections
-	PoolSize           int           // 0 picks go-redis's default
+	// Timeout is the dial/read/write timeout of pooled connections and
+	// bounds publishes and subscriptions; 0: DefaultTimeout (go-redis's own
+	// timeouts for its pooled connections).
+	Timeout  time.Duration
+	PoolSize int // 0 picks go-redis's default
 	// TLS replaces the default TLS configuration of a rediss:// URL: a CA to
 	// trust, a client certificate, a server name. For Sentinel and Cluster
 	// it turns TLS on (towards the sentinels too).
 	TLS *tls.Config
-	// HealthInterval is how often the engine is probed (default 1s).
+	// HealthInterval is how often the engine is probed (0:
+	// DefaultHealthInterval).
 	HealthInterval time.Duration
 	// OnHealthChange is called with the first probe's outcome (up or
 	// down), then whenever the engine goes down or comes back.
@@ -51,7 +55,16 @@ type ClusterOptions struct {
 // ErrPatternsSharded refuses a pattern subscription in sharded mode.
 var ErrPatternsSharded = errors.New("upstream: pattern subscriptions are not available when upstream.cluster.sharded is on (Redis has no sharded patterns)")
 
-const defaultHealthInterval = time.Second
+// The defaults of the options that the configuration file sets too; its
+// defaults are these (config.Default uses them).
+const (
+	// DefaultTimeout is upstream.timeout: the bound on each upstream
+	// operation (dial, publish, subscribe confirmation).
+	DefaultTimeout = 5 * time.Second
+	// DefaultHealthInterval is upstream.health_interval: how often the
+	// engine is probed.
+	DefaultHealthInterval = time.Second
+)
 
 // noRetries turns off go-redis's retry of a command after a network error:
 // a PUBLISH whose reply was lost may have been delivered, and sending it

@@ -1,0 +1,77 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+)
+
+// checkFiles is CheckFiles' checks, reported through add: every file and
+// environment variable the settings name, read as serve reads it. Each
+// check runs under the same conditions as when it was part of the
+// settings' checks, so that Validate reports what it always did.
+func (c *Config) checkFiles(add addFunc) {
+	if t := c.Listen.TLS; t.CertFile != "" && t.KeyFile != "" {
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			add("listen.tls.cert_file", "%v", err)
+		}
+	}
+	if t := c.Listen.TLS; t.ClientCAFile != "" {
+		checkCAFile(add, "listen.tls.client_ca_file", t.ClientCAFile)
+	}
+	if t := c.Upstream.TLS; t.Enabled() {
+		if t.CertFile != "" && t.KeyFile != "" {
+			if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+				add("upstream.tls.cert_file", "%v", err)
+			}
+		}
+		if t.CAFile != "" {
+			checkCAFile(add, "upstream.tls.ca_file", t.CAFile)
+		}
+	}
+	for i, path := range c.Policy.Paths {
+		if _, err := os.Stat(path); err != nil {
+			add(fmt.Sprintf("policy.paths[%d]", i), "%v", err)
+		}
+	}
+	if b := c.Policy.Bundle; b != "" {
+		if _, err := os.Stat(b); err != nil {
+			add("policy.bundle", "%v", err)
+		}
+	}
+	// Only a key set named alone is read: naming both, or neither, is
+	// ValidateSettings' error.
+	if j := c.Auth.JWT; j != nil && j.JWKSFile != "" && j.JWKSURL == "" {
+		if _, err := os.Stat(j.JWKSFile); err != nil {
+			add("auth.jwt.jwks_file", "%v", err)
+		}
+	}
+	c.checkAuditKey(add)
+}
+
+// LoadCertPool reads the PEM certificates of a CA file. CheckFiles uses it
+// to check the files the TLS setup will load with it.
+func LoadCertPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no PEM certificate in %s", path)
+	}
+	return pool, nil
+}
+
+// checkCAFile reports a CA file that cannot be read or holds no certificate.
+func checkCAFile(add addFunc, key, path string) {
+	if _, err := LoadCertPool(path); err != nil {
+		add(key, "%v", err)
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
