@@ -1,4 +1,8 @@
-package main
+// Package compare is `pubgate bench compare`: it measures pubgate (TLS,
+// passwords, the example policy, audit) against Redis alone and Redis with
+// TLS and ACL users, on loopback, with the workloads W0–W8 of BENCHMARKS.md
+// (or, with Options.Scaling, its scaling series), each run by package bench.
+package compare
 
 import (
 	"context"
@@ -14,87 +18,81 @@ import (
 	"time"
 
 	"github.com/pubgate/pubgate/bench"
-	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
 )
 
-// compareOptions say how big `pubgate bench compare` runs.
-type compareOptions struct {
-	repeat      int
-	duration    time.Duration
-	idle        int // W4's connections
-	workloads   []string
-	policyDir   string
-	out         string
-	bcryptCost  int
-	redisServer string
-	pubgate     string // the binary of the pubgate arm ("": this one)
-	scaling     bool
-	// W6's channel names, new to the servers on every run.
-	freshChannels int
-	// W7's clients, the cost of its user's password hash on pubgate, and
-	// how long each client may take.
-	stormClients, stormBcryptCost int
-	stormTimeout                  time.Duration
-	// W8's neighbour's patterns.
-	noisePatterns int
-	// smoke runs are too short and too small to measure memory per
-	// connection: the figure would be the runtime's start-up.
-	smoke bool
+// Options say how big a comparison runs. Run fills in the sizes of W6–W8
+// left at zero (see WithDefaults); the other fields have no defaults here:
+// `pubgate bench compare`'s flags give them.
+type Options struct {
+	// Repeat is the number of runs of each workload on each arm.
+	Repeat int
+	// Duration is the publishing time of each run.
+	Duration time.Duration
+	// Idle is W4's number of idle subscribers.
+	Idle int
+	// Workloads names the workloads to run, of W0–W8 (see WorkloadNames).
+	Workloads []string
+	// PolicyDir is the policy the pubgate arm runs (the example policy).
+	PolicyDir string
+	// Out is the directory for the arms' files and the raw results (JSON);
+	// "" for a temporary one, removed at the end.
+	Out string
+	// BcryptCost is the cost of the tenants' users' password hashes on
+	// pubgate (W4 logs in every connection).
+	BcryptCost int
+	// RedisServer is the redis-server binary of the Redis arms.
+	RedisServer string
+	// Pubgate is the pubgate binary of the pubgate arm (required): the
+	// running one for `pubgate bench compare`, or an older build to
+	// compare with.
+	Pubgate string
+	// Scaling runs, instead of Workloads, the series of BENCHMARKS.md's
+	// scaling tables.
+	Scaling bool
+	// FreshChannels is W6's number of channel names, new to the servers on
+	// every run (a multiple of 4).
+	FreshChannels int
+	// StormClients is W7's number of clients connecting at once.
+	StormClients int
+	// StormBcryptCost is the cost of the password hash of W7's user on
+	// pubgate.
+	StormBcryptCost int
+	// StormTimeout is how long each W7 client may take to connect, log in
+	// and subscribe.
+	StormTimeout time.Duration
+	// NoisePatterns is W8's neighbour's number of pattern subscriptions.
+	NoisePatterns int
+	// Smoke marks a smoke run (see AsSmoke), too short and too small to
+	// measure memory per connection: the figure would be the runtime's
+	// start-up, so the table leaves it out.
+	Smoke bool
 }
 
-func newBenchCompareCommand() *cobra.Command {
-	o := compareOptions{}
-	var smoke bool
-	cmd := &cobra.Command{
-		Use:   "compare",
-		Short: "Compare pubgate (TLS, passwords, the example policy, audit) with Redis alone and with Redis TLS + ACL, on loopback",
-		Long: `compare starts, on loopback ports:
-  redis       redis-server, plaintext, no authentication;
-  redis-tls   redis-server with TLS and one ACL user per tenant, limited to
-              its channels (&acme:*);
-  pubgate     this pubgate with TLS, password logins, the example policy
-              and the audit log at level metadata, in front of "redis";
-then runs each workload against each arm, alternating the arms' order, and
-prints the median of each figure and the ratio pubgate / redis-tls. The
-rate workloads also show the server process's CPU time per message (user +
-system, from /proc/<pid>/stat, between the first publish and the last
-delivery). It needs redis-server on PATH and runs from the repository (the example
-policy). The raw results (JSON) are kept in --out.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if smoke {
-				o.repeat, o.duration, o.idle, o.smoke = 1, time.Second, 200, true
-				o.stormClients, o.noisePatterns = min(o.stormClients, 100), min(o.noisePatterns, 1000)
-			}
-			return runCompare(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+// AsSmoke is o as a smoke run (what CI runs): one short run of each
+// workload, W4 with 200 connections and its memory not measured, W7 with
+// at most 100 clients, W8 with at most 1,000 patterns.
+func (o Options) AsSmoke() Options {
+	o.Repeat, o.Duration, o.Idle, o.Smoke = 1, time.Second, 200, true
+	o.StormClients, o.NoisePatterns = min(o.StormClients, 100), min(o.NoisePatterns, 1000)
+	return o
+}
+
+// WorkloadNames are the names of the workloads W0–W8, in their order: what
+// a comparison runs unless told otherwise.
+func WorkloadNames() []string {
+	var names []string
+	for _, w := range compareWorkloads() {
+		names = append(names, w.name)
 	}
-	f := cmd.Flags()
-	f.IntVar(&o.repeat, "repeat", 3, "runs of each workload on each arm")
-	f.DurationVar(&o.duration, "duration", 4*time.Second, "publishing time of each run")
-	f.IntVar(&o.idle, "idle-connections", 10000, "W4's idle subscribers")
-	f.StringSliceVar(&o.workloads, "workloads", []string{"W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"}, "workloads to run")
-	f.StringVar(&o.policyDir, "policy", "examples/policies", "the policy pubgate runs")
-	f.StringVar(&o.out, "out", "", "directory for the arms' files and raw results (default: a temporary one, removed)")
-	f.IntVar(&o.bcryptCost, "bcrypt-cost", 4, "cost of the users' password hashes (W4 logs in every connection)")
-	f.StringVar(&o.redisServer, "redis-server", "redis-server", "the redis-server binary")
-	f.StringVar(&o.pubgate, "pubgate", "", "the pubgate binary of the pubgate arm, e.g. an older build to compare with (default: this one)")
-	f.IntVar(&o.freshChannels, "fresh-channels", defaultFreshChannels, "W6's channel names, new on every run (a multiple of 4)")
-	f.IntVar(&o.stormClients, "storm-clients", defaultStormClients, "W7's clients connecting at once")
-	f.IntVar(&o.stormBcryptCost, "storm-bcrypt-cost", defaultStormBcryptCost, "cost of the password hash of W7's user on pubgate")
-	f.DurationVar(&o.stormTimeout, "storm-timeout", defaultStormTimeout, "how long each W7 client may take to connect, log in and subscribe")
-	f.IntVar(&o.noisePatterns, "noise-patterns", defaultNoisePatterns, "W8's neighbour's pattern subscriptions")
-	f.BoolVar(&smoke, "smoke", false, "one short run of each workload, W4 with 200 connections and its memory not measured, W7 with at most 100 clients, W8 with at most 1,000 patterns (CI)")
-	f.BoolVar(&o.scaling, "scaling", false, "instead of W0-W8: delivery rate by subscribers, publish rate by channels, memory by connections, reconnect storms by clients, a neighbour's cost by patterns")
-	return cmd
+	return names
 }
 
 // workload is one of W0–W8 (issue 15's W1–W5, a baseline, and issue 16's
 // W6–W8): the bench options for an arm, and the figures the table shows.
 type workload struct {
 	name, title string
-	options     func(o compareOptions, a *arm) bench.Options
+	options     func(o Options, a *arm) bench.Options
 	figures     []figure
 	// fresh runs each repetition on servers started for it, and measures
 	// their memory (W4) unless run is set.
@@ -106,7 +104,7 @@ type workload struct {
 	isolated bool
 	// run, if set, runs the workload on an arm instead of runWorkload
 	// (W7, W8: more than one bench run).
-	run func(ctx context.Context, w workload, o compareOptions, a *arm) (armRun, error)
+	run func(ctx context.Context, w workload, o Options, a *arm) (armRun, error)
 }
 
 type figure struct {
@@ -179,36 +177,36 @@ var writesPerDelivery = figure{name: "writes/delivery", lowerBetter: true, forma
 const cpuFigure = "CPU µs/msg"
 
 func compareWorkloads() []workload {
-	base := func(o compareOptions, a *arm) bench.Options {
-		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.duration, Drain: 3 * time.Second}
+	base := func(o Options, a *arm) bench.Options {
+		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.Duration, Drain: 3 * time.Second}
 	}
 	return []workload{
-		{name: "W0", title: "baseline: 1 publisher (pipeline 16), 1 channel, 1 subscriber", options: func(o compareOptions, a *arm) bench.Options {
+		{name: "W0", title: "baseline: 1 publisher (pipeline 16), 1 channel, 1 subscriber", options: func(o Options, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 1, 16, 1, 1
 			return b
 		}, figures: []figure{publishRate, deliveryRate, cpuPerPublish, writesPerDelivery}},
-		{name: "W1", title: "publish-heavy: 4 publishers, pipeline 16, 16 channels, 1 subscriber", options: func(o compareOptions, a *arm) bench.Options {
+		{name: "W1", title: "publish-heavy: 4 publishers, pipeline 16, 16 channels, 1 subscriber", options: func(o Options, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 4, 16, 16, 1
 			return b
 		}, figures: []figure{publishRate, deliveryRate, cpuPerPublish, writesPerDelivery}},
-		{name: "W2", title: "fan-out: 1 publisher (pipeline 16), 100 subscribers on 1 channel", options: func(o compareOptions, a *arm) bench.Options {
+		{name: "W2", title: "fan-out: 1 publisher (pipeline 16), 100 subscribers on 1 channel", options: func(o Options, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 1, 16, 1, 100
 			return b
 		}, figures: []figure{deliveryRate, publishRate, cpuPerDelivery, writesPerDelivery}},
-		{name: "W3", title: "latency: 10,000 messages/s, 1 channel, 10 subscribers", options: func(o compareOptions, a *arm) bench.Options {
+		{name: "W3", title: "latency: 10,000 messages/s, 1 channel, 10 subscribers", options: func(o Options, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Rate, b.Channels, b.Subscribers = 1, 64, 10000, 1, 10
 			return b
 		}, figures: []figure{p50, p99, p999}},
-		{name: "W4", title: "connections: idle authenticated subscribers on 1,000 channels", options: func(o compareOptions, a *arm) bench.Options {
+		{name: "W4", title: "connections: idle authenticated subscribers on 1,000 channels", options: func(o Options, a *arm) bench.Options {
 			b := base(o, a)
-			b.Channels, b.SubChannels, b.Subscribers, b.Duration, b.Drain = 1000, 1, o.idle, time.Millisecond, time.Millisecond
+			b.Channels, b.SubChannels, b.Subscribers, b.Duration, b.Drain = 1000, 1, o.Idle, time.Millisecond, time.Millisecond
 			return b
 		}, figures: []figure{perConn}, fresh: true},
-		{name: "W5", title: "patterns: 1,000 pattern subscriptions over 2 tenants, 4 publishers (pipeline 16)", options: func(o compareOptions, a *arm) bench.Options {
+		{name: "W5", title: "patterns: 1,000 pattern subscriptions over 2 tenants, 4 publishers (pipeline 16)", options: func(o Options, a *arm) bench.Options {
 			b := base(o, a)
 			b.Tenants = a.tenants
 			b.Publishers, b.Pipeline, b.Channels, b.Patterns = 4, 16, 500, true
@@ -224,13 +222,13 @@ func compareWorkloads() []workload {
 // scalingWorkloads are the series of BENCHMARKS.md's scaling tables.
 func scalingWorkloads() []workload {
 	var out []workload
-	base := func(o compareOptions, a *arm) bench.Options {
-		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.duration,
+	base := func(o Options, a *arm) bench.Options {
+		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.Duration,
 			Drain: 3 * time.Second, Publishers: 1, Pipeline: 16}
 	}
 	for _, n := range []int{1, 10, 100, 1000} {
 		out = append(out, workload{name: fmt.Sprintf("S1 %d", n), title: fmt.Sprintf("delivery: 1 publisher (pipeline 16), %d subscribers of 1 channel", n),
-			options: func(o compareOptions, a *arm) bench.Options {
+			options: func(o Options, a *arm) bench.Options {
 				b := base(o, a)
 				b.Subscribers = n
 				return b
@@ -238,7 +236,7 @@ func scalingWorkloads() []workload {
 	}
 	for _, n := range []int{1, 100, 10000} {
 		out = append(out, workload{name: fmt.Sprintf("S2 %d", n), title: fmt.Sprintf("publish: 4 publishers (pipeline 16) over %d channels, 1 subscriber of all", n),
-			options: func(o compareOptions, a *arm) bench.Options {
+			options: func(o Options, a *arm) bench.Options {
 				b := base(o, a)
 				b.Publishers, b.Channels, b.Subscribers = 4, n, 1
 				return b
@@ -246,7 +244,7 @@ func scalingWorkloads() []workload {
 	}
 	for _, n := range []int{1000, 10000} {
 		out = append(out, workload{name: fmt.Sprintf("S3 %d", n), title: fmt.Sprintf("memory: %d idle subscribers on 1,000 channels", n),
-			options: func(o compareOptions, a *arm) bench.Options {
+			options: func(o Options, a *arm) bench.Options {
 				b := base(o, a)
 				b.Publishers, b.Channels, b.SubChannels, b.Subscribers, b.Duration, b.Drain = 0, 1000, 1, n, time.Millisecond, time.Millisecond
 				return b
@@ -278,19 +276,28 @@ func pickWorkloads(names []string) ([]workload, error) {
 	return chosen, nil
 }
 
-func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer) error {
-	o = o.withDefaults()
-	if err := o.check(); err != nil {
+// Run starts, on loopback ports, redis-server alone (arm "redis"),
+// redis-server with TLS and an ACL user per tenant ("redis-tls"), and
+// o.Pubgate with TLS, password logins, the policy in o.PolicyDir and the
+// audit log at level metadata in front of the first ("pubgate"); runs each
+// chosen workload on each arm o.Repeat times, alternating the arms' order;
+// and prints to stdout, as a Markdown table, the median of each figure per
+// arm and the ratio pubgate / redis-tls. Progress and the servers' log
+// files go to stderr. It fails if a run lost, duplicated or reordered a
+// message.
+func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	o = o.WithDefaults()
+	if err := o.Check(); err != nil {
 		return err
 	}
 	chosen := scalingWorkloads()
-	if !o.scaling {
+	if !o.Scaling {
 		var err error
-		if chosen, err = pickWorkloads(o.workloads); err != nil {
+		if chosen, err = pickWorkloads(o.Workloads); err != nil {
 			return err
 		}
 	}
-	dir := o.out
+	dir := o.Out
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "pubgate-compare-")
 		if err != nil {
@@ -320,7 +327,7 @@ func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer)
 	results := make(map[string]map[string][]armRun) // workload → arm → runs
 	for _, w := range chosen {
 		results[w.name] = make(map[string][]armRun)
-		for rep := range o.repeat {
+		for rep := range o.Repeat {
 			if w.fresh {
 				if err := restart(); err != nil {
 					return err
@@ -333,7 +340,7 @@ func runCompare(ctx context.Context, o compareOptions, stdout, stderr io.Writer)
 					}
 				}
 				a := arms[(k+rep)%len(arms)] // alternate which arm goes first
-				fmt.Fprintf(stderr, "%s run %d/%d on %s\n", w.name, rep+1, o.repeat, a.name)
+				fmt.Fprintf(stderr, "%s run %d/%d on %s\n", w.name, rep+1, o.Repeat, a.name)
 				run := w.run
 				if run == nil {
 					run = runWorkload
@@ -400,11 +407,11 @@ type armRun struct {
 	NoiseRefusals int `json:"noise_refusals,omitempty"`
 }
 
-func runWorkload(ctx context.Context, w workload, o compareOptions, a *arm) (armRun, error) {
+func runWorkload(ctx context.Context, w workload, o Options, a *arm) (armRun, error) {
 	bo := w.options(o, a)
 	var m measured
 	var before int64
-	if w.fresh && !o.smoke {
+	if w.fresh && !o.Smoke {
 		before = a.rss()
 		bo.OnSubscribed = func() {
 			time.Sleep(time.Second) // let the servers settle
@@ -466,8 +473,8 @@ func saveRun(dir, workload, arm string, rep int, r armRun) error {
 
 // writeComparison prints, per workload, the median of each figure per arm
 // and the ratio pubgate / redis-tls, as a Markdown table.
-func writeComparison(w io.Writer, o compareOptions, workloads []workload, arms []*arm, results map[string]map[string][]armRun) {
-	fmt.Fprintf(w, "Medians of %d runs of %s each; ratio = pubgate / redis-tls.\n\n", o.repeat, o.duration)
+func writeComparison(w io.Writer, o Options, workloads []workload, arms []*arm, results map[string]map[string][]armRun) {
+	fmt.Fprintf(w, "Medians of %d runs of %s each; ratio = pubgate / redis-tls.\n\n", o.Repeat, o.Duration)
 	fmt.Fprintf(w, "| workload | figure | %s | ratio | lost (all runs) |\n", strings.Join(armNames(arms), " | "))
 	fmt.Fprintf(w, "|---|---|%s---:|---:|\n", strings.Repeat("---:|", len(arms)))
 	for _, wl := range workloads {
@@ -476,7 +483,7 @@ func writeComparison(w io.Writer, o compareOptions, workloads []workload, arms [
 			if i == 0 {
 				name, lost = wl.name+" "+wl.title, lostSummary(arms, results[wl.name])
 			}
-			if f.memory && o.smoke {
+			if f.memory && o.Smoke {
 				fmt.Fprintf(w, "| %s | %s | %s%s | %s |\n", name, f.name, strings.Repeat("— | ", len(arms)), notInSmoke, lost)
 				continue
 			}

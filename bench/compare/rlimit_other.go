@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package compare
 
 // raiseOpenFiles knows no limit on open files outside Unix.
 func raiseOpenFiles() (limit uint64, ok bool, err error) { return 0, false, nil }

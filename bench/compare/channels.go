@@ -1,4 +1,4 @@
-package main
+package compare
 
 import (
 	"fmt"
@@ -14,15 +14,15 @@ import (
 // the 4 publishers has its own quarter of the names and a subscriber of
 // that quarter, subscribed before the first publish (the subscriptions'
 // decisions fall outside the measured window; the publishes' are inside).
-func manyChannelsWorkload(base func(compareOptions, *arm) bench.Options) workload {
+func manyChannelsWorkload(base func(Options, *arm) bench.Options) workload {
 	const publishers = 4
 	return workload{
 		name:  "W6",
 		title: "many channels: 4 publishers (pipeline 16), each over its own quarter of --fresh-channels (10,000) new channel names, and a subscriber of them",
-		options: func(o compareOptions, a *arm) bench.Options {
+		options: func(o Options, a *arm) bench.Options {
 			b := base(o, a)
 			b.Publishers, b.Pipeline, b.Subscribers = publishers, 16, publishers
-			b.Channels, b.SubChannels, b.SplitChannels = o.freshChannels, o.freshChannels/publishers, true
+			b.Channels, b.SubChannels, b.SplitChannels = o.FreshChannels, o.FreshChannels/publishers, true
 			b.Namespace = freshNamespace()
 			return b
 		},

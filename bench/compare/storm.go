@@ -1,4 +1,4 @@
-package main
+package compare
 
 import (
 	"context"
@@ -20,8 +20,8 @@ func stormWorkload() workload {
 		title:   "reconnect storm: --storm-clients (2,000) TLS clients at once as one user (bcrypt cost 10 on pubgate): connect, AUTH, SUBSCRIBE",
 		figures: stormFigures,
 		fresh:   true,
-		run: func(ctx context.Context, _ workload, o compareOptions, a *arm) (armRun, error) {
-			return runStorm(ctx, o, a, o.stormClients)
+		run: func(ctx context.Context, _ workload, o Options, a *arm) (armRun, error) {
+			return runStorm(ctx, o, a, o.StormClients)
 		},
 	}
 }
@@ -33,7 +33,7 @@ func stormScaling() []workload {
 		out = append(out, workload{
 			name: fmt.Sprintf("S4 %d", n), title: fmt.Sprintf("reconnect storm: %d TLS clients at once as one user", n),
 			figures: stormFigures, fresh: true,
-			run: func(ctx context.Context, _ workload, o compareOptions, a *arm) (armRun, error) {
+			run: func(ctx context.Context, _ workload, o Options, a *arm) (armRun, error) {
 				return runStorm(ctx, o, a, n)
 			},
 		})
@@ -80,10 +80,10 @@ const stormCPUNote = "the server process's CPU time (user + system) over the sto
 
 // runStorm connects clients at once to the arm as its storm user and
 // measures the server's CPU time meanwhile.
-func runStorm(ctx context.Context, o compareOptions, a *arm, clients int) (armRun, error) {
+func runStorm(ctx context.Context, o Options, a *arm, clients int) (armRun, error) {
 	before, okBefore := a.cpu()
 	res, err := bench.Storm(ctx, bench.StormOptions{Addr: a.addr, TLS: a.tls, Tenant: a.storm,
-		Clients: clients, Timeout: o.stormTimeout})
+		Clients: clients, Timeout: o.StormTimeout})
 	if err != nil {
 		return armRun{}, err
 	}

@@ -1,4 +1,4 @@
-package main
+package compare
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 // and 4 s of CPU for 10⁶ published (and delivered) messages; W2's 10, 20
 // and 50 s for 10⁴ published and 10⁶ delivered messages; W1's runs did not
 // measure CPU.
-func comparisonTable(t *testing.T, o compareOptions) string {
+func comparisonTable(t *testing.T, o Options) string {
 	t.Helper()
 	arms := []*arm{{name: "redis"}, {name: "redis-tls"}, {name: "pubgate"}}
 	var chosen []workload
@@ -50,11 +50,11 @@ func comparisonTable(t *testing.T, o compareOptions) string {
 // connection and no ratio of it (200 connections for a second measure the
 // runtime's start-up), while the full run prints both.
 func TestCompareTableSmokeLeavesMemoryOut(t *testing.T) {
-	full := comparisonTable(t, compareOptions{repeat: 3, duration: 4 * time.Second})
+	full := comparisonTable(t, Options{Repeat: 3, Duration: 4 * time.Second})
 	if !strings.Contains(full, "| bytes/conn | 10 | 40 | 160 | 4.00× |") {
 		t.Errorf("full run lacks the memory row:\n%s", full)
 	}
-	smoke := comparisonTable(t, compareOptions{repeat: 1, duration: time.Second, smoke: true})
+	smoke := comparisonTable(t, Options{Repeat: 1, Duration: time.Second, Smoke: true})
 	if !strings.Contains(smoke, "| bytes/conn | — | — | — | "+notInSmoke+" |") || strings.Contains(smoke, "4.00×") {
 		t.Errorf("smoke run shows a memory figure:\n%s", smoke)
 	}
@@ -69,7 +69,7 @@ func TestCompareTableSmokeLeavesMemoryOut(t *testing.T) {
 // did not measure it shows a dash, not a zero.
 func TestCompareTableShowsCPUPerMessage(t *testing.T) {
 	for _, smoke := range []bool{false, true} {
-		table := comparisonTable(t, compareOptions{repeat: 1, duration: time.Second, smoke: smoke})
+		table := comparisonTable(t, Options{Repeat: 1, Duration: time.Second, Smoke: smoke})
 		for _, want := range []string{
 			"| W0 baseline: 1 publisher (pipeline 16), 1 channel, 1 subscriber | publish/s | 100k | 100k | 100k | 1.00× |",
 			"|  | " + cpuFigure + " | 1.00 | 2.00 | 4.00 | 2.00× |", // W0: per published message
@@ -84,13 +84,13 @@ func TestCompareTableShowsCPUPerMessage(t *testing.T) {
 	}
 }
 
-// TestCompareRateWorkloadsMeasureCPU: W0 to W8 run by default (and so in --smoke), and
-// every workload that reports a rate also reports the server's CPU per
-// message: per delivery for fan-out (W2), per publish otherwise.
+// TestCompareRateWorkloadsMeasureCPU: the workloads are W0 to W8 (what
+// `pubgate bench compare` runs by default, and so in --smoke), and every
+// workload that reports a rate also reports the server's CPU per message:
+// per delivery for fan-out (W2), per publish otherwise.
 func TestCompareRateWorkloadsMeasureCPU(t *testing.T) {
-	def := newBenchCompareCommand().Flags().Lookup("workloads").DefValue
-	if def != "[W0,W1,W2,W3,W4,W5,W6,W7,W8]" {
-		t.Errorf("default workloads %s, want W0 to W8", def)
+	if names := WorkloadNames(); !slices.Equal(names, []string{"W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"}) {
+		t.Errorf("workloads %v, want W0 to W8", names)
 	}
 	perDelivery := measured{cpu: time.Second, cpuMeasured: true}
 	r := &bench.Result{Published: 1e3, Delivered: 1e6}
@@ -187,13 +187,12 @@ func TestCompareSmoke(t *testing.T) {
 		t.Skip("starts three servers")
 	}
 	redisServer := testutil.RequireBinary(t, "redis-server")
-	t.Setenv(asMainEnv, "1") // the pubgate arm is this binary (TestMain)
-	o := compareOptions{repeat: 1, duration: 500 * time.Millisecond, idle: 200, smoke: true, workloads: []string{"W0", "W2"},
-		policyDir: "../../examples/policies", out: t.TempDir(), bcryptCost: 4, redisServer: redisServer}
+	o := Options{Repeat: 1, Duration: 500 * time.Millisecond, Idle: 200, Smoke: true, Workloads: []string{"W0", "W2"},
+		PolicyDir: "../../examples/policies", Out: t.TempDir(), BcryptCost: 4, RedisServer: redisServer, Pubgate: pubgateBinary(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, logs bytes.Buffer
-	if err := runCompare(ctx, o, &out, &logs); err != nil {
+	if err := Run(ctx, o, &out, &logs); err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out.String(), logs.String())
 	}
 	number := `[0-9]+(\.[0-9]+)?k?`

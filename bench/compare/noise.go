@@ -1,4 +1,4 @@
-package main
+package compare
 
 import (
 	"context"
@@ -18,15 +18,15 @@ import (
 // every pattern on every PUBLISH makes acme pay for globex; the figure
 // that matters is each arm's rate with the neighbour over its rate
 // without.
-func noiseWorkload(base func(compareOptions, *arm) bench.Options) workload {
+func noiseWorkload(base func(Options, *arm) bench.Options) workload {
 	return workload{
 		name:     "W8",
 		title:    "noisy neighbour: acme publishes as in W1, alone and while globex holds --noise-patterns (30,000) patterns",
 		options:  noisyOptions(base),
 		figures:  noiseFigures,
 		isolated: true,
-		run: func(ctx context.Context, w workload, o compareOptions, a *arm) (armRun, error) {
-			return runNoisy(ctx, w, o, a, o.noisePatterns)
+		run: func(ctx context.Context, w workload, o Options, a *arm) (armRun, error) {
+			return runNoisy(ctx, w, o, a, o.NoisePatterns)
 		},
 	}
 }
@@ -36,22 +36,22 @@ var noiseScalingPatterns = []int{3000, 30000}
 
 // neighbourPatterns is the most patterns W8's neighbour holds in a run
 // with these options.
-func neighbourPatterns(o compareOptions) int {
-	if o.scaling {
+func neighbourPatterns(o Options) int {
+	if o.Scaling {
 		return slices.Max(noiseScalingPatterns)
 	}
-	return o.noisePatterns
+	return o.NoisePatterns
 }
 
 // noiseScaling is W8 with n patterns, for --scaling.
 func noiseScaling(n int) workload {
-	base := func(o compareOptions, a *arm) bench.Options {
-		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.duration, Drain: 3 * time.Second}
+	base := func(o Options, a *arm) bench.Options {
+		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.Duration, Drain: 3 * time.Second}
 	}
 	return workload{
 		name: fmt.Sprintf("S5 %d", n), title: fmt.Sprintf("noisy neighbour: acme's W1 load, alone and with %d patterns of globex", n),
 		options: noisyOptions(base), figures: noiseFigures, isolated: true,
-		run: func(ctx context.Context, w workload, o compareOptions, a *arm) (armRun, error) {
+		run: func(ctx context.Context, w workload, o Options, a *arm) (armRun, error) {
 			return runNoisy(ctx, w, o, a, n)
 		},
 	}
@@ -59,8 +59,8 @@ func noiseScaling(n int) workload {
 
 // noisyOptions is W1's load, acme's alone: 4 publishers (pipeline 16) over
 // 16 channels and a subscriber of them.
-func noisyOptions(base func(compareOptions, *arm) bench.Options) func(compareOptions, *arm) bench.Options {
-	return func(o compareOptions, a *arm) bench.Options {
+func noisyOptions(base func(Options, *arm) bench.Options) func(Options, *arm) bench.Options {
+	return func(o Options, a *arm) bench.Options {
 		b := base(o, a)
 		b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 4, 16, 16, 1
 		return b
@@ -102,7 +102,7 @@ const noiseSetupTimeout = 5 * time.Minute
 
 // runNoisy runs w on the arm alone, then again while the arm's second
 // tenant holds patterns patterns.
-func runNoisy(ctx context.Context, w workload, o compareOptions, a *arm, patterns int) (armRun, error) {
+func runNoisy(ctx context.Context, w workload, o Options, a *arm, patterns int) (armRun, error) {
 	alone, err := runWorkload(ctx, w, o, a)
 	if err != nil {
 		return armRun{}, fmt.Errorf("alone: %w", err)

@@ -1,4 +1,4 @@
-package main
+package compare
 
 import (
 	"bufio"
@@ -191,7 +191,7 @@ var compareTenants = []string{"acme", "globex"}
 
 // startArms starts redis, redis-tls and pubgate on free loopback ports,
 // sharing one certificate from a local CA. stop ends them all.
-func startArms(ctx context.Context, o compareOptions, dir string, logs io.Writer) (arms []*arm, stop func(), err error) {
+func startArms(ctx context.Context, o Options, dir string, logs io.Writer) (arms []*arm, stop func(), err error) {
 	var procs []*exec.Cmd
 	stop = func() {
 		for _, p := range procs {
@@ -237,7 +237,7 @@ func startArms(ctx context.Context, o compareOptions, dir string, logs io.Writer
 	if err := os.MkdirAll(redisDir, 0o755); err != nil {
 		return nil, stop, err
 	}
-	plain.proc = exec.Command(o.redisServer, "--port", strconv.Itoa(ports[0]), "--bind", "127.0.0.1",
+	plain.proc = exec.Command(o.RedisServer, "--port", strconv.Itoa(ports[0]), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--maxclients", "20000", "--tcp-backlog", strconv.Itoa(listenBacklog), "--dir", redisDir)
 	if err := start("redis", plain.proc); err != nil {
 		return nil, stop, err
@@ -246,21 +246,15 @@ func startArms(ctx context.Context, o compareOptions, dir string, logs io.Writer
 	if err != nil {
 		return nil, stop, err
 	}
-	secure.proc = exec.Command(o.redisServer, conf)
+	secure.proc = exec.Command(o.RedisServer, conf)
 	if err := start("redis-tls", secure.proc); err != nil {
 		return nil, stop, err
 	}
-	self := o.pubgate
-	if self == "" {
-		if self, err = os.Executable(); err != nil {
-			return nil, stop, err
-		}
-	}
-	pubgateConf, err := preparePubgateConfig(self, dir, o, ports[2], ports[3], plain.addr, certs.dir)
+	pubgateConf, err := preparePubgateConfig(o.Pubgate, dir, o, ports[2], ports[3], plain.addr, certs.dir)
 	if err != nil {
 		return nil, stop, err
 	}
-	gate.proc = exec.Command(self, "serve", "--config", pubgateConf)
+	gate.proc = exec.Command(o.Pubgate, "serve", "--config", pubgateConf)
 	if err := start("pubgate", gate.proc); err != nil {
 		return nil, stop, err
 	}
@@ -325,7 +319,7 @@ func writeRedisTLSConfig(dir string, port int, c *certificates) (string, error) 
 // binary check it. It first lifts globex's quota of patterns for W8's
 // neighbour; a build older than that quota rejects the key (and has no
 // quota to lift), so it gets the configuration without it.
-func preparePubgateConfig(bin, dir string, o compareOptions, port, adminPort int, redisAddr, caDir string) (string, error) {
+func preparePubgateConfig(bin, dir string, o Options, port, adminPort int, redisAddr, caDir string) (string, error) {
 	tenants := fmt.Sprintf("{acme: {}, globex: {quotas: {max_patterns: %d}}}", neighbourPatterns(o)+1000)
 	for {
 		path, err := writePubgateConfig(dir, o, port, adminPort, redisAddr, caDir, tenants)
@@ -347,13 +341,13 @@ func preparePubgateConfig(bin, dir string, o compareOptions, port, adminPort int
 // writePubgateConfig is pubgate with TLS, password logins, the example
 // policy and the audit log at level metadata (every action recorded), in
 // front of the plain Redis, serving tenants (a YAML map).
-func writePubgateConfig(dir string, o compareOptions, port, adminPort int, redisAddr, caDir, tenants string) (string, error) {
-	policyDir, err := filepath.Abs(o.policyDir)
+func writePubgateConfig(dir string, o Options, port, adminPort int, redisAddr, caDir, tenants string) (string, error) {
+	policyDir, err := filepath.Abs(o.PolicyDir)
 	if err != nil {
 		return "", err
 	}
 	if _, err := os.Stat(filepath.Join(policyDir, "authz.rego")); err != nil {
-		return "", fmt.Errorf("--policy %s: %w (run from the repository, or name the example policy)", o.policyDir, err)
+		return "", fmt.Errorf("--policy %s: %w (run from the repository, or name the example policy)", o.PolicyDir, err)
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -364,13 +358,13 @@ func writePubgateConfig(dir string, o compareOptions, port, adminPort int, redis
 	}
 	var users strings.Builder
 	for _, t := range compareTenants {
-		h, err := hashFor(t+"-secret", o.bcryptCost)
+		h, err := hashFor(t+"-secret", o.BcryptCost)
 		if err != nil {
 			return "", err
 		}
 		fmt.Fprintf(&users, "  %s: {tenant: %s, roles: [publisher, subscriber], password_hash: %q}\n", t, t, h)
 	}
-	h, err := hashFor(stormPassword, o.stormBcryptCost)
+	h, err := hashFor(stormPassword, o.StormBcryptCost)
 	if err != nil {
 		return "", err
 	}

@@ -1,4 +1,4 @@
-package main
+package compare
 
 import (
 	"bytes"
@@ -20,22 +20,21 @@ import (
 // size on the three arms: every arm's W6 CPU per message is measured, every
 // storm client of every arm got subscribed, W8 reports each arm's rate with
 // the neighbour over its rate alone, and the raw results keep the storm and
-// the run alone. The storm user's hash has cost 4, not 10: under -race the
-// pubgate arm (this binary) would spend most of the test hashing.
+// the run alone. The storm user's hash has cost 4, not 10: the pubgate arm
+// would spend most of the test hashing.
 func TestCompareManyChannelsStormAndNeighbour(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the three servers six times")
 	}
 	redisServer := testutil.RequireBinary(t, "redis-server")
-	t.Setenv(asMainEnv, "1") // the pubgate arm is this binary (TestMain)
 	dir := t.TempDir()
-	o := compareOptions{repeat: 1, duration: 300 * time.Millisecond, idle: 200, smoke: true, workloads: []string{"W6", "W7", "W8"},
-		policyDir: "../../examples/policies", out: dir, bcryptCost: 4, redisServer: redisServer,
-		freshChannels: 40, stormClients: 30, stormBcryptCost: 4, stormTimeout: 30 * time.Second, noisePatterns: 100}
+	o := Options{Repeat: 1, Duration: 300 * time.Millisecond, Idle: 200, Smoke: true, Workloads: []string{"W6", "W7", "W8"},
+		PolicyDir: "../../examples/policies", Out: dir, BcryptCost: 4, RedisServer: redisServer, Pubgate: pubgateBinary(t),
+		FreshChannels: 40, StormClients: 30, StormBcryptCost: 4, StormTimeout: 30 * time.Second, NoisePatterns: 100}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, logs bytes.Buffer
-	if err := runCompare(ctx, o, &out, &logs); err != nil {
+	if err := Run(ctx, o, &out, &logs); err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out.String(), logs.String())
 	}
 	table := out.String()
@@ -93,20 +92,21 @@ func TestCompareStormFailuresAreQuoted(t *testing.T) {
 // TestCompareCheckOptions: options W6 and W7 cannot run are refused
 // before any server starts.
 func TestCompareCheckOptions(t *testing.T) {
-	good := compareOptions{idle: 200, stormClients: 50}.withDefaults()
-	if err := good.check(); err != nil || good.freshChannels != 10000 || good.stormBcryptCost != 10 || good.noisePatterns != 30000 {
+	good := Options{Idle: 200, StormClients: 50, Pubgate: "pubgate"}.WithDefaults()
+	if err := good.Check(); err != nil || good.FreshChannels != 10000 || good.StormBcryptCost != 10 || good.NoisePatterns != 30000 {
 		t.Fatalf("good options %+v: %v", good, err)
 	}
-	for name, change := range map[string]func(*compareOptions){
-		"fresh-channels": func(o *compareOptions) { o.freshChannels = 10 },
-		"storm-clients":  func(o *compareOptions) { o.stormClients = 0 },
-		"20,000 clients": func(o *compareOptions) { o.stormClients = 30000 },
-		"storm-timeout":  func(o *compareOptions) { o.stormTimeout = 0 },
-		"noise-patterns": func(o *compareOptions) { o.noisePatterns = -1 },
+	for name, change := range map[string]func(*Options){
+		"fresh-channels": func(o *Options) { o.FreshChannels = 10 },
+		"storm-clients":  func(o *Options) { o.StormClients = 0 },
+		"20,000 clients": func(o *Options) { o.StormClients = 30000 },
+		"storm-timeout":  func(o *Options) { o.StormTimeout = 0 },
+		"noise-patterns": func(o *Options) { o.NoisePatterns = -1 },
+		"pubgate":        func(o *Options) { o.Pubgate = "" },
 	} {
 		o := good
 		change(&o)
-		if err := o.check(); err == nil {
+		if err := o.Check(); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else if !strings.Contains(err.Error(), strings.Split(name, " ")[0]) && name != "20,000 clients" {
 			t.Errorf("%s: %v does not name it", name, err)
