@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,7 +25,7 @@ import (
 const nodeConfig = `
 listen: {address: "127.0.0.1:0", plaintext: true, drain_period: 0s}
 audit: {sink: file, path: "%[1]s/audit.log", key_file: "%[1]s/audit.key"}
-admin: {address: "%[3]s"}
+admin: {address: "%[3]s"} # "" for none
 tenants: {acme: {}}
 users:
   alice: {tenant: acme, password_hash: "$2a$04$kgPboL45J2J/V0s/3IbxXOQLOzAP1.yhtoWFpVWOR4gnrF79My9lG"}
@@ -175,6 +177,78 @@ func TestReloadIsAllOrNothing(t *testing.T) {
 	if strings.Join(reasons, ",") != "failure,success" {
 		t.Fatalf("config_reload records: %v", reasons)
 	}
+}
+
+// TestRefusedReloadKeepsTheTLSMaterial: the listener's client CA file is
+// read again on reload, with the rest of the configuration, and taken only
+// with it: a reload the policy refuses leaves the previous CA in force.
+func TestRefusedReloadKeepsTheTLSMaterial(t *testing.T) {
+	dir := auditDir(t)
+	serverCA, oldCA, newCA := testutil.NewCA(t, "server CA"), testutil.NewCA(t, "old client CA"), testutil.NewCA(t, "new client CA")
+	certFile, keyFile := serverCA.Issue(testutil.CertSpec{CommonName: "pubgate", Hosts: []string{"127.0.0.1"}})
+	caFile := writeIn(t, dir, "clients.crt", readFile(t, oldCA.CertFile))
+	withTLS := func(cfg *config.Config) *config.Config {
+		cfg.Listen.Plaintext = false
+		cfg.Listen.TLS.CertFile, cfg.Listen.TLS.KeyFile = certFile, keyFile
+		cfg.Listen.TLS.ClientCAFile, cfg.Listen.TLS.ClientAuth = caFile, "verify_if_given"
+		return cfg
+	}
+	g, _ := newNode(t, withTLS(parseConfig(t, dir, "", "")))
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = g.Shutdown(context.Background()) }()
+	handshake := func(ca *testutil.CA) error {
+		cert, key := ca.Issue(testutil.CertSpec{CommonName: "svc", Client: true})
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := tls.Dial("tcp", g.Addr().String(), &tls.Config{RootCAs: serverCA.Pool(), // sent even if the server names other CAs:
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		_, err = conn.Read(make([]byte, 1)) // TLS 1.3: the server's verdict on the certificate comes after the handshake
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = nil
+		}
+		return err
+	}
+
+	if err := handshake(oldCA); err != nil {
+		t.Fatalf("the old client CA: %v", err)
+	}
+	if err := handshake(newCA); err == nil {
+		t.Fatal("the new client CA before any reload")
+	}
+	writeIn(t, dir, "clients.crt", readFile(t, newCA.CertFile))
+	broken := writeIn(t, dir, "broken.rego", "package pubgate.authz\nallow if {")
+	next := withTLS(parseConfig(t, dir, "", ""))
+	next.Policy.Paths = []string{broken}
+	if err := g.Reload(context.Background(), next); err == nil {
+		t.Fatal("a policy that does not compile was applied")
+	}
+	if err := handshake(newCA); err == nil {
+		t.Fatal("a refused reload put the new client CA in force")
+	}
+	if err := g.Reload(context.Background(), withTLS(parseConfig(t, dir, "", ""))); err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(newCA); err != nil {
+		t.Fatalf("the new client CA after the reload: %v", err)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func httpStatus(t *testing.T, url string) int {

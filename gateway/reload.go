@@ -53,16 +53,14 @@ func (r *reloader) reload(ctx context.Context, file string, next *config.Config,
 		log.Info("configuration reloaded", zap.Strings("applied", applied), zap.Strings("needs_restart", restart))
 		rec.Reason = reloadSummary(applied, restart)
 	}
-	if r.tls != nil {
-		_ = r.tls.Reload() // it logs what it refused; the files are not the configuration's to audit
-	}
 	record(r.auditor, rec)
 	return err
 }
 
 // apply applies next's live settings, all or none: it builds every part
-// of the new state first (the password table, the compiled policy, the log
-// level), and only once all of them succeeded swaps them in, one after the
+// of the new state first (the password table, the compiled policy, the
+// listener's certificate and client CAs read again from their files, the
+// log level), and only once all of them succeeded swaps them in, one after the
 // other without anything in between that can fail. The policy compiles
 // once, here. It takes effect last, so that clients Reconfigure ends (a
 // removed tenant or user) are told that reason rather than the policy's.
@@ -79,10 +77,17 @@ func (r *reloader) apply(ctx context.Context, next *config.Config) (applied, res
 	if err != nil {
 		return nil, nil, err
 	}
+	applyTLS := func() {}
+	if r.tls != nil {
+		if applyTLS, err = r.tls.Stage(); err != nil {
+			return nil, nil, err
+		}
+	}
 	var level zapcore.Level
 	if err := level.UnmarshalText([]byte(live.Log.Level)); err != nil {
 		return nil, nil, fmt.Errorf("log.level: %w", err)
 	}
+	applyTLS()
 	applyUsers()
 	r.srv.Reconfigure(live.Tenants, live.Audit.AuditLevels())
 	applyPolicy()

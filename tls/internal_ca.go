@@ -104,21 +104,21 @@ func (ca *localCA) create(keyFile string) error {
 // one when there is none, it is due for renewal, or the names changed.
 func (ca *localCA) serverCertLoader(names []string) certLoader {
 	var current *tls.Certificate
-	return func() (*tls.Certificate, bool, error) {
+	return func() (*tls.Certificate, error) {
 		if current == nil {
 			if pair, err := tls.LoadX509KeyPair(ca.leafFile, ca.keyFile); err == nil && ca.serves(pair.Leaf, names) {
 				current = &pair
-				return current, true, nil
+				return current, nil
 			}
 		} else if ca.serves(current.Leaf, names) {
-			return current, false, nil
+			return current, nil
 		}
 		cert, err := ca.issue(names)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		current = cert
-		return current, true, nil
+		return current, nil
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -40,9 +39,9 @@ type Source struct {
 	close sync.Once
 }
 
-// certLoader returns the certificate to serve now; changed tells whether it
-// differs from the last one returned.
-type certLoader func() (cert *tls.Certificate, changed bool, err error)
+// certLoader returns the certificate to serve now: the same pointer as
+// last time while its source has not changed.
+type certLoader func() (*tls.Certificate, error)
 
 // New builds the listener's TLS configuration and starts keeping its
 // certificate current.
@@ -64,7 +63,7 @@ func New(c config.TLS, log *zap.Logger) (*Source, error) {
 	} else {
 		load = fileLoader(c.CertFile, c.KeyFile)
 	}
-	cert, _, err := load()
+	cert, err := load()
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
@@ -164,37 +163,53 @@ func (s *Source) keepCurrent(interval time.Duration) {
 func (s *Source) refreshCertificate() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cert, changed, err := s.load()
-	switch {
-	case err != nil:
+	cert, err := s.load()
+	if err != nil {
 		s.log.Error("new certificate refused; still serving the previous one", zap.Error(err))
 		return fmt.Errorf("tls: %w", err)
-	case changed:
-		s.cert.Store(cert)
-		s.log.Info("serving a new certificate", zap.Time("not_after", cert.Leaf.NotAfter))
 	}
+	s.serve(s.cert.Load(), cert)
 	return nil
 }
 
-// Reload reads the certificate files and the client CA file now, without
-// waiting for reload_interval (SIGHUP). What fails to load is refused and
-// the previous one kept; the error says why. ACME certificates are renewed
-// by certmagic on its own schedule.
-func (s *Source) Reload() error {
-	var errs []error
-	if s.load != nil {
-		errs = append(errs, s.refreshCertificate())
+// serve replaces the certificate served, if it is still was, by cert; s.mu
+// is held.
+func (s *Source) serve(was, cert *tls.Certificate) {
+	if cert != was && s.cert.CompareAndSwap(was, cert) {
+		s.log.Info("serving a new certificate", zap.Time("not_after", cert.Leaf.NotAfter))
 	}
-	if s.clientCAFile != "" {
-		pool, err := config.LoadCertPool(s.clientCAFile)
-		if err != nil {
-			s.log.Error("client CA file refused; still verifying against the previous one", zap.Error(err))
-			errs = append(errs, fmt.Errorf("tls: client CA: %w", err))
-		} else {
-			s.clientCAs.Store(pool)
+}
+
+// Stage reads the certificate files and the client CA file now, without
+// waiting for reload_interval, and returns what serves them; nothing
+// changes until apply is called, and nothing at all if either fails to
+// load: a SIGHUP reload takes the new TLS material with the rest of the
+// configuration, or none of it. ACME certificates are renewed by certmagic
+// on its own schedule.
+func (s *Source) Stage() (apply func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.cert.Load()
+	cert := was
+	if s.load != nil {
+		if cert, err = s.load(); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
 		}
 	}
-	return errors.Join(errs...)
+	var pool *x509.CertPool
+	if s.clientCAFile != "" {
+		if pool, err = config.LoadCertPool(s.clientCAFile); err != nil {
+			return nil, fmt.Errorf("tls: client CA: %w", err)
+		}
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.serve(was, cert) // unless a refresh since served a newer one
+		if pool != nil {
+			s.clientCAs.Store(pool)
+		}
+	}, nil
 }
 
 // Close stops watching for new certificates. Safe to call twice.
@@ -208,20 +223,21 @@ func (s *Source) Close() error {
 // half-written rotation (new certificate, old key) is picked up once complete.
 func fileLoader(certFile, keyFile string) certLoader {
 	var last string
-	return func() (*tls.Certificate, bool, error) {
+	var current *tls.Certificate
+	return func() (*tls.Certificate, error) {
 		sig, err := fileSignature(certFile, keyFile)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		if sig == last {
-			return nil, false, nil
+			return current, nil
 		}
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		last = sig
-		return &cert, true, nil
+		last, current = sig, &cert
+		return current, nil
 	}
 }
 

@@ -258,11 +258,12 @@ func TestInternalCASharedDirectory(t *testing.T) {
 	}
 }
 
-// TestReloadReadsFilesNow: Reload (SIGHUP) serves a new certificate and
-// verifies clients against a new client CA file at once, whatever
-// reload_interval says; a client CA file that does not load is refused and
-// the previous CAs stay.
-func TestReloadReadsFilesNow(t *testing.T) {
+// TestStageReadsFilesNowAndAppliesAllOrNothing: Stage (SIGHUP) reads a
+// new certificate and a new client CA file at once, whatever
+// reload_interval says, and serves them when applied, not before; with a
+// client CA file that does not load, neither the new certificate nor the
+// CA is taken.
+func TestStageReadsFilesNowAndAppliesAllOrNothing(t *testing.T) {
 	serverCA, clientCA, nextCA := testutil.NewCA(t, "server CA"), testutil.NewCA(t, "client CA"), testutil.NewCA(t, "next client CA")
 	dir := t.TempDir()
 	certFile, keyFile, caFile := dir+"/server.crt", dir+"/server.key", dir+"/clients.crt"
@@ -283,8 +284,12 @@ func TestReloadReadsFilesNow(t *testing.T) {
 
 	install(serverCA.Issue(testutil.CertSpec{CommonName: "second", Hosts: []string{"127.0.0.1"}}))
 	copyFile(t, nextCA.CertFile, caFile)
-	if err := src.Reload(); err != nil {
+	if apply, err := src.Stage(); err != nil {
 		t.Fatal(err)
+	} else if got := servedName(t, addr, current); got != "first" {
+		t.Fatalf("staged but not applied, new clients get %q", got)
+	} else {
+		apply()
 	}
 	if got := servedName(t, addr, next); got != "second" {
 		t.Fatalf("after Reload, new clients get %q", got)
@@ -296,13 +301,12 @@ func TestReloadReadsFilesNow(t *testing.T) {
 	if err := os.WriteFile(caFile, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Reload(); err == nil {
+	install(serverCA.Issue(testutil.CertSpec{CommonName: "third", Hosts: []string{"127.0.0.1"}}))
+	if _, err := src.Stage(); err == nil {
 		t.Fatal("a broken client CA file was taken")
 	}
-	if conn, err := dial(addr, next); err != nil {
-		t.Fatalf("after a refused reload: %v", err)
-	} else {
-		conn.Close()
+	if got := servedName(t, addr, next); got != "second" {
+		t.Fatalf("after a refused reload, new clients get %q", got)
 	}
 }
 
