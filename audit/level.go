@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"github.com/pubgate/pubgate/action"
 	"slices"
 )
 
@@ -37,13 +38,22 @@ func ParseLevel(s string) (Level, error) {
 	return None, fmt.Errorf("must be none, metadata, payload_digest or payload, not %q", s)
 }
 
-// Actions are the actions whose allowed records a level governs.
-var Actions = []string{"subscribe", "psubscribe", "ssubscribe", "publish", "spublish"}
+// Actions are the names of the actions whose allowed records a level
+// governs (action.OnChannels).
+var Actions = actionNames(action.OnChannels())
+
+func actionNames(as []action.Action) []string {
+	names := make([]string, len(as))
+	for i, a := range as {
+		names[i] = a.String()
+	}
+	return names
+}
 
 // defaultLevel is the level of an action no configuration names:
 // subscriptions are recorded, publishes (the bulk of the traffic) are not.
-func defaultLevel(action string) Level {
-	if action == "publish" || action == "spublish" {
+func defaultLevel(name string) Level {
+	if a, _ := action.Parse(name); a.Publishes() {
 		return None
 	}
 	return Metadata

@@ -6,31 +6,24 @@ package policy
 
 import (
 	"encoding/json"
+	"github.com/pubgate/pubgate/action"
 	"hash/maphash"
 	"sync/atomic"
 )
 
-// Action is what a client asks to do.
-type Action uint8
+// Action is what a client asks to do (the one list is package action).
+type Action = action.Action
 
+// The actions, as policy callers name them.
 const (
-	Connect Action = iota
-	Subscribe
-	PSubscribe
-	SSubscribe
-	Publish
-	SPublish
-	numActions
+	Connect    = action.Connect
+	Subscribe  = action.Subscribe
+	PSubscribe = action.PSubscribe
+	SSubscribe = action.SSubscribe
+	Publish    = action.Publish
+	SPublish   = action.SPublish
+	numActions = action.Count
 )
-
-var actionNames = [numActions]string{"connect", "subscribe", "psubscribe", "ssubscribe", "publish", "spublish"}
-
-func (a Action) String() string {
-	if a < numActions {
-		return actionNames[a]
-	}
-	return "unknown"
-}
 
 // Subject is who asks: everything about a client a decision may depend on
 // besides the channel. It is built once per login, because its cache key is

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pubgate/pubgate/action"
 	"github.com/pubgate/pubgate/audit"
 	"github.com/spf13/cobra"
 )
@@ -66,7 +67,7 @@ func newAuditQueryCommand() *cobra.Command {
 	flags.StringSliceVar(&fl.users, "user", nil, "only records of these users (their exact bytes)")
 	flags.StringSliceVar(&fl.events, "event", nil, "only these events: "+audit.Names(audit.Events))
 	flags.StringSliceVar(&fl.outcomes, "outcome", nil, "only these outcomes: "+audit.Names(audit.Outcomes))
-	flags.StringSliceVar(&fl.actions, "action", nil, "only these actions (subscribe, publish, …)")
+	flags.StringSliceVar(&fl.actions, "action", nil, "only these actions: "+actionNames)
 	flags.StringVar(&fl.channel, "channel", "", "only records of channels matching this Redis glob (orders.*), on their exact bytes")
 	flags.StringVar(&fl.client, "client", "", "only records of this client address: host:port, or host for all its connections")
 	flags.StringVar(&fl.format, "format", "json", "output: json (the log's own lines) or table")
@@ -97,6 +98,11 @@ func (fl *auditQueryFlags) filter(now time.Time) (audit.Filter, error) {
 		}
 		f.Events = append(f.Events, ev)
 	}
+	for _, s := range f.Actions {
+		if _, ok := action.Parse(s); !ok {
+			return f, fmt.Errorf("--action %q: not an action; one of %s", s, actionNames)
+		}
+	}
 	for _, s := range trimAll(fl.outcomes) {
 		o, err := audit.ParseOutcome(s)
 		if err != nil {
@@ -106,6 +112,15 @@ func (fl *auditQueryFlags) filter(now time.Time) (audit.Filter, error) {
 	}
 	return f, nil
 }
+
+// actionNames lists the actions a record can name.
+var actionNames = func() string {
+	var names []string
+	for a := range action.Count {
+		names = append(names, a.String())
+	}
+	return strings.Join(names, ", ")
+}()
 
 // parseQueryTime reads a time bound: an RFC 3339 time, a date (midnight
 // UTC, the log's zone), or a duration meaning that long before now, which

@@ -171,6 +171,7 @@ func TestAuditQueryRejectsBadFlags(t *testing.T) {
 		{[]string{"--event", "authz,authn"}, []string{`unknown event "authn"`, "connect, auth, authz, revoke, disconnect, policy_reload, config_reload, audit_start, file_start, seal"}},
 		{[]string{"--outcome", "denied"}, []string{`unknown outcome "denied"`, "allow, deny, success, failure"}},
 		{[]string{"--format", "csv"}, []string{"json or table"}},
+		{[]string{"--action", "publish,publsh"}, []string{`--action "publsh": not an action`, "connect, subscribe, psubscribe, ssubscribe, publish, spublish"}},
 		{[]string{"--since", "yesterday"}, []string{"--since", "RFC 3339"}},
 		{[]string{"--since", "-1h"}, []string{"negative"}},
 		{[]string{"--since", "1h", "--until", "2h"}, []string{"not before"}},
