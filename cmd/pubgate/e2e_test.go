@@ -40,14 +40,16 @@ users:
 
 // testNode is a pubgate node a test started, and how to reach it.
 type testNode struct {
-	host   string
-	port   int
-	caFile string           // the local CA's certificate, for clients to trust
-	config string           // the configuration file
-	logs   *syncBuffer      // what pubgate logged so far
-	node   *gateway.Gateway // in-process nodes only
-	hup    chan os.Signal   // the operator's SIGHUP, for in-process nodes
-	stop   func() int       // stops pubgate (as SIGTERM does) and returns its exit status
+	host      string
+	port      int
+	caFile    string           // the local CA's certificate, for clients to trust
+	config    string           // the configuration file
+	logs      *syncBuffer      // what pubgate logged so far
+	node      *gateway.Gateway // in-process nodes only
+	adminAddr string           // nodes in a process of their own, from
+	portsFile string           // the --ports-file they write
+	hup       chan os.Signal   // the operator's SIGHUP, for in-process nodes
+	stop      func() int       // stops pubgate (as SIGTERM does) and returns its exit status
 }
 
 // localGateway is a gateway on 127.0.0.1 whose certificate comes from the

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -15,6 +17,7 @@ import (
 
 func newServeCommand() *cobra.Command {
 	var path *string
+	var portsFile string
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Run the proxy",
@@ -31,22 +34,24 @@ func newServeCommand() *cobra.Command {
 			signal.Notify(reload, syscall.SIGHUP)
 			defer signal.Stop(reload)
 			return serve(cmd.Context(), cfg, serveOptions{
-				path: *path, stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), stop: stop, reload: reload,
+				path: *path, portsFile: portsFile, stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), stop: stop, reload: reload,
 			})
 		},
 	}
 	path = configFlag(cmd)
+	cmd.Flags().StringVar(&portsFile, "ports-file", "",
+		`once listening, write the addresses pubgate got to this file as JSON ({"client":"127.0.0.1:6380","admin":…}), for port 0 and for tools; removed at shutdown`)
 	return cmd
 }
 
 // serveOptions are what serve needs besides the configuration: the file it
-// was loaded from (a reload reads it again), where the audit stream and
-// the log go, and what the operator tells the running node: stop (SIGINT,
-// SIGTERM; a second one ends the drain period early) and reload (SIGHUP).
-// A nil channel never delivers. started, if set, is given the node once it
-// listens.
+// was loaded from (a reload reads it again), where to write the addresses
+// it listens on, where the audit stream and the log go, and what the
+// operator tells the running node: stop (SIGINT, SIGTERM; a second one
+// ends the drain period early) and reload (SIGHUP). A nil channel never
+// delivers. started, if set, is given the node once it listens.
 type serveOptions struct {
-	path           string
+	path, portsFile string
 	stdout, stderr io.Writer
 	stop, reload   <-chan os.Signal
 	started        func(*gateway.Gateway)
@@ -61,6 +66,13 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	}
 	if err := g.Start(); err != nil {
 		return err
+	}
+	if o.portsFile != "" {
+		if err := writePortsFile(o.portsFile, g); err != nil {
+			_ = g.Shutdown(context.Background())
+			return err
+		}
+		defer os.Remove(o.portsFile)
 	}
 	if o.started != nil {
 		o.started(g)
@@ -100,4 +112,32 @@ func drain(g *gateway.Gateway, stop <-chan os.Signal, log *zap.Logger) {
 		}
 	}()
 	g.Drain(ctx)
+}
+
+// listening is the content of --ports-file.
+type listening struct {
+	Client string `json:"client"`
+	Admin  string `json:"admin,omitempty"`
+}
+
+// writePortsFile writes the node's addresses to path, whole: a reader
+// polling for the file never sees half of it.
+func writePortsFile(path string, g *gateway.Gateway) error {
+	l := listening{Client: g.Addr().String()}
+	if a := g.AdminAddr(); a != nil {
+		l.Admin = a.String()
+	}
+	data, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--ports-file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("--ports-file: %w", err)
+	}
+	return nil
 }

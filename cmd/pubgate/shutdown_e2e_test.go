@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -9,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,7 +40,7 @@ func TestSIGTERMDrainsWithoutLosingAcknowledgedMessages(t *testing.T) {
 	dir := t.TempDir()
 	writeIn(t, dir, "audit.key", strings.Repeat("k", 40)+"\n")
 	g, proc := startGatewayProcess(t, fmt.Sprintf(shutdownConfig, dir, testutil.StartRedis(t).URL()), localGateway(dir))
-	admin := "http://" + adminAddr.FindStringSubmatch(g.logs.String())[1]
+	admin := "http://" + g.adminAddr
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -73,6 +73,9 @@ func TestSIGTERMDrainsWithoutLosingAcknowledgedMessages(t *testing.T) {
 
 	if err := proc.Wait(); err != nil {
 		t.Fatalf("pubgate did not exit 0: %v; log:\n%s", err, g.logs)
+	}
+	if readFile(t, g.portsFile) != "" {
+		t.Error("the ports file outlives pubgate")
 	}
 	<-pub.Done()
 	acked := pub.Acked()
@@ -127,22 +130,17 @@ func newOrderedSubscriber(ctx context.Context, t *testing.T, c *redis.Client) *o
 }
 
 // startGatewayProcess runs `pubgate serve` as a process of its own (the
-// test binary as pubgate, see TestMain), so that it can be sent signals.
-// The process is killed if the test leaves it running.
-// A node in a process of its own tells its addresses only through its
-// log: listeningAddr and adminAddr find them there.
-var (
-	listeningAddr = regexp.MustCompile(`pubgate listening.*"addr": "127\.0\.0\.1:(\d+)"`)
-	adminAddr     = regexp.MustCompile(`admin listening.*"addr": "(127\.0\.0\.1:\d+)"`)
-)
-
+// test binary as pubgate, see TestMain), so that it can be sent signals,
+// and reads its addresses from its --ports-file. The process is killed if
+// the test leaves it running.
 func startGatewayProcess(t *testing.T, config string, g testNode) (testNode, *exec.Cmd) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self, "serve", "--config", writeFile(t, config))
+	g.portsFile = filepath.Join(t.TempDir(), "ports.json")
+	cmd := exec.Command(self, "serve", "--config", writeFile(t, config), "--ports-file", g.portsFile)
 	g.logs = &syncBuffer{}
 	cmd.Env = append(os.Environ(), asMainEnv+"=1")
 	cmd.Stdout, cmd.Stderr = g.logs, g.logs
@@ -158,13 +156,14 @@ func startGatewayProcess(t *testing.T, config string, g testNode) (testNode, *ex
 			t.Logf("pubgate's log:\n%s", g.logs)
 		}
 	})
+	var ports listening
 	testutil.Eventually(t, "pubgate listening", func() bool {
-		m := listeningAddr.FindStringSubmatch(g.logs.String())
-		if m != nil {
-			g.port, _ = strconv.Atoi(m[1])
-		}
-		return m != nil && adminAddr.MatchString(g.logs.String())
+		data := readFile(t, g.portsFile)
+		return data != "" && json.Unmarshal([]byte(data), &ports) == nil
 	})
+	_, port, _ := net.SplitHostPort(ports.Client)
+	g.port, _ = strconv.Atoi(port)
+	g.adminAddr = ports.Admin
 	return g, cmd
 }
 
