@@ -10,9 +10,9 @@
 // Start-up order: logger → what Check also builds (policy, passwords,
 // certificate and token authenticators, upstream TLS; provision.go) →
 // upstream broker → audit log → proxy (New); client listener → admin
-// listener → serving, outage watcher, policy watcher (Start). Shutdown runs it backwards, but
-// the admin listener stops last, so that readiness says "draining" for as
-// long as the node still holds clients.
+// listener → serving, outage watcher, policy watcher (Start). Shutdown
+// runs it backwards, but the admin listener stops last, so that readiness
+// says "draining" for as long as the node still holds clients.
 package gateway
 
 import (
@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *Gateway, err er
 		g.log.Warn(w)
 	}
 	setRedisLogger.Do(func() { redis.SetLogger(newRedisLogger(g.log.Named("go-redis"), redisLogRepeat)) })
-	p, err := provision(g.life, cfg, g.log)
+	p, err := provision(ctx, g.life, cfg, g.log)
 	if err != nil {
 		return nil, err
 	}

@@ -27,8 +27,9 @@ type provisioned struct {
 }
 
 // provision builds the parts of cfg that need no listener, connection or
-// new file. ctx bounds the JWT key set's background refresh.
-func provision(ctx context.Context, cfg *config.Config, log *zap.Logger) (p provisioned, err error) {
+// new file. ctx bounds the building (a policy bundle's download), life the
+// JWT key set's background refresh.
+func provision(ctx, life context.Context, cfg *config.Config, log *zap.Logger) (p provisioned, err error) {
 	if p.authz, err = NewAuthorizer(ctx, cfg, log.Named("policy")); err != nil {
 		return p, err
 	}
@@ -43,7 +44,7 @@ func provision(ctx context.Context, cfg *config.Config, log *zap.Logger) (p prov
 		p.certIdentity = mapper.IdentityWithRoles(p.passwords.Lookup)
 	}
 	if cfg.Auth.JWT != nil {
-		if p.tokens, err = newJWT(ctx, cfg.Auth.JWT); err != nil {
+		if p.tokens, err = newJWT(life, cfg.Auth.JWT); err != nil {
 			return p, err
 		}
 	}
@@ -65,7 +66,7 @@ func provision(ctx context.Context, cfg *config.Config, log *zap.Logger) (p prov
 func Check(ctx context.Context, cfg *config.Config) (policyRevision string, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // a JWT key set's refresh ends with the check
-	p, err := provision(ctx, cfg, zap.NewNop())
+	p, err := provision(ctx, ctx, cfg, zap.NewNop())
 	if err != nil {
 		return "", err
 	}

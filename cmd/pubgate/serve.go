@@ -52,9 +52,9 @@ func newServeCommand() *cobra.Command {
 // delivers. started, if set, is given the node once it listens.
 type serveOptions struct {
 	path, portsFile string
-	stdout, stderr io.Writer
-	stop, reload   <-chan os.Signal
-	started        func(*gateway.Gateway)
+	stdout, stderr  io.Writer
+	stop, reload    <-chan os.Signal
+	started         func(*gateway.Gateway)
 }
 
 // serve runs a node with cfg until ctx is done or a stop signal arrives,
@@ -72,7 +72,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 			_ = g.Shutdown(context.Background())
 			return err
 		}
-		defer os.Remove(o.portsFile)
+		defer func() { _ = os.Remove(o.portsFile) }() // a stale file would name ports no longer ours
 	}
 	if o.started != nil {
 		o.started(g)
