@@ -16,6 +16,7 @@ import (
 
 	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/policy"
+	ptls "github.com/pubgate/pubgate/tls"
 	"github.com/pubgate/pubgate/upstream"
 )
 
@@ -395,9 +396,9 @@ type Log struct {
 	Format string `yaml:"format"` // console | json
 }
 
-// DefaultShutdownTimeout is listen.shutdown_timeout's default. It is
-// defined here rather than in package proxy, whose sessions it bounds
-// (proxy.DefaultDrainTimeout is this value), because proxy imports config.
+// DefaultShutdownTimeout is listen.shutdown_timeout's default: the value
+// of proxy.DefaultDrainTimeout, whose sessions it bounds, typed again here
+// since config does not import proxy (defaults_test.go checks the pair).
 const DefaultShutdownTimeout = 10 * time.Second
 
 // Default returns the configuration used for every key a file leaves out.
@@ -411,7 +412,7 @@ func Default() *Config {
 		Listen: Listen{
 			Address: "127.0.0.1:6380", DrainPeriod: 5 * time.Second, ShutdownTimeout: DefaultShutdownTimeout,
 			ProxyProtocol: ProxyProtocol{HeaderTimeout: 5 * time.Second},
-			TLS:           TLS{ReloadInterval: 10 * time.Second, MinVersion: "1.2"},
+			TLS:           TLS{ReloadInterval: ptls.DefaultReloadInterval, MinVersion: "1.2"},
 		},
 		Upstream: Upstream{URL: "memory://", Timeout: upstream.DefaultTimeout, HealthInterval: upstream.DefaultHealthInterval},
 		Auth: Auth{

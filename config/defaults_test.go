@@ -8,6 +8,7 @@ import (
 	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/proxy"
+	ptls "github.com/pubgate/pubgate/tls"
 	"github.com/pubgate/pubgate/upstream"
 )
 
@@ -22,6 +23,7 @@ func TestDefaultsAreThePackagesOwn(t *testing.T) {
 		got, want any
 	}{
 		{"listen.shutdown_timeout (proxy.Options.DrainTimeout)", d.Listen.ShutdownTimeout, proxy.DefaultDrainTimeout},
+		{"listen.tls.reload_interval", d.Listen.TLS.ReloadInterval, ptls.DefaultReloadInterval},
 		{"upstream.timeout", d.Upstream.Timeout, upstream.DefaultTimeout},
 		{"upstream.health_interval", d.Upstream.HealthInterval, upstream.DefaultHealthInterval},
 		{"policy.timeout", d.Policy.Timeout, policy.DefaultTimeout},

@@ -2,9 +2,10 @@ package config
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"os"
+
+	ptls "github.com/pubgate/pubgate/tls"
 )
 
 // checkFiles is CheckFiles' checks, reported through add: every file and
@@ -50,23 +51,10 @@ func (c *Config) checkFiles(add addFunc) {
 	c.checkAuditKey(add)
 }
 
-// LoadCertPool reads the PEM certificates of a CA file. CheckFiles uses it
-// to check the files the TLS setup will load with it.
-func LoadCertPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("no PEM certificate in %s", path)
-	}
-	return pool, nil
-}
-
-// checkCAFile reports a CA file that cannot be read or holds no certificate.
+// checkCAFile reports a CA file that cannot be read or holds no
+// certificate, reading it as the TLS setup will.
 func checkCAFile(add addFunc, key, path string) {
-	if _, err := LoadCertPool(path); err != nil {
+	if _, err := ptls.LoadCertPool(path); err != nil {
 		add(key, "%v", err)
 	}
 }

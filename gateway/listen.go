@@ -20,7 +20,7 @@ func listen(l config.Listen, log *zap.Logger) (net.Listener, *ptls.Source, error
 	}
 	if l.ProxyProtocol.Enabled() {
 		plain := ln
-		if ln, err = proxy.ProxyProtocolListener(plain, l.ProxyProtocol); err != nil {
+		if ln, err = proxy.ProxyProtocolListener(plain, proxyProtocol(l.ProxyProtocol)); err != nil {
 			_ = plain.Close()
 			return nil, nil, err
 		}
@@ -30,7 +30,7 @@ func listen(l config.Listen, log *zap.Logger) (net.Listener, *ptls.Source, error
 		log.Warn("serving without TLS (listen.plaintext: true): credentials and messages cross the network in clear")
 		return ln, nil, nil
 	}
-	src, err := ptls.New(l.TLS, log)
+	src, err := ptls.New(tlsOptions(l.TLS), log)
 	if err != nil {
 		_ = ln.Close()
 		return nil, nil, err

@@ -95,7 +95,7 @@ func (g *Gateway) newProxy(p provisioned) (*proxy.Server, error) {
 	return proxy.New(proxy.Options{
 		CertificateIdentity: p.certIdentity,
 		CertificateLogin:    cfg.Auth.Certificates != nil && cfg.Auth.Certificates.Login == "certificate",
-		Limits:              cfg.Limits, Tenants: cfg.Tenants, Namespace: cfg.Namespace,
+		Limits:              proxyLimits(cfg.Limits), Tenants: proxyTenants(cfg.Tenants), Namespace: proxyNamespace(cfg.Namespace),
 		Broker: g.broker, Auth: authenticator, Users: g.passwords.Lookup,
 		Authorizer: g.authz, Audit: g.auditor, AuditLevels: cfg.Audit.AuditLevels(),
 		DefaultUser: defaultUser, UpstreamTimeout: cfg.Upstream.Timeout, LoginTimeout: cfg.Auth.LoginTimeout,

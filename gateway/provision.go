@@ -49,7 +49,7 @@ func provision(ctx, life context.Context, cfg *config.Config, log *zap.Logger) (
 		}
 	}
 	if !cfg.Upstream.IsMemory() {
-		if p.upstreamTLS, err = ptls.UpstreamConfig(cfg.Upstream.TLS); err != nil {
+		if p.upstreamTLS, err = ptls.ClientConfig(upstreamTLSOptions(cfg.Upstream.TLS)); err != nil {
 			return p, err
 		}
 	}

@@ -89,7 +89,7 @@ func (r *reloader) apply(ctx context.Context, next *config.Config) (applied, res
 	}
 	applyTLS()
 	applyUsers()
-	r.srv.Reconfigure(live.Tenants, live.Audit.AuditLevels())
+	r.srv.Reconfigure(proxyTenants(live.Tenants), live.Audit.AuditLevels())
 	applyPolicy()
 	r.logLevel.SetLevel(level)
 	applied, restart = config.Diff(r.running, live), config.Diff(live, next)

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/pubgate/pubgate/audit"
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/internal/testutil"
 )
 
@@ -48,7 +47,7 @@ func (r *recorder) setUnavailable(v bool) {
 	r.unavailable = v
 }
 
-func startAuditedProxy(t *testing.T, levels audit.Levels, q config.Quotas) (*testEnv, *recorder) {
+func startAuditedProxy(t *testing.T, levels audit.Levels, q Quotas) (*testEnv, *recorder) {
 	t.Helper()
 	rec := &recorder{}
 	env := startQuotaProxy(t, q, func(o *Options) { o.Audit, o.AuditLevels = rec, levels })
@@ -56,7 +55,7 @@ func startAuditedProxy(t *testing.T, levels audit.Levels, q config.Quotas) (*tes
 }
 
 func TestAuditedRefusalsNameTheirReason(t *testing.T) {
-	env, rec := startAuditedProxy(t, audit.Levels{}, config.Quotas{MaxPayloadBytes: 4})
+	env, rec := startAuditedProxy(t, audit.Levels{}, Quotas{MaxPayloadBytes: 4})
 	alice := env.login(t, "alice")
 	if r := alice.Do("PUBLISH", "orders", "too long"); !strings.HasPrefix(r, "-ERR pubgate: message of 8 bytes exceeds tenants.acme.quotas.max_payload_bytes") {
 		t.Fatal(r)
@@ -78,7 +77,7 @@ func TestAuditedRefusalsNameTheirReason(t *testing.T) {
 // refused; what it would not record goes on.
 func TestUnrecordableActionsAreRefused(t *testing.T) {
 	levels := audit.Levels{Tenants: map[string]audit.Scope{"acme": {Actions: map[string]string{"publish": "metadata"}}}}
-	env, rec := startAuditedProxy(t, levels, config.Quotas{})
+	env, rec := startAuditedProxy(t, levels, Quotas{})
 	alice, bob := env.login(t, "alice"), env.login(t, "bob")
 	rec.setUnavailable(true)
 	if r := alice.Do("PUBLISH", "orders", "x"); r != "-"+errAudit {
@@ -100,7 +99,7 @@ func TestUnrecordableActionsAreRefused(t *testing.T) {
 }
 
 func TestShutdownIsAForcedDisconnect(t *testing.T) {
-	env, rec := startAuditedProxy(t, audit.Levels{}, config.Quotas{})
+	env, rec := startAuditedProxy(t, audit.Levels{}, Quotas{})
 	env.login(t, "alice")
 	if err := env.srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pubgate/pubgate/auth"
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/internal/testutil"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
@@ -22,7 +21,7 @@ var testUsers = map[string]auth.PasswordUser{
 	"bob":     {Tenant: "globex", PasswordHash: "$2a$04$SnBykhZXFtBBv0sP4wu3vet/r4e2npKyQGCzaO2sc/O8V/Ye366de"},                                           // bob-secret
 }
 
-var testTenants = map[string]*config.Tenant{"acme": {Prefix: "acme:"}, "globex": {Prefix: "globex:"}}
+var testTenants = map[string]TenantOptions{"acme": {Prefix: "acme:"}, "globex": {Prefix: "globex:"}}
 
 type testEnv struct {
 	srv       *Server
@@ -56,7 +55,7 @@ func startProxyOn(t testing.TB, wrap func(net.Listener) net.Listener, broker ups
 		t.Fatal(err)
 	}
 	o := Options{
-		Limits: config.Default().Limits, Tenants: testTenants, Namespace: config.Default().Namespace,
+		Limits: testLimits(), Tenants: testTenants,
 		Broker: broker, Auth: pw, UpstreamTimeout: 5 * time.Second, Version: "test", Logger: zaptest.NewLogger(t),
 	}
 	if adjust != nil {
@@ -117,12 +116,44 @@ func (e *testEnv) loginWith(t *testing.T, user, pass string) *testutil.RESPConn 
 var authIdentityAlice = auth.Identity{Tenant: "acme", User: "alice", Method: "password"}
 
 // newTestAuthorizer compiles a policy with the data pubgate gives it.
-func newTestAuthorizer(t testing.TB, tenants map[string]*config.Tenant, ns config.Namespace, src policy.Sources) *policy.Authorizer {
+func newTestAuthorizer(t testing.TB, tenants map[string]TenantOptions, ns NamespaceOptions, src policy.Sources) *policy.Authorizer {
 	t.Helper()
-	src.Data = (&config.Config{Tenants: tenants, Namespace: ns}).PolicyData()
+	src.Data = testPolicyData(tenants, ns)
 	a, err := policy.New(context.Background(), policy.Options{Sources: src, CacheSize: 1000, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// testLimits are limits.* as the configuration file has them by default.
+func testLimits() Limits {
+	return Limits{
+		MaxClients: 10000, MaxSubscriptionsPerClient: 10000, MaxPayloadBytes: 1 << 20, MaxChannelBytes: 4 << 10,
+		ClientOutputBuffer: OutputBuffer{HardLimit: 32 << 20, SoftLimit: 8 << 20, SoftFor: 60 * time.Second},
+		CoverPatternsOver:  32,
+	}
+}
+
+// testPolicyData is data.pubgate as serve makes it (config.Config's
+// PolicyData) of a configuration with these tenants and namespace, and no
+// users.
+func testPolicyData(tenants map[string]TenantOptions, ns NamespaceOptions) map[string]any {
+	ts := make(map[string]any, len(tenants))
+	for name, t := range tenants {
+		q := t.Quotas
+		ts[name] = map[string]any{"prefix": t.Prefix, "quotas": map[string]any{
+			"max_connections": q.MaxConnections, "max_subscriptions": q.MaxSubscriptions,
+			"max_payload_bytes": q.MaxPayloadBytes,
+			"publish_rate":      map[string]any{"messages": q.PublishRate.Messages, "bytes": q.PublishRate.Bytes},
+		}}
+	}
+	mode := "rewrite"
+	if ns.Enforce {
+		mode = "enforce"
+	}
+	return map[string]any{
+		"tenants": ts, "users": map[string]any{},
+		"namespace": map[string]any{"mode": mode, "shared_prefix": ns.SharedPrefix},
+	}
 }

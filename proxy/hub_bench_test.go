@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pubgate/pubgate/audit"
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/fanout"
 	"github.com/pubgate/pubgate/upstream"
 	"go.uber.org/zap"
@@ -51,7 +50,7 @@ func benchmarkFanout(b *testing.B, subscribers, payload, burstLen int) {
 		b.Fatal(err)
 	}
 	var written, writes atomic.Int64
-	acme := newTenant("acme", &config.Tenant{Prefix: "acme:"}, config.Namespace{Mode: "rewrite"}, audit.Levels{}) // deliveries are counted per tenant
+	acme := newTenant("acme", TenantOptions{Prefix: "acme:"}, NamespaceOptions{}, audit.Levels{}) // deliveries are counted per tenant
 	for range subscribers {
 		out := fanout.NewOutbox(countingWriter{&written}, fanout.Limits{Hard: 1 << 40, Soft: 1 << 40, SoftFor: time.Hour}, func(string) {}, &writes)
 		defer out.Close() //nolint:gocritic // deferInLoop: every outbox lives until the benchmark ends

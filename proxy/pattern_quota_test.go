@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pubgate/pubgate/audit"
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/internal/testutil"
 	"github.com/pubgate/pubgate/upstream"
 	"github.com/redis/go-redis/v9"
@@ -24,13 +23,11 @@ func startRedisServerBroker(t *testing.T) (*testutil.RedisServer, upstream.Broke
 	return srv, b
 }
 
-func intPtr(n int) *int { return &n }
-
 // TestTenantPatternQuota: a PSUBSCRIBE over tenants.<name>.quotas.max_patterns
 // is refused whole, with the quota's key, and recorded; channels do not
 // count against it; a PUNSUBSCRIBE frees a place.
 func TestTenantPatternQuota(t *testing.T) {
-	env, rec := startAuditedProxy(t, audit.Levels{}, config.Quotas{MaxPatterns: intPtr(2)})
+	env, rec := startAuditedProxy(t, audit.Levels{}, Quotas{MaxPatterns: 2})
 	a, b := env.login(t, "alice"), env.login(t, "alice")
 	a.Do("PSUBSCRIBE", "a*", "b*")
 	a.Read()
@@ -57,7 +54,7 @@ func TestTenantPatternQuota(t *testing.T) {
 
 // TestTenantPatternQuotaZeroIsUnlimited: 0 lifts the default.
 func TestTenantPatternQuotaZeroIsUnlimited(t *testing.T) {
-	env := startQuotaProxy(t, config.Quotas{MaxPatterns: intPtr(0)}, nil)
+	env := startQuotaProxy(t, Quotas{MaxPatterns: 0}, nil)
 	alice := env.login(t, "alice")
 	args := []string{"PSUBSCRIBE"}
 	for i := range 50 {

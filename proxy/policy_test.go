@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/pubgate/pubgate/auth"
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/internal/testutil"
 	"github.com/pubgate/pubgate/policy"
 )
@@ -28,7 +27,7 @@ var policyUsers = map[string]auth.PasswordUser{
 
 // startPolicyProxy serves pubgate with the policy in paths (the built-in
 // one if none) in the given namespace mode.
-func startPolicyProxy(t *testing.T, ns config.Namespace, adjust func(*Options), paths ...string) (*testEnv, *policy.Authorizer) {
+func startPolicyProxy(t *testing.T, ns NamespaceOptions, adjust func(*Options), paths ...string) (*testEnv, *policy.Authorizer) {
 	t.Helper()
 	src := policy.Sources{Paths: paths, Builtin: policy.Builtin}
 	authz := newTestAuthorizer(t, testTenants, ns, src)
@@ -46,8 +45,8 @@ func startPolicyProxy(t *testing.T, ns config.Namespace, adjust func(*Options), 
 }
 
 var (
-	rewriteShared = config.Namespace{Mode: "rewrite", SharedPrefix: "shared:"}
-	enforce       = config.Namespace{Mode: "enforce"}
+	rewriteShared = NamespaceOptions{SharedPrefix: "shared:"}
+	enforce       = NamespaceOptions{Enforce: true}
 )
 
 type authzRow struct {

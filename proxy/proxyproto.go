@@ -7,7 +7,6 @@ import (
 	"net"
 
 	"github.com/pires/go-proxyproto"
-	"github.com/pubgate/pubgate/config"
 )
 
 // ProxyProtocolListener wraps the client listener's TCP listener (under
@@ -16,7 +15,7 @@ import (
 // trusted peer must send one; any other peer that sends one is refused, so
 // that no client can claim an address. The header is read by the
 // session's goroutine (peerAddress), never by the accept loop.
-func ProxyProtocolListener(ln net.Listener, p config.ProxyProtocol) (net.Listener, error) {
+func ProxyProtocolListener(ln net.Listener, p ProxyProtocolOptions) (net.Listener, error) {
 	policy, err := proxyproto.PolicyFromRanges(p.Trusted, proxyproto.REQUIRE, proxyproto.REJECT)
 	if err != nil {
 		return nil, fmt.Errorf("listen.proxy_protocol.trusted: %w", err)

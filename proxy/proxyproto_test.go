@@ -10,7 +10,6 @@ import (
 
 	"github.com/pires/go-proxyproto"
 	"github.com/pubgate/pubgate/audit"
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/internal/testutil"
 	"github.com/pubgate/pubgate/policy"
 )
@@ -36,7 +35,7 @@ func startProxyProtocolProxy(t *testing.T, trusted ...string) (*testEnv, *record
 	rec := &recorder{}
 	var authz *addrAuthorizer
 	wrap := func(ln net.Listener) net.Listener {
-		pp, err := ProxyProtocolListener(ln, config.ProxyProtocol{Trusted: trusted, HeaderTimeout: 2 * time.Second})
+		pp, err := ProxyProtocolListener(ln, ProxyProtocolOptions{Trusted: trusted, HeaderTimeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,15 +4,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/internal/testutil"
 )
 
 // startQuotaProxy serves pubgate with acme's quotas set, and whatever
 // else adjust sets.
-func startQuotaProxy(t *testing.T, q config.Quotas, adjust func(*Options)) *testEnv {
+func startQuotaProxy(t *testing.T, q Quotas, adjust func(*Options)) *testEnv {
 	t.Helper()
-	tenants := map[string]*config.Tenant{"acme": {Prefix: "acme:", Quotas: q}, "globex": {Prefix: "globex:"}}
+	tenants := map[string]TenantOptions{"acme": {Prefix: "acme:", Quotas: q}, "globex": {Prefix: "globex:"}}
 	return startProxy(t, nil, func(o *Options) {
 		o.Tenants = tenants
 		if adjust != nil {
@@ -22,7 +21,7 @@ func startQuotaProxy(t *testing.T, q config.Quotas, adjust func(*Options)) *test
 }
 
 func TestTenantConnectionQuota(t *testing.T) {
-	env := startQuotaProxy(t, config.Quotas{MaxConnections: 2}, nil)
+	env := startQuotaProxy(t, Quotas{MaxConnections: 2}, nil)
 	first, _ := env.login(t, "alice"), env.login(t, "alice")
 	third := testutil.DialRESP(t, env.addr)
 	if r := third.Do("AUTH", "alice", "alice-secret"); r != "-ERR pubgate: tenant acme has its maximum of 2 connections (tenants.acme.quotas.max_connections)" {
@@ -37,7 +36,7 @@ func TestTenantConnectionQuota(t *testing.T) {
 }
 
 func TestTenantSubscriptionQuota(t *testing.T) {
-	env := startQuotaProxy(t, config.Quotas{MaxSubscriptions: 3}, nil)
+	env := startQuotaProxy(t, Quotas{MaxSubscriptions: 3}, nil)
 	a, b := env.login(t, "alice"), env.login(t, "alice")
 	a.Do("SUBSCRIBE", "x", "y")
 	a.Read()
@@ -54,7 +53,7 @@ func TestTenantSubscriptionQuota(t *testing.T) {
 }
 
 func TestTenantPayloadAndRateQuotas(t *testing.T) {
-	env := startQuotaProxy(t, config.Quotas{MaxPayloadBytes: 10, PublishRate: config.PublishRate{Messages: 1}}, nil)
+	env := startQuotaProxy(t, Quotas{MaxPayloadBytes: 10, PublishRate: PublishRate{Messages: 1}}, nil)
 	alice := env.login(t, "alice")
 	if r := alice.Do("PUBLISH", "x", "more than ten bytes"); r != "-ERR pubgate: message of 19 bytes exceeds tenants.acme.quotas.max_payload_bytes (10)" {
 		t.Fatalf("payload quota: %s", r)
@@ -81,7 +80,7 @@ func TestTenantPayloadAndRateQuotas(t *testing.T) {
 }
 
 func TestTenantByteRateQuota(t *testing.T) {
-	env := startQuotaProxy(t, config.Quotas{PublishRate: config.PublishRate{Bytes: 100}}, nil)
+	env := startQuotaProxy(t, Quotas{PublishRate: PublishRate{Bytes: 100}}, nil)
 	alice := env.login(t, "alice")
 	payload := strings.Repeat("b", 60)
 	alice.Send("PUBLISH", "x", payload)
@@ -98,7 +97,7 @@ func TestTenantByteRateQuota(t *testing.T) {
 func TestUnsubscribeReleasesBeforeConfirming(t *testing.T) {
 	for _, engine := range []string{"memory", "redis"} {
 		t.Run(engine, func(t *testing.T) {
-			env := startQuotaProxy(t, config.Quotas{MaxSubscriptions: 2}, func(o *Options) {
+			env := startQuotaProxy(t, Quotas{MaxSubscriptions: 2}, func(o *Options) {
 				if engine == "redis" {
 					o.Broker = startRedisBroker(t)
 				}

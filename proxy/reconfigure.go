@@ -7,13 +7,12 @@ import (
 
 	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/auth"
-	"github.com/pubgate/pubgate/config"
 	"go.uber.org/zap"
 )
 
 // Reconfigure applies a reloaded configuration's tenants and audit levels.
-// A tenant that stays keeps its counters and namespace (a new prefix needs
-// a restart, see config.WithLive) and takes its new quotas and levels; a
+// A tenant that stays keeps its counters and namespace (its prefix is not
+// changed: a new prefix needs a restart) and takes its new quotas and levels; a
 // new tenant admits logins at once. Every connected client is then checked
 // on its own goroutine, between commands:
 //   - one whose tenant is gone, or whose password user is gone or now of
@@ -24,7 +23,7 @@ import (
 //
 // A password change keeps connected clients, as in Redis. Quotas lowered
 // below what a tenant holds refuse what comes next, and disconnect nobody.
-func (s *Server) Reconfigure(tenants map[string]*config.Tenant, levels audit.Levels) {
+func (s *Server) Reconfigure(tenants map[string]TenantOptions, levels audit.Levels) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.setTenants(tenants, levels)
@@ -34,7 +33,7 @@ func (s *Server) Reconfigure(tenants map[string]*config.Tenant, levels audit.Lev
 }
 
 // setTenants replaces the tenant table; the caller holds srv.mu, or is New.
-func (s *Server) setTenants(cfg map[string]*config.Tenant, levels audit.Levels) {
+func (s *Server) setTenants(cfg map[string]TenantOptions, levels audit.Levels) {
 	var old map[string]*tenant
 	if p := s.tenants.Load(); p != nil {
 		old = *p

@@ -7,7 +7,6 @@ import (
 
 	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/auth"
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/internal/testutil"
 	"github.com/pubgate/pubgate/policy"
 )
@@ -16,7 +15,7 @@ import (
 // removes a tenant and a user, takes a role away, adds a tenant and lowers
 // a quota takes effect on the clients already connected, each told why.
 func TestReconfigureActsOnConnectedClients(t *testing.T) {
-	ns := config.Namespace{Mode: "rewrite"}
+	ns := NamespaceOptions{}
 	env, authz := startPolicyProxy(t, ns, nil, examplePolicies)
 	alice, reader, svc, bob := env.login(t, "alice"), env.loginWith(t, "reader", "alice-secret"),
 		env.loginWith(t, "svc", "alice-secret"), env.loginWith(t, "bob", "alice-secret")
@@ -33,14 +32,14 @@ func TestReconfigureActsOnConnectedClients(t *testing.T) {
 	delete(users, "alice")
 	users["reader"] = auth.PasswordUser{Tenant: "acme", PasswordHash: users["reader"].PasswordHash} // no roles
 	users["ivan"] = auth.PasswordUser{Tenant: "initech", PasswordHash: users["svc"].PasswordHash, Roles: []string{"subscriber"}}
-	tenants := map[string]*config.Tenant{
-		"acme":    {Prefix: "acme:", Quotas: config.Quotas{MaxConnections: 2}},
-		"initech": {Prefix: "initech:", Quotas: config.Quotas{MaxSubscriptions: 1}},
+	tenants := map[string]TenantOptions{
+		"acme":    {Prefix: "acme:", Quotas: Quotas{MaxConnections: 2}},
+		"initech": {Prefix: "initech:", Quotas: Quotas{MaxSubscriptions: 1}},
 	}
 	if err := env.passwords.Update(users); err != nil {
 		t.Fatal(err)
 	}
-	data := (&config.Config{Tenants: tenants, Namespace: ns}).PolicyData()
+	data := testPolicyData(tenants, ns)
 	if _, err := authz.SetSources(context.Background(), policy.Sources{Paths: []string{examplePolicies}, Data: data}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/pubgate/pubgate/audit"
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/internal/testutil"
 )
 
@@ -16,7 +15,7 @@ import (
 // keeps it.
 func TestReauthRevokesWhatTheNewIdentityMayNotHold(t *testing.T) {
 	records := &recorder{}
-	env, _ := startPolicyProxy(t, config.Namespace{Mode: "rewrite"}, func(o *Options) { o.Audit = records }, examplePolicies)
+	env, _ := startPolicyProxy(t, NamespaceOptions{}, func(o *Options) { o.Audit = records }, examplePolicies)
 	c := testutil.DialRESP(t, env.addr)
 	if r := c.Do("HELLO", "3", "AUTH", "reader", "alice-secret"); r[0] != '{' {
 		t.Fatalf("HELLO: %s", r)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/pubgate/pubgate/audit"
 	"github.com/pubgate/pubgate/auth"
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/fanout"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
@@ -27,9 +26,9 @@ import (
 
 // Options wires a Server to its collaborators.
 type Options struct {
-	Limits    config.Limits
-	Tenants   map[string]*config.Tenant
-	Namespace config.Namespace
+	Limits    Limits
+	Tenants   map[string]TenantOptions // by name
+	Namespace NamespaceOptions
 	Broker    upstream.Broker
 	Auth      auth.Authenticator
 	// Users looks up a configured user by name (the password table), so
@@ -57,13 +56,6 @@ type Options struct {
 	Logger              *zap.Logger
 }
 
-// DefaultDrainTimeout is Options.DrainTimeout when not set: the default of
-// listen.shutdown_timeout, which serve passes as DrainTimeout. The value is
-// defined by package config beside the key, since config cannot import
-// proxy (proxy takes config's types); this name keeps proxy's fallback and
-// the file's default one value.
-const DefaultDrainTimeout = config.DefaultShutdownTimeout
-
 // Authorizer is what the proxy needs of a policy engine: a decision per
 // request, denying on any failure of its own. It must not keep r, which
 // the session reuses.
@@ -73,8 +65,8 @@ type Authorizer interface {
 
 // Server accepts client connections and runs their sessions.
 type Server struct {
-	limits          config.Limits
-	namespace       config.Namespace
+	limits          Limits
+	namespace       NamespaceOptions
 	tenants         atomic.Pointer[map[string]*tenant] // replaced by Reconfigure
 	broker          upstream.Broker
 	hub             *fanout.Hub
@@ -120,6 +112,9 @@ type Server struct {
 func New(o Options) (*Server, error) {
 	if o.Broker == nil || o.Auth == nil || o.Authorizer == nil {
 		return nil, errors.New("proxy: a broker, an authenticator and an authorizer are required")
+	}
+	if err := o.Limits.validate(); err != nil {
+		return nil, err
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

@@ -91,7 +91,7 @@ func newSession(srv *Server, id int64, conn net.Conn, addr string) *session {
 	}
 	s.in = newRequestReader(conn, srv.maxQueryBytes)
 	ob := srv.limits.ClientOutputBuffer
-	s.out = fanout.NewOutbox(conn, fanout.Limits{Hard: int(ob.HardLimit), Soft: int(ob.SoftLimit), SoftFor: time.Duration(ob.SoftSeconds) * time.Second},
+	s.out = fanout.NewOutbox(conn, fanout.Limits{Hard: int(ob.HardLimit), Soft: int(ob.SoftLimit), SoftFor: ob.SoftFor},
 		s.overflow, &srv.stats.clientWrites)
 	s.proto, s.sentProto = resp2, resp2
 	for i := range s.subs {

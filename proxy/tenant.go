@@ -5,8 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/pubgate/pubgate/audit"
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/policy"
 	"github.com/pubgate/pubgate/upstream"
 	"golang.org/x/time/rate"
@@ -28,15 +28,15 @@ type tenant struct {
 
 // tenantSettings are what a configuration reload can change in a tenant.
 type tenantSettings struct {
-	quotas   config.Quotas
+	quotas   Quotas
 	messages *rate.Limiter // nil: unlimited
 	bytes    *rate.Limiter
 	audit    auditLevels // what the tenant's allowed actions record
 }
 
-func newTenant(name string, t *config.Tenant, ns config.Namespace, levels audit.Levels) *tenant {
+func newTenant(name string, t TenantOptions, ns NamespaceOptions, levels audit.Levels) *tenant {
 	tn := &tenant{name: name}
-	if ns.Enforce() {
+	if ns.Enforce {
 		tn.ns = NewNamespace(name, "", "")
 	} else {
 		tn.ns = NewNamespace(name, t.Prefix, ns.SharedPrefix)
@@ -47,7 +47,7 @@ func newTenant(name string, t *config.Tenant, ns config.Namespace, levels audit.
 
 // configure applies quotas and audit levels. A publish rate that did not
 // change keeps its bucket, so that a reload does not refill it.
-func (t *tenant) configure(q config.Quotas, levels audit.Levels) {
+func (t *tenant) configure(q Quotas, levels audit.Levels) {
 	next := &tenantSettings{quotas: q, audit: resolveLevels(levels, t.name)}
 	var old tenantSettings
 	if p := t.settings.Load(); p != nil {
@@ -73,7 +73,7 @@ func keepLimiter(old *rate.Limiter, oldPerSecond, perSecond int) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(perSecond), perSecond)
 }
 
-func (t *tenant) quotas() *config.Quotas { return &t.settings.Load().quotas }
+func (t *tenant) quotas() *Quotas { return &t.settings.Load().quotas }
 
 // auditLevel is what an allowed action of the tenant records.
 func (t *tenant) auditLevel(a policy.Action) audit.Level { return t.settings.Load().audit[a] }
@@ -117,14 +117,8 @@ func (t *tenant) acquireSubscriptions(kind upstream.Kind, n int) error {
 	return nil
 }
 
-// maxPatterns is the tenant's pattern quota; 0 (or not set, outside a
-// loaded configuration) is unlimited.
-func (t *tenant) maxPatterns() int {
-	if p := t.quotas().MaxPatterns; p != nil {
-		return *p
-	}
-	return 0
-}
+// maxPatterns is the tenant's pattern quota; 0 is unlimited.
+func (t *tenant) maxPatterns() int { return t.quotas().MaxPatterns }
 
 func (t *tenant) releaseSubscriptions(kind upstream.Kind, n int) {
 	t.subscriptions.Add(-int64(n))
@@ -150,7 +144,7 @@ func (t *tenant) admitPublish(payload int) error {
 	}
 	if st.bytes != nil && !st.bytes.AllowN(now, payload) {
 		return fmt.Errorf("tenant %s is over its publish rate of %s/s (%s); retry later",
-			t.name, st.quotas.PublishRate.Bytes, t.quotaKey("publish_rate.bytes"))
+			t.name, humanize.IBytes(uint64(st.quotas.PublishRate.Bytes)), t.quotaKey("publish_rate.bytes"))
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/pubgate/pubgate/config"
 	"go.uber.org/zap"
 )
 
@@ -21,7 +20,7 @@ type acmeManager struct {
 	cache *certmagic.Cache
 }
 
-func newACME(ctx context.Context, c *config.ACME, log *zap.Logger) (*acmeManager, error) {
+func newACME(ctx context.Context, c *ACMEOptions, log *zap.Logger) (*acmeManager, error) {
 	m := &acmeManager{}
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return m.cfg, nil },
@@ -44,7 +43,7 @@ func newACME(ctx context.Context, c *config.ACME, log *zap.Logger) (*acmeManager
 		}
 	}
 	if c.CARootFile != "" {
-		pool, err := config.LoadCertPool(c.CARootFile)
+		pool, err := LoadCertPool(c.CARootFile)
 		if err != nil {
 			return nil, fmt.Errorf("acme ca_root_file: %w", err)
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/internal/testutil"
 )
 
@@ -57,7 +56,7 @@ func startPebble(t *testing.T) *pebbleServer {
 // a client that trusts pebble's root connects to the listener.
 func TestACME(t *testing.T) {
 	p := startPebble(t)
-	src := newSource(t, config.TLS{ACME: &config.ACME{
+	src := newSource(t, Options{ACME: &ACMEOptions{
 		Domains: []string{"localhost"}, Email: "ops@example.com", DirectoryURL: p.directoryURL,
 		CARootFile: p.serverRoot, StorageDir: t.TempDir(),
 		HTTPChallengeAddress: "localhost:" + strconv.Itoa(p.httpPort),

@@ -1,8 +1,9 @@
 // Package tls builds the client listener's *crypto/tls.Config: a server
 // certificate from files (picked up again when they change), from a local
 // CA that pubgate creates, or from an ACME CA through certmagic;
-// client-certificate verification, and protocol versions. UpstreamConfig
-// builds the client configuration towards Redis. Import it as ptls.
+// client-certificate verification, and protocol versions, as Options says.
+// ClientConfig builds a client's configuration (pubgate's towards Redis)
+// from ClientOptions. Import it as ptls.
 package tls
 
 import (
@@ -15,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pubgate/pubgate/config"
 	"go.uber.org/zap"
 )
 
@@ -45,23 +45,32 @@ type certLoader func() (*tls.Certificate, error)
 
 // New builds the listener's TLS configuration and starts keeping its
 // certificate current.
-func New(c config.TLS, log *zap.Logger) (*Source, error) {
+func New(o Options, log *zap.Logger) (*Source, error) {
 	s := &Source{log: log.Named("tls"), stop: make(chan struct{}), done: make(chan struct{})}
-	if c.ACME != nil {
-		return s.withACME(c, log)
+	if o.ACME != nil {
+		return s.withACME(o, log)
 	}
 	var load certLoader
-	interval := c.ReloadInterval
-	if c.Internal != nil {
-		ca, err := loadOrCreateCA(c.Internal.DataDir)
+	interval := o.ReloadInterval
+	switch {
+	case interval == 0:
+		interval = DefaultReloadInterval
+	case interval < 0:
+		return nil, fmt.Errorf("tls: reload interval %v is not positive", interval)
+	}
+	if o.Internal != nil {
+		if len(o.Internal.Names) == 0 {
+			return nil, fmt.Errorf("tls: local CA: no name for the server certificate")
+		}
+		ca, err := loadOrCreateCA(o.Internal.DataDir)
 		if err != nil {
 			return nil, fmt.Errorf("tls: local CA: %w", err)
 		}
 		s.CAFile = ca.certFile
-		load = ca.serverCertLoader(c.Internal.Names)
+		load = ca.serverCertLoader(o.Internal.Names)
 		interval = time.Hour
 	} else {
-		load = fileLoader(c.CertFile, c.KeyFile)
+		load = fileLoader(o.CertFile, o.KeyFile)
 	}
 	cert, err := load()
 	if err != nil {
@@ -69,7 +78,7 @@ func New(c config.TLS, log *zap.Logger) (*Source, error) {
 	}
 	s.cert.Store(cert)
 	s.load = load
-	if s.config, err = s.tlsConfig(c, nil); err != nil {
+	if s.config, err = s.tlsConfig(o, nil); err != nil {
 		return nil, err
 	}
 	go s.keepCurrent(interval)
@@ -77,15 +86,15 @@ func New(c config.TLS, log *zap.Logger) (*Source, error) {
 }
 
 // withACME serves certificates that certmagic obtains and renews.
-func (s *Source) withACME(c config.TLS, log *zap.Logger) (*Source, error) {
+func (s *Source) withACME(o Options, log *zap.Logger) (*Source, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	acme, err := newACME(ctx, c.ACME, log.Named("acme"))
+	acme, err := newACME(ctx, o.ACME, log.Named("acme"))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	base := acme.tlsConfig()
-	if s.config, err = s.tlsConfig(c, base); err != nil {
+	if s.config, err = s.tlsConfig(o, base); err != nil {
 		cancel()
 		acme.stop()
 		return nil, err
@@ -101,29 +110,32 @@ func (s *Source) withACME(c config.TLS, log *zap.Logger) (*Source, error) {
 
 // tlsConfig completes base (certmagic's, or a new one serving s.cert) with
 // the version and client-certificate settings.
-func (s *Source) tlsConfig(c config.TLS, base *tls.Config) (*tls.Config, error) {
+func (s *Source) tlsConfig(o Options, base *tls.Config) (*tls.Config, error) {
 	cfg := base
 	if cfg == nil {
 		cfg = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Load(), nil }}
 	}
-	cfg.MinVersion = tls.VersionTLS12
-	if c.MinVersion == "1.3" {
-		cfg.MinVersion = tls.VersionTLS13
+	cfg.MinVersion = o.MinVersion
+	if cfg.MinVersion == 0 {
+		cfg.MinVersion = DefaultMinVersion
 	}
-	switch c.ClientAuth {
-	case "verify_if_given":
+	switch o.ClientAuth {
+	case ClientAuthNone:
+	case ClientAuthVerifyIfGiven:
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
-	case "require":
+	case ClientAuthRequire:
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	default:
+		return nil, fmt.Errorf("tls: unknown client auth mode %d", o.ClientAuth)
 	}
-	if c.ClientCAFile == "" {
+	if o.ClientCAFile == "" {
 		return cfg, nil
 	}
-	pool, err := config.LoadCertPool(c.ClientCAFile)
+	pool, err := LoadCertPool(o.ClientCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls: client CA: %w", err)
 	}
-	s.clientCAFile = c.ClientCAFile
+	s.clientCAFile = o.ClientCAFile
 	s.clientCAs.Store(pool)
 	// Each handshake verifies against the client CAs in effect, which
 	// Reload replaces.
@@ -181,7 +193,7 @@ func (s *Source) serve(was, cert *tls.Certificate) {
 }
 
 // Stage reads the certificate files and the client CA file now, without
-// waiting for reload_interval, and returns what serves them; nothing
+// waiting for ReloadInterval, and returns what serves them; nothing
 // changes until apply is called, and nothing at all if either fails to
 // load: a SIGHUP reload takes the new TLS material with the rest of the
 // configuration, or none of it. ACME certificates are renewed by certmagic
@@ -198,7 +210,7 @@ func (s *Source) Stage() (apply func(), err error) {
 	}
 	var pool *x509.CertPool
 	if s.clientCAFile != "" {
-		if pool, err = config.LoadCertPool(s.clientCAFile); err != nil {
+		if pool, err = LoadCertPool(s.clientCAFile); err != nil {
 			return nil, fmt.Errorf("tls: client CA: %w", err)
 		}
 	}

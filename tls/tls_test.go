@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/internal/testutil"
 	"go.uber.org/zap/zaptest"
 )
@@ -64,18 +63,12 @@ func dial(addr string, cfg *tls.Config) (*tls.Conn, error) {
 	return c, nil
 }
 
-func newSource(t *testing.T, c config.TLS) *Source {
+func newSource(t *testing.T, o Options) *Source {
 	t.Helper()
-	if c.ReloadInterval == 0 {
-		c.ReloadInterval = 20 * time.Millisecond
+	if o.ReloadInterval == 0 {
+		o.ReloadInterval = 20 * time.Millisecond
 	}
-	if c.MinVersion == "" {
-		c.MinVersion = "1.2"
-	}
-	if c.ClientAuth == "" {
-		c.ClientAuth = "none"
-	}
-	s, err := New(c, zaptest.NewLogger(t))
+	s, err := New(o, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,14 +79,14 @@ func newSource(t *testing.T, c config.TLS) *Source {
 func TestVersions(t *testing.T) {
 	ca := testutil.NewCA(t, "server CA")
 	certFile, keyFile := ca.Issue(testutil.CertSpec{CommonName: "pubgate", Hosts: []string{"127.0.0.1"}})
-	for _, min := range []string{"1.2", "1.3"} {
-		src := newSource(t, config.TLS{CertFile: certFile, KeyFile: keyFile, MinVersion: min})
+	for _, min := range []uint16{0, tls.VersionTLS12, tls.VersionTLS13} { // 0: DefaultMinVersion
+		src := newSource(t, Options{CertFile: certFile, KeyFile: keyFile, MinVersion: min})
 		addr := serve(t, src.Config())
 		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 			c, err := dial(addr, &tls.Config{RootCAs: ca.Pool(), MinVersion: v, MaxVersion: v})
-			want := !(min == "1.3" && v == tls.VersionTLS12)
+			want := !(min == tls.VersionTLS13 && v == tls.VersionTLS12)
 			if (err == nil) != want {
-				t.Errorf("min_version %s, client TLS %x: err %v", min, v, err)
+				t.Errorf("MinVersion %x, client TLS %x: err %v", min, v, err)
 			}
 			if c != nil {
 				c.Close()
@@ -111,21 +104,21 @@ func TestClientAuth(t *testing.T) {
 	foreign := loadPair(t, otherCA, testutil.CertSpec{CommonName: "svc", Client: true})
 
 	cases := []struct {
-		mode   string
+		mode   ClientAuth
 		client []tls.Certificate
 		ok     bool
 	}{
-		{"require", nil, false},
-		{"require", foreign, false},
-		{"require", good, true},
-		{"verify_if_given", nil, true},
-		{"verify_if_given", foreign, false},
-		{"verify_if_given", good, true},
-		{"none", foreign, true},
+		{ClientAuthRequire, nil, false},
+		{ClientAuthRequire, foreign, false},
+		{ClientAuthRequire, good, true},
+		{ClientAuthVerifyIfGiven, nil, true},
+		{ClientAuthVerifyIfGiven, foreign, false},
+		{ClientAuthVerifyIfGiven, good, true},
+		{ClientAuthNone, foreign, true},
 	}
 	for _, c := range cases {
 		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-			src := newSource(t, config.TLS{CertFile: certFile, KeyFile: keyFile, ClientCAFile: clientCA.CertFile, ClientAuth: c.mode})
+			src := newSource(t, Options{CertFile: certFile, KeyFile: keyFile, ClientCAFile: clientCA.CertFile, ClientAuth: c.mode})
 			client := &tls.Config{RootCAs: serverCA.Pool(), MaxVersion: v}
 			if c.client != nil {
 				// Offer the certificate whatever CAs the server names, as a
@@ -134,7 +127,7 @@ func TestClientAuth(t *testing.T) {
 			}
 			conn, err := dial(serve(t, src.Config()), client)
 			if (err == nil) != c.ok {
-				t.Errorf("client_auth %s, %d client certs, TLS %x: err %v, want ok=%v", c.mode, len(c.client), v, err, c.ok)
+				t.Errorf("ClientAuth %d, %d client certs, TLS %x: err %v, want ok=%v", c.mode, len(c.client), v, err, c.ok)
 			}
 			if conn != nil {
 				conn.Close()
@@ -151,7 +144,7 @@ func TestRotation(t *testing.T) {
 	certFile, keyFile := dir+"/server.crt", dir+"/server.key"
 	install := func(c, k string) { installPair(t, c, k, certFile, keyFile) }
 	install(ca.Issue(testutil.CertSpec{CommonName: "first", Hosts: []string{"127.0.0.1"}}))
-	src := newSource(t, config.TLS{CertFile: certFile, KeyFile: keyFile})
+	src := newSource(t, Options{CertFile: certFile, KeyFile: keyFile})
 	addr := serve(t, src.Config())
 	client := &tls.Config{RootCAs: ca.Pool()}
 	established, err := dial(addr, client)
@@ -192,8 +185,8 @@ func servedName(t *testing.T, addr string, cfg *tls.Config) string {
 
 func TestInternalCA(t *testing.T) {
 	dir := t.TempDir()
-	src := newSource(t, config.TLS{Internal: &config.InternalCA{Names: []string{"localhost", "127.0.0.1"}, DataDir: dir}})
-	pool, err := config.LoadCertPool(src.CAFile)
+	src := newSource(t, Options{Internal: &InternalCAOptions{Names: []string{"localhost", "127.0.0.1"}, DataDir: dir}})
+	pool, err := LoadCertPool(src.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,11 +208,11 @@ func TestInternalCA(t *testing.T) {
 
 	// A restart keeps the CA and the certificate; other names get a new
 	// certificate from the same CA.
-	again := newSource(t, config.TLS{Internal: &config.InternalCA{Names: []string{"localhost", "127.0.0.1"}, DataDir: dir}})
+	again := newSource(t, Options{Internal: &InternalCAOptions{Names: []string{"localhost", "127.0.0.1"}, DataDir: dir}})
 	if !again.Certificate().Leaf.Equal(src.Certificate().Leaf) {
 		t.Error("restart issued a new certificate although the old one is current")
 	}
-	renamed := newSource(t, config.TLS{Internal: &config.InternalCA{Names: []string{"pubgate.internal"}, DataDir: dir}})
+	renamed := newSource(t, Options{Internal: &InternalCAOptions{Names: []string{"pubgate.internal"}, DataDir: dir}})
 	leaf := renamed.Certificate().Leaf
 	if leaf.Equal(src.Certificate().Leaf) || leaf.DNSNames[0] != "pubgate.internal" {
 		t.Error("changed names did not get a new certificate")
@@ -270,8 +263,8 @@ func TestStageReadsFilesNowAndAppliesAllOrNothing(t *testing.T) {
 	copyFile(t, clientCA.CertFile, caFile)
 	install := func(c, k string) { installPair(t, c, k, certFile, keyFile) }
 	install(serverCA.Issue(testutil.CertSpec{CommonName: "first", Hosts: []string{"127.0.0.1"}}))
-	src := newSource(t, config.TLS{CertFile: certFile, KeyFile: keyFile, ReloadInterval: time.Hour,
-		ClientCAFile: caFile, ClientAuth: "require"})
+	src := newSource(t, Options{CertFile: certFile, KeyFile: keyFile, ReloadInterval: time.Hour,
+		ClientCAFile: caFile, ClientAuth: ClientAuthRequire})
 	addr := serve(t, src.Config())
 	withCert := func(pair []tls.Certificate) *tls.Config {
 		return &tls.Config{RootCAs: serverCA.Pool(), GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair[0], nil }}
@@ -328,5 +321,21 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.Rename(to+".tmp", to); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNewRefusesWhatWouldPanic: options that would make the certificate
+// loop panic are errors.
+func TestNewRefusesWhatWouldPanic(t *testing.T) {
+	ca := testutil.NewCA(t, "server CA")
+	certFile, keyFile := ca.Issue(testutil.CertSpec{CommonName: "pubgate", Hosts: []string{"127.0.0.1"}})
+	for name, o := range map[string]Options{
+		"negative reload interval": {CertFile: certFile, KeyFile: keyFile, ReloadInterval: -time.Second},
+		"local CA without names":   {Internal: &InternalCAOptions{DataDir: t.TempDir()}},
+	} {
+		if s, err := New(o, zaptest.NewLogger(t)); err == nil {
+			s.Close()
+			t.Errorf("%s: New accepted it", name)
+		}
 	}
 }

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/pubgate/pubgate/bench"
-	"github.com/pubgate/pubgate/config"
 	ptls "github.com/pubgate/pubgate/tls"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -277,14 +276,14 @@ type certificates struct {
 // localCertificates creates pubgate's local CA and server certificate in
 // dir (as `tls: {internal: …}` does): Redis and pubgate serve the same one.
 func localCertificates(dir string) (*certificates, error) {
-	src, err := ptls.New(config.TLS{Internal: &config.InternalCA{Names: []string{"127.0.0.1", "localhost"}, DataDir: dir},
-		MinVersion: "1.2", ClientAuth: "none"}, zap.NewNop())
+	src, err := ptls.New(ptls.Options{Internal: &ptls.InternalCAOptions{Names: []string{"127.0.0.1", "localhost"}, DataDir: dir}},
+		zap.NewNop())
 	if err != nil {
 		return nil, err
 	}
 	_ = src.Close()
 	c := &certificates{dir: dir, caFile: src.CAFile, certFile: filepath.Join(dir, "server.crt"), keyFile: filepath.Join(dir, "server.key")}
-	pool, err := config.LoadCertPool(c.caFile)
+	pool, err := ptls.LoadCertPool(c.caFile)
 	if err != nil {
 		return nil, err
 	}

@@ -8,14 +8,13 @@ import (
 	"time"
 
 	"github.com/pubgate/pubgate/bench"
-	"github.com/pubgate/pubgate/config"
 	ptls "github.com/pubgate/pubgate/tls"
 	"github.com/spf13/cobra"
 )
 
 func newBenchCommand() *cobra.Command {
 	var o bench.Options
-	var tlsFlags config.UpstreamTLS // the same client settings as pubgate's towards Redis
+	var tlsFlags ptls.ClientOptions // the same client settings as pubgate's towards Redis
 	var insecure bool
 	var user, pass, prefix string
 	var tenants []string
@@ -36,7 +35,7 @@ point it at pubgate, or at Redis to compare.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			tlsFlags.Enable = tlsFlags.Enable || insecure
-			if o.TLS, err = ptls.UpstreamConfig(tlsFlags); err != nil {
+			if o.TLS, err = ptls.ClientConfig(tlsFlags); err != nil {
 				return fmt.Errorf("--cacert/--cert/--key: %w", err)
 			}
 			if insecure {

@@ -24,6 +24,7 @@ import (
 	"github.com/pubgate/pubgate/config"
 	"github.com/pubgate/pubgate/gateway"
 	"github.com/pubgate/pubgate/internal/testutil"
+	ptls "github.com/pubgate/pubgate/tls"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -60,7 +61,7 @@ func localGateway(dataDir string) testNode {
 
 // tlsConfig is a client configuration trusting the gateway's CA.
 func (g testNode) tlsConfig(t *testing.T) *tls.Config {
-	pool, err := config.LoadCertPool(g.caFile)
+	pool, err := ptls.LoadCertPool(g.caFile)
 	if err != nil {
 		t.Fatal(err)
 	}
