@@ -16,6 +16,7 @@ import (
 
 	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/policy"
+	"github.com/pubgate/pubgate/proxy"
 	ptls "github.com/pubgate/pubgate/tls"
 	"github.com/pubgate/pubgate/upstream"
 )
@@ -396,11 +397,6 @@ type Log struct {
 	Format string `yaml:"format"` // console | json
 }
 
-// DefaultShutdownTimeout is listen.shutdown_timeout's default: the value
-// of proxy.DefaultDrainTimeout, whose sessions it bounds, typed again here
-// since config does not import proxy (defaults_test.go checks the pair).
-const DefaultShutdownTimeout = 10 * time.Second
-
 // Default returns the configuration used for every key a file leaves out.
 // It is the one place the file's defaults are filled; a default that a
 // package also applies when its Options leave the setting out is that
@@ -410,7 +406,7 @@ const DefaultShutdownTimeout = 10 * time.Second
 func Default() *Config {
 	return &Config{
 		Listen: Listen{
-			Address: "127.0.0.1:6380", DrainPeriod: 5 * time.Second, ShutdownTimeout: DefaultShutdownTimeout,
+			Address: "127.0.0.1:6380", DrainPeriod: 5 * time.Second, ShutdownTimeout: proxy.DefaultDrainTimeout,
 			ProxyProtocol: ProxyProtocol{HeaderTimeout: 5 * time.Second},
 			TLS:           TLS{ReloadInterval: ptls.DefaultReloadInterval, MinVersion: "1.2"},
 		},
