@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -81,4 +82,30 @@ func location(l *ast.Location) string {
 		return "?"
 	}
 	return fmt.Sprintf("%s:%d", l.File, l.Row)
+}
+
+// Print writes the explanation for a reader, as pubgate policy eval shows
+// it: the decision, its reason and revision, whether it may be cached, the
+// rules that decided, and the trace when there is one.
+func (x Explanation) Print(w io.Writer) {
+	verdict := "DENY"
+	if x.Decision.Allow {
+		verdict = "ALLOW"
+	}
+	fmt.Fprintf(w, "decision:  %s\n", verdict)
+	if x.Decision.Reason != "" {
+		fmt.Fprintf(w, "reason:    %s\n", x.Decision.Reason)
+	}
+	fmt.Fprintf(w, "revision:  %s\n", x.Decision.Revision)
+	fmt.Fprintf(w, "cacheable: %v\n", x.Cacheable)
+	fmt.Fprintln(w, "decided by:")
+	if len(x.Rules) == 0 {
+		fmt.Fprintln(w, "  (no rule of package pubgate.authz succeeded: undefined, which denies)")
+	}
+	for _, r := range x.Rules {
+		fmt.Fprintf(w, "  %s\n", r)
+	}
+	if x.Trace != "" {
+		fmt.Fprintf(w, "trace:\n%s", x.Trace)
+	}
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -52,12 +50,12 @@ func newAuditQueryCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := newQueryOutput(cmd.OutOrStdout(), fl.format, fl.count)
+			out, err := audit.NewOutput(cmd.OutOrStdout(), fl.format, fl.count)
 			if err != nil {
-				return err
+				return fmt.Errorf("--format %w", err)
 			}
-			qerr := audit.Query(files, f, out.emit)
-			return errors.Join(qerr, out.close(qerr == nil))
+			qerr := audit.Query(files, f, out.Emit)
+			return errors.Join(qerr, out.Close(qerr == nil))
 		},
 	}
 	flags := cmd.Flags()
@@ -122,27 +120,13 @@ var actionNames = func() string {
 	return strings.Join(names, ", ")
 }()
 
-// parseQueryTime reads a time bound: an RFC 3339 time, a date (midnight
-// UTC, the log's zone), or a duration meaning that long before now, which
-// is how most compliance questions are asked ("in the last day").
+// parseQueryTime reads the time bound of a flag (audit.ParseTimeBound).
 func parseQueryTime(flag, s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseDuration(s)
+	t, err := audit.ParseTimeBound(s, now)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%s %q: neither an RFC 3339 time (2025-03-01T12:00:00Z), a date (2025-03-01) nor a duration (24h)", flag, s)
+		return t, fmt.Errorf("%s %q: %w", flag, s, err)
 	}
-	if d < 0 {
-		return time.Time{}, fmt.Errorf("%s %q: a duration counts back from now, and must not be negative", flag, s)
-	}
-	return now.Add(-d), nil
+	return t, nil
 }
 
 // trimAll drops the spaces of "a, b" and empty values, which
@@ -155,56 +139,4 @@ func trimAll(values []string) []string {
 		}
 	}
 	return out
-}
-
-// queryOutput writes the matching records in the chosen form.
-type queryOutput struct {
-	w     *bufio.Writer
-	table *audit.Table
-	count bool
-	n     int
-}
-
-func newQueryOutput(w io.Writer, format string, count bool) (*queryOutput, error) {
-	o := &queryOutput{w: bufio.NewWriterSize(w, 64<<10), count: count}
-	switch format {
-	case "json":
-	case "table":
-		if !count {
-			o.table = audit.NewTable(o.w)
-		}
-	default:
-		return nil, fmt.Errorf("--format %q: must be json or table", format)
-	}
-	return o, nil
-}
-
-func (o *queryOutput) emit(line []byte, e *audit.Entry) error {
-	o.n++
-	switch {
-	case o.count:
-		return nil
-	case o.table != nil:
-		o.table.Add(e)
-		return nil
-	}
-	if _, err := o.w.Write(line); err != nil {
-		return err
-	}
-	return o.w.WriteByte('\n')
-}
-
-// close writes out what is pending. The records printed before a query
-// failed are still printed, as a stream would have; a count is printed
-// only when complete, since a partial one would mislead.
-func (o *queryOutput) close(complete bool) error {
-	if o.count && complete {
-		fmt.Fprintln(o.w, o.n)
-	}
-	if o.table != nil {
-		if err := o.table.Flush(); err != nil {
-			return err
-		}
-	}
-	return o.w.Flush()
 }

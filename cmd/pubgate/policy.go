@@ -79,7 +79,7 @@ func newPolicyEvalCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("policy: evaluation failed (pubgate would deny): %w", err)
 			}
-			printExplanation(cmd.OutOrStdout(), x)
+			x.Print(cmd.OutOrStdout())
 			return nil
 		},
 	}
@@ -110,27 +110,4 @@ func readInput(arg string, stdin io.Reader) (map[string]any, error) {
 		return nil, fmt.Errorf("--input: not a JSON object: %w", err)
 	}
 	return doc, nil
-}
-
-func printExplanation(w io.Writer, x policy.Explanation) {
-	verdict := "DENY"
-	if x.Decision.Allow {
-		verdict = "ALLOW"
-	}
-	fmt.Fprintf(w, "decision:  %s\n", verdict)
-	if x.Decision.Reason != "" {
-		fmt.Fprintf(w, "reason:    %s\n", x.Decision.Reason)
-	}
-	fmt.Fprintf(w, "revision:  %s\n", x.Decision.Revision)
-	fmt.Fprintf(w, "cacheable: %v\n", x.Cacheable)
-	fmt.Fprintln(w, "decided by:")
-	if len(x.Rules) == 0 {
-		fmt.Fprintln(w, "  (no rule of package pubgate.authz succeeded: undefined, which denies)")
-	}
-	for _, r := range x.Rules {
-		fmt.Fprintf(w, "  %s\n", r)
-	}
-	if x.Trace != "" {
-		fmt.Fprintf(w, "trace:\n%s", x.Trace)
-	}
 }
