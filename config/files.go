@@ -21,6 +21,9 @@ func (c *Config) checkFiles(add addFunc) {
 	if t := c.Listen.TLS; t.ClientCAFile != "" {
 		checkCAFile(add, "listen.tls.client_ca_file", t.ClientCAFile)
 	}
+	if a := c.Listen.TLS.ACME; a != nil && a.CARootFile != "" {
+		checkCAFile(add, "listen.tls.acme.ca_root_file", a.CARootFile)
+	}
 	if t := c.Upstream.TLS; t.Enabled() {
 		if t.CertFile != "" && t.KeyFile != "" {
 			if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {

@@ -66,3 +66,19 @@ func TestValidateSettingsReadsNoFile(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckFilesReadsTheACMERoot: a private ACME CA's root that does not
+// load is refused by check as serve refuses it.
+func TestCheckFilesReadsTheACMERoot(t *testing.T) {
+	c := Default()
+	c.Listen.TLS.ACME = &ACME{Domains: []string{"pubgate.example"}, DirectoryURL: "https://acme.example/dir",
+		CARootFile: filepath.Join(t.TempDir(), "missing.pem"), TLSALPNChallenge: true}
+	c.Tenants = map[string]*Tenant{"acme": nil}
+	c.fillDerivedDefaults()
+	if err := c.ValidateSettings(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckFiles(); err == nil || !strings.HasPrefix(err.Error(), "listen.tls.acme.ca_root_file: ") {
+		t.Fatalf("CheckFiles: %v", err)
+	}
+}

@@ -10,7 +10,7 @@
 // Start-up order: logger → what Check also builds (policy, passwords,
 // certificate and token authenticators, upstream TLS; provision.go) →
 // upstream broker → audit log → proxy (New); client listener → admin
-// listener → serving, outage watcher, policy watcher (Start). Shutdown
+// listener → policy watcher → serving, outage watcher (Start). Shutdown
 // runs it backwards, but the admin listener stops last, so that readiness
 // says "draining" for as long as the node still holds clients.
 package gateway
@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 
 	"github.com/pubgate/pubgate/admin"
@@ -38,14 +39,16 @@ import (
 type Options struct {
 	// Version is reported by the admin endpoints and the HELLO reply.
 	Version string
-	// LogOutput receives the operational log (os.Stderr for the CLI).
+	// LogOutput receives the operational log (nil: os.Stderr).
 	LogOutput io.Writer
-	// AuditStream receives the audit log when audit.sink is stdout.
+	// AuditStream receives the audit log when audit.sink is stdout (nil:
+	// os.Stdout).
 	AuditStream io.Writer
 }
 
-// Gateway is one pubgate node. Its methods are safe to call from several
-// goroutines, except that Start is called once, after New.
+// Gateway is one pubgate node. Start is called once, after New, and
+// returns before any other method is called; those are then safe to call
+// from several goroutines.
 type Gateway struct {
 	cfg       *config.Config // as started; Reload keeps its own copy of what is in effect
 	opts      Options
@@ -67,15 +70,22 @@ type Gateway struct {
 
 	reloadMu    sync.Mutex
 	reloads     *reloader
+	stopped     bool // under reloadMu: Shutdown began, reloads are refused
 	stopOnce    sync.Once
 	releaseOnce sync.Once
 }
 
 // New builds a node from cfg, which config.Load validated: nothing listens
-// yet. ctx bounds what building does (loading a policy bundle, the first
-// fetch of a JWT key set); the node's background work lasts until
-// Shutdown. On error, whatever was built is closed again.
+// yet. ctx bounds what building does (loading a policy bundle); the node's
+// background work (a JWKS URL's fetches, watchers) lasts until Shutdown.
+// On error, whatever was built is closed again.
 func New(ctx context.Context, cfg *config.Config, o Options) (_ *Gateway, err error) {
+	if o.LogOutput == nil {
+		o.LogOutput = os.Stderr
+	}
+	if o.AuditStream == nil {
+		o.AuditStream = os.Stdout
+	}
 	g := &Gateway{cfg: cfg, opts: o, failed: make(chan error, 1)}
 	g.life, g.endLife = context.WithCancel(context.WithoutCancel(ctx))
 	if g.log, g.logLevel, err = newLogger(cfg.Log, o.LogOutput); err != nil {
@@ -90,7 +100,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *Gateway, err er
 		g.log.Warn(w)
 	}
 	setRedisLogger.Do(func() { redis.SetLogger(newRedisLogger(g.log.Named("go-redis"), redisLogRepeat)) })
-	p, err := provision(ctx, g.life, cfg, g.log)
+	p, err := provision(ctx, g.life, cfg, g.log, false)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +139,9 @@ func (g *Gateway) Start() (err error) {
 	if g.listener, g.certs, err = listen(cfg.Listen, g.log); err != nil {
 		return err
 	}
+	g.reloadMu.Lock()
 	g.reloads.tls = g.certs
+	g.reloadMu.Unlock()
 	g.log.Info("pubgate listening", zap.String("version", g.opts.Version), zap.Stringer("addr", g.listener.Addr()),
 		zap.Bool("tls", !cfg.Listen.Plaintext),
 		zap.String("upstream", cfg.Upstream.Describe()), zap.Int("tenants", len(cfg.Tenants)))
@@ -183,6 +195,8 @@ func (g *Gateway) Drain(ctx context.Context) {
 	period := g.cfg.Listen.DrainPeriod
 	g.log.Info("draining: new clients are refused, connected ones are served until they leave or the period ends",
 		zap.Duration("listen.drain_period", period), zap.Int("clients", g.srv.Clients()))
+	g.srv.StopAccepting()
+	_ = g.listener.Close() // now, even if serving has not begun yet
 	g.srv.Drain(ctx, period)
 }
 
@@ -192,6 +206,9 @@ func (g *Gateway) Drain(ctx context.Context) {
 // Calls after the first return nil.
 func (g *Gateway) Shutdown(ctx context.Context) (err error) {
 	g.stopOnce.Do(func() {
+		g.reloadMu.Lock() // waits for a reload in progress
+		g.stopped = true
+		g.reloadMu.Unlock()
 		g.log.Info("shutting down: closing every connection once it received what was acknowledged", zap.Int("clients", g.srv.Clients()))
 		if err = g.srv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
 			err = nil // the connections still open were closed; that is what the deadline is for
@@ -228,12 +245,18 @@ func (g *Gateway) releaseParts(ctx context.Context) {
 	}
 }
 
+// ErrStopped refuses a reload once Shutdown has begun.
+var ErrStopped = errors.New("gateway: shutting down; the configuration is no longer reloaded")
+
 // Reload applies next, a configuration loaded and validated anew, to the
 // running node, all or nothing (see reloader.apply), and audits the
 // outcome; a refused configuration changes nothing.
 func (g *Gateway) Reload(ctx context.Context, next *config.Config) error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
+	if g.stopped {
+		return ErrStopped
+	}
 	return g.reloads.reload(ctx, "", next, nil)
 }
 
@@ -242,6 +265,9 @@ func (g *Gateway) Reload(ctx context.Context, next *config.Config) error {
 func (g *Gateway) ReloadFile(ctx context.Context, path string) error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
+	if g.stopped {
+		return ErrStopped
+	}
 	next, err := config.Load(path)
 	return g.reloads.reload(ctx, path, next, err)
 }

@@ -100,6 +100,40 @@ func TestNodeServesUntilShutdown(t *testing.T) {
 	if err := g.Shutdown(context.Background()); err != nil {
 		t.Fatalf("a second Shutdown: %v", err)
 	}
+	if err := g.Reload(context.Background(), parseConfig(t, dir, "", "")); !errors.Is(err, gateway.ErrStopped) {
+		t.Fatalf("Reload after Shutdown: %v", err)
+	}
+}
+
+// TestStopAtOnce: a node drained as soon as Start returns (a SIGTERM at
+// start-up) closes its port, and reports no serving failure. Zero Options
+// are enough to run a node.
+func TestStopAtOnce(t *testing.T) {
+	dir := auditDir(t)
+	for range 20 {
+		cfg := parseConfig(t, dir, "log: {level: error}", "")
+		g, err := gateway.New(context.Background(), cfg, gateway.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Start(); err != nil {
+			t.Fatal(err)
+		}
+		g.Drain(context.Background())
+		conn, dialErr := net.Dial("tcp", g.Addr().String())
+		if err := g.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if dialErr == nil {
+			conn.Close()
+			t.Fatal("the port accepts after Drain")
+		}
+		select {
+		case err := <-g.Failed():
+			t.Fatalf("Failed after a stop at start-up: %v", err)
+		default:
+		}
+	}
 }
 
 // TestFailedStartReleasesWhatNewBuilt: with the admin address taken, Start

@@ -77,15 +77,17 @@ func (r *reloader) apply(ctx context.Context, next *config.Config) (applied, res
 	if err != nil {
 		return nil, nil, err
 	}
+	var level zapcore.Level
+	if err := level.UnmarshalText([]byte(live.Log.Level)); err != nil {
+		return nil, nil, fmt.Errorf("log.level: %w", err)
+	}
+	// Last of the steps that can fail: a certificate staged is the file
+	// loader's current one, which the periodic refresh serves anyway.
 	applyTLS := func() {}
 	if r.tls != nil {
 		if applyTLS, err = r.tls.Stage(); err != nil {
 			return nil, nil, err
 		}
-	}
-	var level zapcore.Level
-	if err := level.UnmarshalText([]byte(live.Log.Level)); err != nil {
-		return nil, nil, fmt.Errorf("log.level: %w", err)
 	}
 	applyTLS()
 	applyUsers()

@@ -150,12 +150,15 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Drain or Shutdown. Called after
+// either (a node stopped as soon as it started), it closes ln and returns
+// nil.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		return net.ErrClosed
+		_ = ln.Close()
+		return nil
 	}
 	s.ln = ln
 	s.mu.Unlock()

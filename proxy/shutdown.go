@@ -33,6 +33,11 @@ func (s *Server) Drain(ctx context.Context, period time.Duration) {
 // Shutdown), for readiness.
 func (s *Server) Draining() bool { return s.isClosing() }
 
+// StopAccepting makes the server refuse new clients, as Drain does first,
+// without waiting: a listener it has not yet been given to Serve may then
+// be closed by its owner, and Serve returns nil for it.
+func (s *Server) StopAccepting() { s.stopAccepting() }
+
 func (s *Server) stopAccepting() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

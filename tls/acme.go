@@ -21,12 +21,8 @@ type acmeManager struct {
 }
 
 func newACME(ctx context.Context, c *ACMEOptions, log *zap.Logger) (*acmeManager, error) {
-	m := &acmeManager{}
-	m.cache = certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return m.cfg, nil },
-		Logger:           log,
-	})
-	m.cfg = certmagic.New(m.cache, certmagic.Config{Storage: &certmagic.FileStorage{Path: c.StorageDir}, Logger: log})
+	// The settings are read before the cache exists: its maintenance
+	// goroutine starts with it and must be stopped on every error after.
 	issuer := certmagic.ACMEIssuer{
 		CA: c.DirectoryURL, Email: c.Email, Agreed: true, Logger: log,
 		DisableHTTPChallenge:    c.HTTPChallengeAddress == "",
@@ -49,6 +45,12 @@ func newACME(ctx context.Context, c *ACMEOptions, log *zap.Logger) (*acmeManager
 		}
 		issuer.TrustedRoots = pool
 	}
+	m := &acmeManager{}
+	m.cache = certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return m.cfg, nil },
+		Logger:           log,
+	})
+	m.cfg = certmagic.New(m.cache, certmagic.Config{Storage: &certmagic.FileStorage{Path: c.StorageDir}, Logger: log})
 	m.cfg.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(m.cfg, issuer)}
 	if len(c.OnDemand) > 0 {
 		m.cfg.OnDemand = &certmagic.OnDemandConfig{

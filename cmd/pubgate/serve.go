@@ -69,7 +69,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	}
 	if o.portsFile != "" {
 		if err := writePortsFile(o.portsFile, g); err != nil {
-			_ = g.Shutdown(context.Background())
+			_ = shutdown(g, cfg)
 			return err
 		}
 		defer func() { _ = os.Remove(o.portsFile) }() // a stale file would name ports no longer ours
@@ -81,7 +81,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	for running := true; running; {
 		select {
 		case err := <-g.Failed():
-			_ = g.Shutdown(context.Background())
+			_ = shutdown(g, cfg)
 			return err
 		case <-o.reload:
 			log.Info("SIGHUP: reloading the configuration")
@@ -93,9 +93,15 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		}
 	}
 	drain(g, o.stop, log)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Listen.ShutdownTimeout)
+	return shutdown(g, cfg)
+}
+
+// shutdown shuts the node down within listen.shutdown_timeout: an
+// upstream that stopped answering cannot hold the process.
+func shutdown(g *gateway.Gateway, cfg *config.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Listen.ShutdownTimeout)
 	defer cancel()
-	return g.Shutdown(sctx)
+	return g.Shutdown(ctx)
 }
 
 // drain drains the node until the drain period ends, its clients have
