@@ -407,7 +407,7 @@ func Default() *Config {
 	return &Config{
 		Listen: Listen{
 			Address: "127.0.0.1:6380", DrainPeriod: 5 * time.Second, ShutdownTimeout: proxy.DefaultDrainTimeout,
-			ProxyProtocol: ProxyProtocol{HeaderTimeout: 5 * time.Second},
+			ProxyProtocol: ProxyProtocol{HeaderTimeout: proxy.DefaultProxyHeaderTimeout},
 			TLS:           TLS{ReloadInterval: ptls.DefaultReloadInterval, MinVersion: "1.2"},
 		},
 		Upstream: Upstream{URL: "memory://", Timeout: upstream.DefaultTimeout, HealthInterval: upstream.DefaultHealthInterval},

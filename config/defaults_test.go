@@ -23,6 +23,7 @@ func TestDefaultsAreThePackagesOwn(t *testing.T) {
 		got, want any
 	}{
 		{"listen.shutdown_timeout (proxy.Options.DrainTimeout)", d.Listen.ShutdownTimeout, proxy.DefaultDrainTimeout},
+		{"listen.proxy_protocol.header_timeout", d.Listen.ProxyProtocol.HeaderTimeout, proxy.DefaultProxyHeaderTimeout},
 		{"listen.tls.reload_interval", d.Listen.TLS.ReloadInterval, ptls.DefaultReloadInterval},
 		{"upstream.timeout", d.Upstream.Timeout, upstream.DefaultTimeout},
 		{"upstream.health_interval", d.Upstream.HealthInterval, upstream.DefaultHealthInterval},

@@ -101,6 +101,10 @@ type ProxyProtocolOptions struct {
 	// Trusted (trusted) lists the load balancers' addresses: IPs or CIDRs.
 	Trusted []string
 	// HeaderTimeout (header_timeout) bounds the wait for a trusted peer's
-	// header; 0: go-proxyproto's default of 10s.
+	// header; 0: DefaultProxyHeaderTimeout.
 	HeaderTimeout time.Duration
 }
+
+// DefaultProxyHeaderTimeout is listen.proxy_protocol.header_timeout's
+// default.
+const DefaultProxyHeaderTimeout = 5 * time.Second

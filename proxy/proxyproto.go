@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -20,7 +21,7 @@ func ProxyProtocolListener(ln net.Listener, p ProxyProtocolOptions) (net.Listene
 	if err != nil {
 		return nil, fmt.Errorf("listen.proxy_protocol.trusted: %w", err)
 	}
-	return &proxyproto.Listener{Listener: ln, ConnPolicy: policy, ReadHeaderTimeout: p.HeaderTimeout}, nil
+	return &proxyproto.Listener{Listener: ln, ConnPolicy: policy, ReadHeaderTimeout: cmp.Or(p.HeaderTimeout, DefaultProxyHeaderTimeout)}, nil
 }
 
 // peerAddress is the client's address: the one its PROXY protocol header
