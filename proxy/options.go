@@ -10,9 +10,9 @@ import (
 // the key that sets it, because the refusals a client or the audit log sees
 // name that key ("tenants.acme.quotas.max_subscriptions").
 
-// DefaultDrainTimeout is Options.DrainTimeout when not set: the default of
-// listen.shutdown_timeout, which serve passes as DrainTimeout (package
-// config's tests check that the two agree).
+// DefaultDrainTimeout is Options.DrainTimeout when not set, and
+// listen.shutdown_timeout's default (config.Default uses it), which serve
+// passes as DrainTimeout.
 const DefaultDrainTimeout = 10 * time.Second
 
 // Limits protect pubgate and other clients from one client (limits.*).
