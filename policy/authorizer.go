@@ -86,7 +86,7 @@ func New(ctx context.Context, opts Options) (*Authorizer, error) {
 	a.evalLog = a.log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, time.Second, 3, 0)
 	}))
-	c, err := a.build(ctx, "") // no revision is empty: never ErrUnchanged
+	c, err := a.build(ctx, opts.Sources, "") // no revision is empty: never ErrUnchanged
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +198,7 @@ func (a *Authorizer) evaluate(ctx context.Context, c *compiled, r *Request) (d D
 	// of all at once, each at a fraction of it and past its timeout.
 	a.evaluating <- struct{}{}
 	defer func() { <-a.evaluating }()
-	if p := c.plans.planFor(ctx, r, r.input); p != nil && p.allow.holds(r) {
+	if p := c.plans.planFor(ctx, r); p != nil && p.allow.holds(r) {
 		a.stats.planned.Add(1)
 		d := Decision{Allow: true, Reason: p.reason, Revision: c.revision}
 		c.cache.Add(r, d)
@@ -268,15 +268,12 @@ func (a *Authorizer) Reload(ctx context.Context) (revision string, err error) {
 // policy compiles once, here. If the sources hold the policy in effect,
 // apply only records them.
 func (a *Authorizer) Stage(ctx context.Context, src Sources) (apply func(), err error) {
-	l, err := load(src)
+	c, err := a.build(ctx, src, a.Revision())
+	if errors.Is(err, ErrUnchanged) {
+		c, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
-	}
-	var c *compiled
-	if l.revision != a.Revision() {
-		if c, err = compile(ctx, l, a.opts.CacheSize, a.printHook()); err != nil {
-			return nil, err
-		}
 	}
 	return func() { a.install(src, c) }, nil
 }
@@ -317,7 +314,7 @@ func (a *Authorizer) install(src Sources, c *compiled) {
 // reload is Reload with reloadMu held.
 func (a *Authorizer) reload(ctx context.Context) (revision string, err error) {
 	old := a.current.Load()
-	c, err := a.build(ctx, old.revision)
+	c, err := a.build(ctx, a.opts.Sources, old.revision)
 	if err != nil {
 		a.refuse(old, err)
 		return old.revision, err
@@ -345,8 +342,10 @@ func (a *Authorizer) refuse(old *compiled, err error) {
 	a.notify(ReloadResult{Previous: old.revision, Revision: old.revision, Err: err})
 }
 
-func (a *Authorizer) build(ctx context.Context, current string) (*compiled, error) {
-	l, err := load(a.opts.Sources)
+// build loads src and compiles it, unless it holds revision current
+// (ErrUnchanged).
+func (a *Authorizer) build(ctx context.Context, src Sources, current string) (*compiled, error) {
+	l, err := load(src)
 	if err != nil {
 		return nil, err
 	}

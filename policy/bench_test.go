@@ -51,10 +51,14 @@ func BenchmarkDecisionCold(b *testing.B) { benchCold(b, benchAuthorizer(b), plan
 func BenchmarkDecisionColdUnplanned(b *testing.B) { benchCold(b, benchAuthorizer(b), b.N+1) }
 
 // BenchmarkDecisionColdBuiltin is the cold path of the built-in policy.
-func BenchmarkDecisionColdBuiltin(b *testing.B) { benchCold(b, builtinAuthorizer(b), planAfter) }
+func BenchmarkDecisionColdBuiltin(b *testing.B) {
+	benchCold(b, newAuthorizer(b, Sources{Builtin: Builtin}), planAfter)
+}
 
 // BenchmarkDecisionColdBuiltinUnplanned is its full evaluation.
-func BenchmarkDecisionColdBuiltinUnplanned(b *testing.B) { benchCold(b, builtinAuthorizer(b), b.N+1) }
+func BenchmarkDecisionColdBuiltinUnplanned(b *testing.B) {
+	benchCold(b, newAuthorizer(b, Sources{Builtin: Builtin}), b.N+1)
+}
 
 // BenchmarkPlan is what making a plan costs (partial evaluation).
 func BenchmarkPlan(b *testing.B) {
@@ -70,14 +74,6 @@ func BenchmarkPlan(b *testing.B) {
 			b.Fatal("no plan")
 		}
 	}
-}
-
-func builtinAuthorizer(b *testing.B) *Authorizer {
-	a, err := New(context.Background(), Options{Sources: Sources{Builtin: Builtin, Data: testData}, CacheSize: 1024, Timeout: 10 * time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return a
 }
 
 // benchCold decides a new channel of one identity each time, planning

@@ -100,9 +100,11 @@ func (r *Request) input() (ast.Value, error) {
 	if s.err != nil {
 		return nil, fmt.Errorf("policy: the identity's claims: %w", s.err)
 	}
-	action := ast.StringTerm(r.Action.String())
+	var action *ast.Term
 	if r.Action < numActions {
 		action = actionTerms[r.Action]
+	} else {
+		action = ast.StringTerm(r.Action.String())
 	}
 	client := []([2]*ast.Term){{keyAddr, ast.StringTerm(r.ClientAddr)}, {keyName, ast.StringTerm(r.ClientName)}}
 	if s.tls != nil {

@@ -191,7 +191,7 @@ func newPlanner(ctx context.Context, c *compiled) (*planner, error) {
 // planFor returns the plan of r's (subject, action), making it once
 // enough full evaluations have shown it is worth it; nil if there is none
 // (yet).
-func (p *planner) planFor(ctx context.Context, r *Request, input func() (ast.Value, error)) *plan {
+func (p *planner) planFor(ctx context.Context, r *Request) *plan {
 	key := planKey{subject: r.Subject.key, action: r.Action}
 	p.mu.Lock()
 	e, ok := p.plans.Get(key)
@@ -207,7 +207,7 @@ func (p *planner) planFor(ctx context.Context, r *Request, input func() (ast.Val
 	if !attempt {
 		return pl
 	}
-	in, err := input()
+	in, err := r.input()
 	if err != nil {
 		return nil
 	}

@@ -34,7 +34,7 @@ func writePolicy(t *testing.T, files map[string]string) string {
 	return dir
 }
 
-func newAuthorizer(t *testing.T, src Sources) *Authorizer {
+func newAuthorizer(t testing.TB, src Sources) *Authorizer {
 	t.Helper()
 	if src.Data == nil {
 		src.Data = testData

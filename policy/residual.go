@@ -87,20 +87,20 @@ func (x *residual) call(terms []*ast.Term, depth int) (cond, bool) {
 		c, ok := x.setRule(terms[1], depth)
 		return not{c}, ok
 	case "internal.member_2": // N in {"a", "b"}
-		return x.memberOf(terms[1], terms[2], depth)
+		return x.memberOf(terms[1], terms[2])
 	case "gt": // gt(count(set), 0): the set is not empty
 		if call, isCall := terms[1].Value.(ast.Call); isCall && len(call) == 2 && call[0].String() == "count" && isZero(terms[2]) {
 			return x.setRule(call[1], depth)
 		}
 	case "startswith", "equal", "eq", "neq":
-		return x.nameTest(op.String(), terms[1], terms[2], depth)
+		return x.nameTest(op.String(), terms[1], terms[2])
 	}
 	return nil, false
 }
 
 // memberOf reads `N in {"a", "b"}`: N equals one of the strings.
-func (x *residual) memberOf(name, set *ast.Term, depth int) (cond, bool) {
-	field, ok := x.field(name, depth)
+func (x *residual) memberOf(name, set *ast.Term) (cond, bool) {
+	field, ok := x.field(name)
 	values, isSet := set.Value.(ast.Set)
 	if !ok || !isSet {
 		return nil, false
@@ -126,12 +126,12 @@ func isZero(t *ast.Term) bool {
 }
 
 // nameTest reads startswith, == and != between a name and a string.
-func (x *residual) nameTest(op string, a, b *ast.Term, depth int) (cond, bool) {
-	field, fieldFirst := x.field(a, depth)
+func (x *residual) nameTest(op string, a, b *ast.Term) (cond, bool) {
+	field, fieldFirst := x.field(a)
 	value, isString := b.Value.(ast.String)
 	if !fieldFirst || !isString {
 		var isField bool
-		if field, isField = x.field(b, depth); !isField {
+		if field, isField = x.field(b); !isField {
 			return nil, false
 		}
 		if value, isString = a.Value.(ast.String); !isString {
@@ -152,7 +152,7 @@ func (x *residual) nameTest(op string, a, b *ast.Term, depth int) (cond, bool) {
 
 // field recognises a name: input.<field>, or a rule that is input.<field>
 // when it is a string and "" otherwise.
-func (x *residual) field(t *ast.Term, depth int) (requestField, bool) {
+func (x *residual) field(t *ast.Term) (requestField, bool) {
 	ref, ok := t.Value.(ast.Ref)
 	if !ok {
 		return 0, false
@@ -161,7 +161,7 @@ func (x *residual) field(t *ast.Term, depth int) (requestField, bool) {
 		return f, true
 	}
 	rules := x.rules[ref.String()]
-	if len(rules) != 2 || depth > maxResidualDepth {
+	if len(rules) != 2 {
 		return 0, false
 	}
 	var field requestField
