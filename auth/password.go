@@ -86,11 +86,7 @@ func NewPasswordsWith(users map[string]PasswordUser, o PasswordOptions) (*Passwo
 	if o.MaxQueued == 0 {
 		o.MaxQueued = DefaultMaxQueued
 	}
-	cache, err := newVerifiedCache(o.VerifiedUsers)
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
-	p := &Passwords{keyer: NewCredentialKeyer(), cache: cache, pool: newBcryptPool(o.Concurrency, o.MaxQueued)}
+	p := &Passwords{keyer: NewCredentialKeyer(), cache: newVerifiedCache(o.VerifiedUsers), pool: newBcryptPool(o.Concurrency, o.MaxQueued)}
 	if err := p.Update(users); err != nil {
 		return nil, err
 	}
@@ -133,15 +129,18 @@ func (p *Passwords) Stage(users map[string]PasswordUser) (apply func(), err erro
 }
 
 // Authenticate compares the password with the user's bcrypt hash, unless
-// the same password was verified against the same hash before. It may
-// wait for its turn at bcrypt however long ctx allows (the queue is
-// bounded instead), and fails with ErrBusy when the queue is full.
+// the same password was verified against the same hash before. It waits
+// for its turn at bcrypt whatever ctx allows (the queue is bounded
+// instead), and fails with ErrBusy when the queue is full.
 func (p *Passwords) Authenticate(_ context.Context, c Credentials) (Identity, error) {
 	t := p.table.Load()
 	u, known := t.users[c.Username]
 	sum := p.keyer.Sum(c)
-	if known && p.remembered(c.Username, sum, u) {
-		return p.identity(c.Username, u), nil
+	if known && p.cache != nil {
+		if p.recall(c.Username, sum, u.PasswordHash) {
+			return p.identity(c.Username, u), nil
+		}
+		p.misses.Add(1)
 	}
 	hash := t.decoy
 	if known {
@@ -166,24 +165,20 @@ func (p *Passwords) Verified(c Credentials) (Identity, bool) {
 		return Identity{}, false
 	}
 	u, known := p.table.Load().users[c.Username]
-	if !known || !p.cache.has(c.Username, p.keyer.Sum(c), u.PasswordHash) {
+	if !known || !p.recall(c.Username, p.keyer.Sum(c), u.PasswordHash) {
 		return Identity{}, false // a miss if Authenticate follows, counted there
 	}
-	p.hits.Add(1)
 	return p.identity(c.Username, u), true
 }
 
-// remembered looks the credentials up in the cache, counting the outcome.
-func (p *Passwords) remembered(user string, sum [sha256.Size]byte, u PasswordUser) bool {
-	if p.cache == nil {
+// recall tells whether the credentials were verified against hash before,
+// counting a hit.
+func (p *Passwords) recall(user string, sum [sha256.Size]byte, hash string) bool {
+	if !p.cache.has(user, sum, hash) {
 		return false
 	}
-	if p.cache.has(user, sum, u.PasswordHash) {
-		p.hits.Add(1)
-		return true
-	}
-	p.misses.Add(1)
-	return false
+	p.hits.Add(1)
+	return true
 }
 
 // compare runs one bcrypt check for all the logins presenting the same

@@ -52,15 +52,12 @@ type verified struct {
 }
 
 // newVerifiedCache holds up to maxUsers users; nil (no cache) for 0.
-func newVerifiedCache(maxUsers int) (*verifiedCache, error) {
+func newVerifiedCache(maxUsers int) *verifiedCache {
 	if maxUsers <= 0 {
-		return nil, nil
+		return nil
 	}
-	users, err := lru.New[string, verified](maxUsers)
-	if err != nil {
-		return nil, err
-	}
-	return &verifiedCache{users: users}, nil
+	users, _ := lru.New[string, verified](maxUsers) // fails only for a size below 1
+	return &verifiedCache{users: users}
 }
 
 // has tells whether sum was verified against hash, user's hash now.

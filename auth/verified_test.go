@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pubgate/pubgate/internal/testutil"
 )
 
 // bobHash is a cost-4 bcrypt hash of "bob-secret".
@@ -157,7 +159,7 @@ func TestConcurrentIdenticalLoginsShareOneCheck(t *testing.T) {
 			}()
 		}
 		started.Wait()
-		waitFor(t, func() bool { return p.pool.queued.Load() == 1 })
+		testutil.Eventually(t, "a login queued for bcrypt", func() bool { return p.pool.queued.Load() == 1 })
 		time.Sleep(50 * time.Millisecond) // the others reach the check in progress
 		if q := p.pool.queued.Load(); q != 1 {
 			t.Fatalf("%d checks queued for %d identical logins", q, n)
@@ -187,7 +189,7 @@ func TestBcryptQueueIsBounded(t *testing.T) {
 		_, err := p.Authenticate(ctx, Credentials{Username: "alice", Password: "alice-secret"})
 		queued <- err
 	}()
-	waitFor(t, func() bool { return p.pool.queued.Load() == 1 })
+	testutil.Eventually(t, "a login queued for bcrypt", func() bool { return p.pool.queued.Load() == 1 })
 	_, err := p.Authenticate(context.Background(), Credentials{Username: "bob", Password: "bob-secret"})
 	if !errors.Is(err, ErrBusy) || errors.Is(err, ErrInvalidCredentials) {
 		t.Fatalf("login beyond the queue: %v", err)
@@ -215,14 +217,5 @@ func TestCredentialKeyer(t *testing.T) {
 	}
 	if a == NewCredentialKeyer().Sum(Credentials{Username: "ab", Password: "c"}) {
 		t.Fatal("two keyers share a key")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
 	}
 }
