@@ -50,7 +50,7 @@ type Options struct {
 // returns before any other method is called; those are then safe to call
 // from several goroutines.
 type Gateway struct {
-	cfg       *config.Config // as started; Reload keeps its own copy of what is in effect
+	cfg       *config.Config // as started
 	opts      Options
 	log       *zap.Logger
 	logLevel  zap.AtomicLevel
@@ -68,8 +68,10 @@ type Gateway struct {
 	endLife  context.CancelFunc // ends it, in Shutdown
 	failed   chan error         // what serving ended with, when not by Shutdown
 
-	reloadMu    sync.Mutex
-	reloads     *reloader
+	reloadMu sync.Mutex
+	// running is the configuration in effect, under reloadMu: cfg, with
+	// the live settings of every reload since.
+	running     *config.Config
 	stopped     bool // under reloadMu: Shutdown began, reloads are refused
 	stopOnce    sync.Once
 	releaseOnce sync.Once
@@ -86,7 +88,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *Gateway, err er
 	if o.AuditStream == nil {
 		o.AuditStream = os.Stdout
 	}
-	g := &Gateway{cfg: cfg, opts: o, failed: make(chan error, 1)}
+	g := &Gateway{cfg: cfg, running: cfg, opts: o, failed: make(chan error, 1)}
 	g.life, g.endLife = context.WithCancel(context.WithoutCancel(ctx))
 	if g.log, g.logLevel, err = newLogger(cfg.Log, o.LogOutput); err != nil {
 		return nil, err
@@ -120,8 +122,6 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *Gateway, err er
 			g.srv.Recheck()
 		}
 	})
-	g.reloads = &reloader{running: cfg, passwords: g.passwords, srv: g.srv, authz: g.authz,
-		logLevel: g.logLevel, auditor: g.auditor, log: g.log}
 	return g, nil
 }
 
@@ -139,9 +139,6 @@ func (g *Gateway) Start() (err error) {
 	if g.listener, g.certs, err = listen(cfg.Listen, g.log); err != nil {
 		return err
 	}
-	g.reloadMu.Lock()
-	g.reloads.tls = g.certs
-	g.reloadMu.Unlock()
 	g.log.Info("pubgate listening", zap.String("version", g.opts.Version), zap.Stringer("addr", g.listener.Addr()),
 		zap.Bool("tls", !cfg.Listen.Plaintext),
 		zap.String("upstream", cfg.Upstream.Describe()), zap.Int("tenants", len(cfg.Tenants)))
@@ -249,15 +246,12 @@ func (g *Gateway) releaseParts(ctx context.Context) {
 var ErrStopped = errors.New("gateway: shutting down; the configuration is no longer reloaded")
 
 // Reload applies next, a configuration loaded and validated anew, to the
-// running node, all or nothing (see reloader.apply), and audits the
+// running node, all or nothing (see apply), and audits the
 // outcome; a refused configuration changes nothing.
 func (g *Gateway) Reload(ctx context.Context, next *config.Config) error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	if g.stopped {
-		return ErrStopped
-	}
-	return g.reloads.reload(ctx, "", next, nil)
+	return g.reload(ctx, "", next, nil)
 }
 
 // ReloadFile loads the configuration file at path and applies it as
@@ -265,9 +259,6 @@ func (g *Gateway) Reload(ctx context.Context, next *config.Config) error {
 func (g *Gateway) ReloadFile(ctx context.Context, path string) error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	if g.stopped {
-		return ErrStopped
-	}
 	next, err := config.Load(path)
-	return g.reloads.reload(ctx, path, next, err)
+	return g.reload(ctx, path, next, err)
 }

@@ -7,43 +7,31 @@ import (
 	"time"
 
 	"github.com/pubgate/pubgate/audit"
-	"github.com/pubgate/pubgate/auth"
 	"github.com/pubgate/pubgate/config"
-	"github.com/pubgate/pubgate/policy"
-	"github.com/pubgate/pubgate/proxy"
-	ptls "github.com/pubgate/pubgate/tls"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
-// reloader applies a configuration, loaded again, to the running node
+// A reload applies a configuration, loaded again, to the running node
 // (SIGHUP): the settings config.WithLive names take effect at once, the
 // others are reported as needing a restart. A file that does not load or
 // validate, or whose policy does not compile, changes nothing. Every
-// reload is logged and audited. Gateway.reloadMu serializes reloads.
-type reloader struct {
-	// running is the configuration in effect: the file at start, with the
-	// live settings of every reload since.
-	running   *config.Config
-	passwords *auth.Passwords
-	srv       *proxy.Server
-	authz     *policy.Authorizer
-	tls       *ptls.Source // nil for a plaintext listener
-	logLevel  zap.AtomicLevel
-	auditor   proxy.Auditor
-	log       *zap.Logger
-}
+// reload is logged and audited. Gateway.reloadMu serializes reloads and
+// guards Gateway.running.
 
 // reload applies next, loaded from file (if it came from one), or records
-// loadErr, the reason it did not load.
-func (r *reloader) reload(ctx context.Context, file string, next *config.Config, loadErr error) error {
-	log := r.log
+// loadErr, the reason it did not load; reloadMu is held.
+func (g *Gateway) reload(ctx context.Context, file string, next *config.Config, loadErr error) error {
+	if g.stopped {
+		return ErrStopped
+	}
+	log := g.log
 	if file != "" {
 		log = log.With(zap.String("file", file))
 	}
 	applied, restart, err := []string(nil), []string(nil), loadErr
 	if err == nil {
-		applied, restart, err = r.apply(ctx, next)
+		applied, restart, err = g.apply(ctx, next)
 	}
 	rec := audit.Record{Time: time.Now(), Event: audit.EventConfigReload, Outcome: audit.Success}
 	if err != nil {
@@ -53,7 +41,7 @@ func (r *reloader) reload(ctx context.Context, file string, next *config.Config,
 		log.Info("configuration reloaded", zap.Strings("applied", applied), zap.Strings("needs_restart", restart))
 		rec.Reason = reloadSummary(applied, restart)
 	}
-	record(r.auditor, rec)
+	record(g.auditor, rec)
 	return err
 }
 
@@ -64,16 +52,16 @@ func (r *reloader) reload(ctx context.Context, file string, next *config.Config,
 // other without anything in between that can fail. The policy compiles
 // once, here. It takes effect last, so that clients Reconfigure ends (a
 // removed tenant or user) are told that reason rather than the policy's.
-func (r *reloader) apply(ctx context.Context, next *config.Config) (applied, restart []string, err error) {
-	live := r.running.WithLive(next)
+func (g *Gateway) apply(ctx context.Context, next *config.Config) (applied, restart []string, err error) {
+	live := g.running.WithLive(next)
 	if err := live.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("the new live settings do not fit the settings in effect until a restart: %w", err)
 	}
-	applyUsers, err := r.passwords.Stage(passwordUsers(live))
+	applyUsers, err := g.passwords.Stage(passwordUsers(live))
 	if err != nil {
 		return nil, nil, err
 	}
-	applyPolicy, err := r.authz.Stage(ctx, policySources(live))
+	applyPolicy, err := g.authz.Stage(ctx, policySources(live))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -84,18 +72,18 @@ func (r *reloader) apply(ctx context.Context, next *config.Config) (applied, res
 	// Last of the steps that can fail: a certificate staged is the file
 	// loader's current one, which the periodic refresh serves anyway.
 	applyTLS := func() {}
-	if r.tls != nil {
-		if applyTLS, err = r.tls.Stage(); err != nil {
+	if g.certs != nil {
+		if applyTLS, err = g.certs.Stage(); err != nil {
 			return nil, nil, err
 		}
 	}
 	applyTLS()
 	applyUsers()
-	r.srv.Reconfigure(proxyTenants(live.Tenants), live.Audit.AuditLevels())
+	g.srv.Reconfigure(proxyTenants(live.Tenants), live.Audit.AuditLevels())
 	applyPolicy()
-	r.logLevel.SetLevel(level)
-	applied, restart = config.Diff(r.running, live), config.Diff(live, next)
-	r.running = live
+	g.logLevel.SetLevel(level)
+	applied, restart = config.Diff(g.running, live), config.Diff(live, next)
+	g.running = live
 	return applied, restart, nil
 }
 
