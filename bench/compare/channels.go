@@ -14,13 +14,13 @@ import (
 // the 4 publishers has its own quarter of the names and a subscriber of
 // that quarter, subscribed before the first publish (the subscriptions'
 // decisions fall outside the measured window; the publishes' are inside).
-func manyChannelsWorkload(base func(Options, *arm) bench.Options) workload {
+func manyChannelsWorkload() workload {
 	const publishers = 4
 	return workload{
 		name:  "W6",
 		title: "many channels: 4 publishers (pipeline 16), each over its own quarter of --fresh-channels (10,000) new channel names, and a subscriber of them",
 		options: func(o Options, a *arm) bench.Options {
-			b := base(o, a)
+			b := baseOptions(o, a)
 			b.Publishers, b.Pipeline, b.Subscribers = publishers, 16, publishers
 			b.Channels, b.SubChannels, b.SplitChannels = o.FreshChannels, o.FreshChannels/publishers, true
 			b.Namespace = freshNamespace()

@@ -73,6 +73,7 @@ type Options struct {
 // workload, W4 with 200 connections and its memory not measured, W7 with
 // at most 100 clients, W8 with at most 1,000 patterns.
 func (o Options) AsSmoke() Options {
+	o = o.WithDefaults() // the caps below apply to the sizes that would run
 	o.Repeat, o.Duration, o.Idle, o.Smoke = 1, time.Second, 200, true
 	o.StormClients, o.NoisePatterns = min(o.StormClients, 100), min(o.NoisePatterns, 1000)
 	return o
@@ -176,55 +177,62 @@ var writesPerDelivery = figure{name: "writes/delivery", lowerBetter: true, forma
 // cpuFigure names the server's CPU time per message.
 const cpuFigure = "CPU µs/msg"
 
+// baseOptions are what every rate workload shares: the arm's first
+// tenant, 64-byte messages, o's duration.
+func baseOptions(o Options, a *arm) bench.Options {
+	return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.Duration, Drain: 3 * time.Second}
+}
+
 func compareWorkloads() []workload {
-	base := func(o Options, a *arm) bench.Options {
-		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.Duration, Drain: 3 * time.Second}
-	}
 	return []workload{
 		{name: "W0", title: "baseline: 1 publisher (pipeline 16), 1 channel, 1 subscriber", options: func(o Options, a *arm) bench.Options {
-			b := base(o, a)
+			b := baseOptions(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 1, 16, 1, 1
 			return b
 		}, figures: []figure{publishRate, deliveryRate, cpuPerPublish, writesPerDelivery}},
 		{name: "W1", title: "publish-heavy: 4 publishers, pipeline 16, 16 channels, 1 subscriber", options: func(o Options, a *arm) bench.Options {
-			b := base(o, a)
+			b := baseOptions(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 4, 16, 16, 1
 			return b
 		}, figures: []figure{publishRate, deliveryRate, cpuPerPublish, writesPerDelivery}},
 		{name: "W2", title: "fan-out: 1 publisher (pipeline 16), 100 subscribers on 1 channel", options: func(o Options, a *arm) bench.Options {
-			b := base(o, a)
+			b := baseOptions(o, a)
 			b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 1, 16, 1, 100
 			return b
 		}, figures: []figure{deliveryRate, publishRate, cpuPerDelivery, writesPerDelivery}},
 		{name: "W3", title: "latency: 10,000 messages/s, 1 channel, 10 subscribers", options: func(o Options, a *arm) bench.Options {
-			b := base(o, a)
+			b := baseOptions(o, a)
 			b.Publishers, b.Pipeline, b.Rate, b.Channels, b.Subscribers = 1, 64, 10000, 1, 10
 			return b
 		}, figures: []figure{p50, p99, p999}},
 		{name: "W4", title: "connections: idle authenticated subscribers on 1,000 channels", options: func(o Options, a *arm) bench.Options {
-			b := base(o, a)
+			b := baseOptions(o, a)
 			b.Channels, b.SubChannels, b.Subscribers, b.Duration, b.Drain = 1000, 1, o.Idle, time.Millisecond, time.Millisecond
 			return b
 		}, figures: []figure{perConn}, fresh: true},
 		{name: "W5", title: "patterns: 1,000 pattern subscriptions over 2 tenants, 4 publishers (pipeline 16)", options: func(o Options, a *arm) bench.Options {
-			b := base(o, a)
+			b := baseOptions(o, a)
 			b.Tenants = a.tenants
 			b.Publishers, b.Pipeline, b.Channels, b.Patterns = 4, 16, 500, true
 			b.Subscribers, b.SubChannels = 10, 100 // 5 per tenant × 100 patterns, each matching one channel
 			return b
 		}, figures: []figure{publishRate, deliveryRate, cpuPerPublish}},
-		manyChannelsWorkload(base),
+		manyChannelsWorkload(),
 		stormWorkload(),
-		noiseWorkload(base),
+		noiseWorkload(),
 	}
 }
+
+// memoryScalingConnections are S3's sizes: idle subscribers.
+var memoryScalingConnections = []int{1000, 10000}
 
 // scalingWorkloads are the series of BENCHMARKS.md's scaling tables.
 func scalingWorkloads() []workload {
 	var out []workload
 	base := func(o Options, a *arm) bench.Options {
-		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.Duration,
-			Drain: 3 * time.Second, Publishers: 1, Pipeline: 16}
+		b := baseOptions(o, a)
+		b.Publishers, b.Pipeline = 1, 16
+		return b
 	}
 	for _, n := range []int{1, 10, 100, 1000} {
 		out = append(out, workload{name: fmt.Sprintf("S1 %d", n), title: fmt.Sprintf("delivery: 1 publisher (pipeline 16), %d subscribers of 1 channel", n),
@@ -242,7 +250,7 @@ func scalingWorkloads() []workload {
 				return b
 			}, figures: []figure{publishRate}})
 	}
-	for _, n := range []int{1000, 10000} {
+	for _, n := range memoryScalingConnections {
 		out = append(out, workload{name: fmt.Sprintf("S3 %d", n), title: fmt.Sprintf("memory: %d idle subscribers on 1,000 channels", n),
 			options: func(o Options, a *arm) bench.Options {
 				b := base(o, a)

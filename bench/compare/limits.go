@@ -3,6 +3,7 @@ package compare
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -70,7 +71,7 @@ func (o Options) Check() error {
 func (o Options) connections() int {
 	n := max(o.Idle, o.StormClients)
 	if o.Scaling {
-		n = max(n, 10000, 2000)
+		n = max(n, slices.Max(memoryScalingConnections), slices.Max(stormScalingClients))
 	}
 	return n
 }

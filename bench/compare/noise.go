@@ -18,11 +18,11 @@ import (
 // every pattern on every PUBLISH makes acme pay for globex; the figure
 // that matters is each arm's rate with the neighbour over its rate
 // without.
-func noiseWorkload(base func(Options, *arm) bench.Options) workload {
+func noiseWorkload() workload {
 	return workload{
 		name:     "W8",
 		title:    "noisy neighbour: acme publishes as in W1, alone and while globex holds --noise-patterns (30,000) patterns",
-		options:  noisyOptions(base),
+		options:  noisyOptions,
 		figures:  noiseFigures,
 		isolated: true,
 		run: func(ctx context.Context, w workload, o Options, a *arm) (armRun, error) {
@@ -45,12 +45,9 @@ func neighbourPatterns(o Options) int {
 
 // noiseScaling is W8 with n patterns, for --scaling.
 func noiseScaling(n int) workload {
-	base := func(o Options, a *arm) bench.Options {
-		return bench.Options{Addr: a.addr, TLS: a.tls, Tenants: a.tenants[:1], PayloadSize: 64, Duration: o.Duration, Drain: 3 * time.Second}
-	}
 	return workload{
 		name: fmt.Sprintf("S5 %d", n), title: fmt.Sprintf("noisy neighbour: acme's W1 load, alone and with %d patterns of globex", n),
-		options: noisyOptions(base), figures: noiseFigures, isolated: true,
+		options: noisyOptions, figures: noiseFigures, isolated: true,
 		run: func(ctx context.Context, w workload, o Options, a *arm) (armRun, error) {
 			return runNoisy(ctx, w, o, a, n)
 		},
@@ -59,12 +56,10 @@ func noiseScaling(n int) workload {
 
 // noisyOptions is W1's load, acme's alone: 4 publishers (pipeline 16) over
 // 16 channels and a subscriber of them.
-func noisyOptions(base func(Options, *arm) bench.Options) func(Options, *arm) bench.Options {
-	return func(o Options, a *arm) bench.Options {
-		b := base(o, a)
-		b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 4, 16, 16, 1
-		return b
-	}
+func noisyOptions(o Options, a *arm) bench.Options {
+	b := baseOptions(o, a)
+	b.Publishers, b.Pipeline, b.Channels, b.Subscribers = 4, 16, 16, 1
+	return b
 }
 
 var noiseFigures = []figure{

@@ -26,10 +26,13 @@ func stormWorkload() workload {
 	}
 }
 
+// stormScalingClients are S4's sizes.
+var stormScalingClients = []int{500, 2000}
+
 // stormScaling is the storm by number of clients, for --scaling.
 func stormScaling() []workload {
 	var out []workload
-	for _, n := range []int{500, 2000} {
+	for _, n := range stormScalingClients {
 		out = append(out, workload{
 			name: fmt.Sprintf("S4 %d", n), title: fmt.Sprintf("reconnect storm: %d TLS clients at once as one user", n),
 			figures: stormFigures, fresh: true,
