@@ -36,6 +36,24 @@ func Parse(name string) (Action, bool) {
 	return 0, false
 }
 
+// Names are the names of actions, in their order.
+func Names(actions ...Action) []string {
+	names := make([]string, len(actions))
+	for i, a := range actions {
+		names[i] = a.String()
+	}
+	return names
+}
+
+// All are every action, in order.
+func All() []Action {
+	all := make([]Action, Count)
+	for i := range all {
+		all[i] = Action(i)
+	}
+	return all
+}
+
 // OnChannels are the actions on channels, every one but Connect, in order:
 // the actions an audit level governs.
 func OnChannels() []Action {

@@ -14,6 +14,9 @@ func TestNamesRoundTrip(t *testing.T) {
 	if Count.String() != "unknown" {
 		t.Errorf("out of range: %q", Count.String())
 	}
+	if got := Names(All()...); len(got) != int(Count) || got[0] != "connect" || got[Count-1] != "spublish" {
+		t.Errorf("Names(All()...) = %v", got)
+	}
 	for _, a := range OnChannels() {
 		if a == Connect {
 			t.Error("connect is not on a channel")

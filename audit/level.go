@@ -40,15 +40,7 @@ func ParseLevel(s string) (Level, error) {
 
 // Actions are the names of the actions whose allowed records a level
 // governs (action.OnChannels).
-var Actions = actionNames(action.OnChannels())
-
-func actionNames(as []action.Action) []string {
-	names := make([]string, len(as))
-	for i, a := range as {
-		names[i] = a.String()
-	}
-	return names
-}
+var Actions = action.Names(action.OnChannels()...)
 
 // defaultLevel is the level of an action no configuration names:
 // subscriptions are recorded, publishes (the bulk of the traffic) are not.

@@ -112,13 +112,7 @@ func (fl *auditQueryFlags) filter(now time.Time) (audit.Filter, error) {
 }
 
 // actionNames lists the actions a record can name.
-var actionNames = func() string {
-	var names []string
-	for a := range action.Count {
-		names = append(names, a.String())
-	}
-	return strings.Join(names, ", ")
-}()
+var actionNames = strings.Join(action.Names(action.All()...), ", ")
 
 // parseQueryTime reads the time bound of a flag (audit.ParseTimeBound).
 func parseQueryTime(flag, s string, now time.Time) (time.Time, error) {
