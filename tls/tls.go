@@ -138,7 +138,7 @@ func (s *Source) tlsConfig(o Options, base *tls.Config) (*tls.Config, error) {
 	s.clientCAFile = o.ClientCAFile
 	s.clientCAs.Store(pool)
 	// Each handshake verifies against the client CAs in effect, which
-	// Reload replaces.
+	// Stage's apply replaces.
 	cfg.ClientCAs = pool
 	return &tls.Config{
 		MinVersion: cfg.MinVersion,
@@ -167,25 +167,25 @@ func (s *Source) keepCurrent(interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		_ = s.refreshCertificate()
+		s.refreshCertificate()
 	}
 }
 
-// refreshCertificate serves the loader's certificate if it changed.
-func (s *Source) refreshCertificate() error {
+// refreshCertificate serves the loader's certificate if it changed; one
+// that fails to load is logged and the previous one kept.
+func (s *Source) refreshCertificate() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cert, err := s.load()
 	if err != nil {
 		s.log.Error("new certificate refused; still serving the previous one", zap.Error(err))
-		return fmt.Errorf("tls: %w", err)
+		return
 	}
 	s.serve(s.cert.Load(), cert)
-	return nil
 }
 
-// serve replaces the certificate served, if it is still was, by cert; s.mu
-// is held.
+// serve serves cert in place of was, unless the certificate served is no
+// longer was (a newer one came in between); s.mu is held.
 func (s *Source) serve(was, cert *tls.Certificate) {
 	if cert != was && s.cert.CompareAndSwap(was, cert) {
 		s.log.Info("serving a new certificate", zap.Time("not_after", cert.Leaf.NotAfter))
