@@ -47,8 +47,11 @@ type PrefixedNames interface {
 type coverGroup struct {
 	prefix string // the tenant's upstream prefix
 	cover  string // the covering pattern as subscribed upstream
-	owner  string
-	names  Namespace
+	// held is the cover as a pattern matching what it matches (the
+	// prefix escaped, then *), under which Hub.heldCovers counts it.
+	held  string
+	owner string
+	names Namespace
 
 	// sem is held while the group's patterns are subscribed, released or
 	// switched: a tenant's pattern subscriptions on one node take their
@@ -96,8 +99,10 @@ func (h *Hub) groupOf(r Subscription) *coverGroup {
 	}
 	g := h.groups[prefix]
 	if g == nil {
-		g = &coverGroup{prefix: prefix, cover: coverPattern(prefix), owner: r.Owner, names: r.Names, sem: make(chan struct{}, 1)}
+		g = &coverGroup{prefix: prefix, cover: coverPattern(prefix), held: upstream.EscapeGlob(prefix) + "*",
+			owner: r.Owner, names: r.Names, sem: make(chan struct{}, 1)}
 		h.groups[prefix] = g
+		h.covers[g.cover] = g // its messages are dropped while it does not serve
 	}
 	return g
 }
@@ -119,6 +124,9 @@ func (h *Hub) lockGroups(ctx context.Context, reqs []Subscription) (unlock func(
 }
 
 func lockInOrder(ctx context.Context, groups []*coverGroup) (unlock func(), err error) {
+	if len(groups) == 0 {
+		return func() {}, nil // channels, most releases: nothing to sort or allocate
+	}
 	slices.SortFunc(groups, func(a, b *coverGroup) int { return cmp.Compare(a.prefix, b.prefix) })
 	for i, g := range groups {
 		select {
@@ -196,9 +204,6 @@ func (f *flip) settle() bool {
 // switchIn subscribes the group's cover, switches to it, then unsubscribes
 // the patterns it covers. On failure the patterns keep serving.
 func (h *Hub) switchIn(g *coverGroup) {
-	h.mu.Lock()
-	h.covers[g.cover] = g // its messages are dropped until the flip
-	h.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 	defer cancel()
 	f := &flip{g: g, to: true}
@@ -207,22 +212,13 @@ func (h *Hub) switchIn(g *coverGroup) {
 		h.log.Warn("covering a tenant's patterns failed; they stay subscribed one by one",
 			zap.String("tenant", g.owner), zap.Error(err))
 		h.unsubscribe(upstream.KindPattern, []string{g.cover})
-		h.mu.Lock()
-		delete(h.covers, g.cover)
-		h.mu.Unlock()
 		return
 	}
 	h.mu.Lock()
-	h.heldCovers.Set(upstream.EscapeGlob(g.prefix)+"*", g)
+	h.heldCovers.Set(g.held, g)
 	covered := h.groupEntries(g)
 	h.mu.Unlock()
-	names := make([]string, 0, len(covered))
-	for _, e := range covered {
-		if !e.covered.Load() {
-			names = append(names, e.key.name)
-		}
-	}
-	h.unsubscribe(upstream.KindPattern, names)
+	h.unsubscribe(upstream.KindPattern, entryNames(covered)) // none was covered: covering was false
 	for _, e := range covered {
 		e.covered.Store(true)
 	}
@@ -236,10 +232,7 @@ func (h *Hub) switchOut(g *coverGroup) {
 	h.mu.RLock()
 	covered := h.groupEntries(g)
 	h.mu.RUnlock()
-	names := make([]string, len(covered))
-	for i, e := range covered {
-		names[i] = e.key.name
-	}
+	names := entryNames(covered)
 	f := &flip{g: g, to: false}
 	var err error
 	if len(names) == 0 {
@@ -260,11 +253,19 @@ func (h *Hub) switchOut(g *coverGroup) {
 	}
 	h.unsubscribe(upstream.KindPattern, []string{g.cover})
 	h.mu.Lock()
-	h.heldCovers.Delete(upstream.EscapeGlob(g.prefix) + "*")
-	delete(h.covers, g.cover)
+	h.heldCovers.Delete(g.held)
 	h.mu.Unlock()
 	h.log.Info("a tenant's patterns are subscribed one by one again",
 		zap.String("tenant", g.owner), zap.Int("patterns", len(covered)))
+}
+
+// entryNames are the entries' own upstream names.
+func entryNames(entries []*Entry) []string {
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.key.name
+	}
+	return names
 }
 
 // groupEntries lists the entries of a group; the caller holds h.mu.

@@ -266,10 +266,7 @@ func (h *Hub) Acquire(ctx context.Context, reqs []Subscription) ([]*Entry, error
 			close(e.ready)
 		}
 	}
-	for _, e := range got {
-		if slices.Contains(covered, e) {
-			continue
-		}
+	for _, e := range slices.Concat(created, joined) { // not covered: no one confirms those yet
 		select {
 		case <-e.ready:
 			err = e.err
@@ -289,7 +286,7 @@ func (h *Hub) Acquire(ctx context.Context, reqs []Subscription) ([]*Entry, error
 	// flight: for it, this costs a map update.) A covered pattern's
 	// barrier is its cover.
 	if len(joined) > 0 || len(covered) > 0 {
-		err := h.barrier(ctx, joined, covered)
+		err := h.subscribe(ctx, slices.Concat(joined, covered))
 		h.confirmCovered(covered, err)
 		if err != nil {
 			h.release(got)
@@ -322,30 +319,18 @@ func (h *Hub) confirmCovered(covered []*Entry, err error) {
 	}
 }
 
-// barrier subscribes again what the joined and covered entries are served
-// by upstream: their own names, or their groups' covers.
-func (h *Hub) barrier(ctx context.Context, joined, covered []*Entry) error {
-	var names []string
-	for _, e := range slices.Concat(joined, covered) {
+// subscribe subscribes upstream, again if need be, what entries of one
+// kind are served by: their own names, or their groups' covers (once each).
+func (h *Hub) subscribe(ctx context.Context, entries []*Entry) error {
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
 		name := e.key.name
 		if e.covered.Load() {
-			name = e.group.cover
+			if name = e.group.cover; slices.Contains(names, name) {
+				continue
+			}
 		}
-		if !slices.Contains(names, name) {
-			names = append(names, name)
-		}
-	}
-	kind := slices.Concat(joined, covered)[0].key.kind
-	sctx, cancel := context.WithTimeout(ctx, h.timeout)
-	defer cancel()
-	return h.broker.Subscribe(sctx, kind, names...)
-}
-
-// subscribe subscribes entries of one kind upstream.
-func (h *Hub) subscribe(ctx context.Context, entries []*Entry) error {
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = e.key.name
+		names = append(names, name)
 	}
 	sctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()

@@ -93,7 +93,7 @@ func (ss *slotSubscribers) lockSlot(slot int) *slotSubscriber {
 func (ss *slotSubscribers) connect(s *slotSubscriber, names []string) (sub *subscriber, waits []chan struct{}, forget func()) {
 	key := names[0] // any name of the slot locates it
 	sub = newSubscriber(ss.r, func(ctx context.Context, _ string) (net.Conn, error) { return dialSlotOwner(ctx, ss.cluster, key) })
-	waits = sub.expect(KindShard.SubscribeVerb(), names)
+	waits = sub.expect(KindShard.SubscribeVerb(), names, nil)
 	sub.hold(KindShard, names)
 	sub.dropped = func(string) { go ss.moved(s, sub) }
 	ss.r.start(sub)

@@ -98,19 +98,8 @@ type confirmHook struct {
 // without losing or repeating a message. If the wait fails, at runs at
 // most once, possibly after subscribeThen returned.
 func (s *subscriber) subscribeThen(ctx context.Context, kind Kind, names []string, at func()) error {
-	verb := kind.SubscribeVerb()
-	waits := s.expect(verb, names)
-	hook := &confirmHook{left: len(waits), at: at}
-	s.mu.Lock()
-	for _, w := range waits {
-		s.hooks[w] = hook
-	}
-	s.mu.Unlock()
-	s.sendMu.Lock()
-	s.hold(kind, names)
-	_ = s.write(verb, names)
-	s.sendMu.Unlock()
-	return awaitConfirmations(ctx, verb, waits, func() { s.forget(verb, names, waits) })
+	waits, forget := s.sendThen(kind, names, at)
+	return awaitConfirmations(ctx, kind.SubscribeVerb(), waits, forget)
 }
 
 // send writes the subscribe and returns what to wait for. A failed write is
@@ -118,8 +107,14 @@ func (s *subscriber) subscribeThen(ctx context.Context, kind Kind, names []strin
 // again on its next connection, so the caller waits for the confirmation
 // either way.
 func (s *subscriber) send(_ context.Context, kind Kind, names []string) (waits []chan struct{}, forget func()) {
+	return s.sendThen(kind, names, nil)
+}
+
+// sendThen is send that, with at, runs at once Redis confirmed every name
+// (confirmed).
+func (s *subscriber) sendThen(kind Kind, names []string, at func()) (waits []chan struct{}, forget func()) {
 	verb := kind.SubscribeVerb()
-	waits = s.expect(verb, names)
+	waits = s.expect(verb, names, at)
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	s.hold(kind, names)
@@ -177,7 +172,7 @@ func (s *subscriber) sync(ctx context.Context) error {
 		return nil
 	}
 	verb, names := kind.SubscribeVerb(), []string{name}
-	waits := s.expect(verb, names)
+	waits := s.expect(verb, names, nil)
 	_ = s.write(verb, names)
 	s.sendMu.Unlock()
 	return awaitConfirmations(ctx, verb, waits, func() { s.forget(verb, names, waits) })
@@ -222,15 +217,22 @@ func (s *subscriber) unsubscribe(_ context.Context, kind Kind, names []string) e
 	return s.write(kind.UnsubscribeVerb(), names)
 }
 
-func (s *subscriber) expect(verb string, names []string) []chan struct{} {
+func (s *subscriber) expect(verb string, names []string, at func()) []chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var hook *confirmHook
+	if at != nil {
+		hook = &confirmHook{left: len(names), at: at}
+	}
 	waits := make([]chan struct{}, len(names))
 	for i, n := range names {
 		w := make(chan struct{})
 		k := confirmKey(verb, n)
 		s.waiters[k] = append(s.waiters[k], w)
 		waits[i] = w
+		if hook != nil {
+			s.hooks[w] = hook
+		}
 	}
 	return waits
 }
