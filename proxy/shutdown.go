@@ -16,7 +16,7 @@ import (
 // client has left, or ctx is done, whichever comes first. Connected clients
 // are served as before meanwhile. Safe to call more than once.
 func (s *Server) Drain(ctx context.Context, period time.Duration) {
-	s.stopAccepting()
+	s.StopAccepting()
 	if period <= 0 {
 		return
 	}
@@ -35,10 +35,9 @@ func (s *Server) Draining() bool { return s.isClosing() }
 
 // StopAccepting makes the server refuse new clients, as Drain does first,
 // without waiting: a listener it has not yet been given to Serve may then
-// be closed by its owner, and Serve returns nil for it.
-func (s *Server) StopAccepting() { s.stopAccepting() }
-
-func (s *Server) stopAccepting() {
+// be closed by its owner, and Serve returns nil for it. Safe to call more
+// than once.
+func (s *Server) StopAccepting() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -76,14 +75,14 @@ func (s *Server) noteIfEmptyLocked() {
 // When ctx is done first, the remaining connections are closed. Shutdown
 // does not close the broker. Safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.stopAccepting()
+	s.StopAccepting()
 	s.shutdownOnce.Do(func() { s.endSessions(ctx) })
 	return s.awaitSessions(ctx)
 }
 
 func (s *Server) endSessions(ctx context.Context) {
 	defer close(s.released)
-	defer s.forceEndAll("server shutting down") // whichever step ctx cut short
+	defer s.forceEndAll() // whichever step ctx cut short
 	for _, parked := range s.parkSessions() {
 		select {
 		case <-parked:
@@ -96,11 +95,12 @@ func (s *Server) endSessions(ctx context.Context) {
 	}
 }
 
-func (s *Server) forceEndAll(reason string) {
+// forceEndAll ends every session: the server is shutting down.
+func (s *Server) forceEndAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sess := range s.sessions {
-		sess.forceEnd(closeFor(causeShutdown, reason))
+		sess.forceEnd(closeFor(causeShutdown, "server shutting down"))
 	}
 }
 

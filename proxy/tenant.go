@@ -100,7 +100,8 @@ func (t *tenant) releaseConnection() { t.connections.Add(-1) }
 // acquireSubscriptions counts n subscriptions of a kind in, unless that
 // would exceed the tenant's quota of subscriptions, or of patterns.
 func (t *tenant) acquireSubscriptions(kind upstream.Kind, n int) error {
-	max := int64(t.quotas().MaxSubscriptions)
+	q := t.quotas() // one configuration for both checks, even across a reload
+	max := int64(q.MaxSubscriptions)
 	if got := t.subscriptions.Add(int64(n)); max > 0 && got > max {
 		t.subscriptions.Add(-int64(n))
 		return fmt.Errorf("tenant %s holds its maximum of %d subscriptions (%s)", t.name, max, t.quotaKey("max_subscriptions"))
@@ -108,7 +109,7 @@ func (t *tenant) acquireSubscriptions(kind upstream.Kind, n int) error {
 	if kind != upstream.KindPattern {
 		return nil
 	}
-	max = int64(t.maxPatterns())
+	max = int64(q.MaxPatterns) // 0 is unlimited
 	if got := t.patterns.Add(int64(n)); max > 0 && got > max {
 		t.patterns.Add(-int64(n))
 		t.subscriptions.Add(-int64(n))
@@ -116,9 +117,6 @@ func (t *tenant) acquireSubscriptions(kind upstream.Kind, n int) error {
 	}
 	return nil
 }
-
-// maxPatterns is the tenant's pattern quota; 0 is unlimited.
-func (t *tenant) maxPatterns() int { return t.quotas().MaxPatterns }
 
 func (t *tenant) releaseSubscriptions(kind upstream.Kind, n int) {
 	t.subscriptions.Add(-int64(n))
